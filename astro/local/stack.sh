@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# GPUBroker local stack on loopback: installs what is missing, then starts, stops or shows every
+# service. Idempotent: `up` on a running stack changes nothing; `down` stops only what `up` started.
+#
+#   stack.sh install     install system packages, virtualenvs and Maven-resolved jars
+#   stack.sh up          install, then start every service and run one sync
+#   stack.sh up --no-sync
+#   stack.sh down | status | logs SERVICE
+#
+# State, logs and pids live under .stack/ (GPUBROKER_STATE to move it).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$ROOT/astro/local
+STATE=${GPUBROKER_STATE:-$ROOT/.stack}
+RUN=$STATE/run
+LOGS=$STATE/logs
+VENV=$ROOT/.venv
+FLINK_VENV=$ROOT/.venv-flink
+PY=$VENV/bin/python
+UV_VERSION=0.13.8
+AIRFLOW_USER=admin
+AIRFLOW_PASSWORD=admin
+# PostgreSQL refuses to run as root: its files live where the `postgres` user can reach them.
+PG_HOME=/var/lib/gpubroker/$(printf '%s' "$STATE" | sha1sum | cut -c1-12)
+
+declare -A PORT=([postgres]=5432 [redis]=6379 [kafka]=9092 [replay]=8765 [airflow-api-server]=8080 [webapp]=8000)
+SERVICES=(postgres redis kafka replay airflow-api-server airflow-scheduler airflow-dag-processor
+          airflow-triggerer flink-price-changes webapp price-bridge)
+
+red() { printf '\033[31m%s\033[0m\n' "$*" >&2; }
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { red "error: $*"; exit 1; }
+
+# --- install -------------------------------------------------------------------------------
+APT_UPDATED=
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+  say "apt-get install ${missing[*]}"
+  [ -n "$APT_UPDATED" ] || { apt-get update -qq >/dev/null; APT_UPDATED=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+check_tools() {
+  command -v java >/dev/null || die "Java 17+ is needed for Kafka and Flink: apt-get install openjdk-17-jre-headless"
+  local v; v=$(java -XshowSettings:properties -version 2>&1 | awk -F' = ' '/java.specification.version/{print $2}')
+  [ "${v%%.*}" -ge 17 ] 2>/dev/null || die "Java 17+ is needed for Kafka and Flink (found Java $v)"
+  command -v python3.11 >/dev/null || die "Python 3.11 is needed (python3.11 not on PATH)"
+}
+
+install_python() {
+  command -v uv >/dev/null || { say "installing uv $UV_VERSION"; python3.11 -m pip install -q "uv==$UV_VERSION"; }
+  [ -x "$PY" ] || uv venv -q --python python3.11 "$VENV"
+  uv pip sync -q --python "$PY" "$HERE/requirements.lock"
+  uv pip install -q --python "$PY" --no-deps -e "$ROOT"
+  [ -x "$FLINK_VENV/bin/python" ] || uv venv -q --python python3.11 "$FLINK_VENV"
+  uv pip sync -q --python "$FLINK_VENV/bin/python" "$ROOT/flink/requirements.lock"
+}
+
+install_jars() {
+  local stamp=$STATE/jars.stamp sum
+  sum=$(sha1sum "$HERE/pom.xml" | cut -c1-40)
+  [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && return 0
+  say "resolving Kafka and the Flink Kafka connector from Maven Central"
+  rm -rf "$STATE/kafka/libs" "$STATE/flink/lib"
+  mvn -q -B -f "$HERE/pom.xml" -Dstack.dir="$STATE" package >"$LOGS/maven.log" 2>&1 \
+    || { tail -n 20 "$LOGS/maven.log" >&2; die "maven could not resolve the stack's jars (log: $LOGS/maven.log)"; }
+  echo "$sum" >"$stamp"
+}
+
+install() {
+  mkdir -p "$RUN" "$LOGS"
+  apt_install postgresql redis-server maven
+  check_tools
+  install_python
+  install_jars
+}
+
+install_test_deps() { apt_install chromium; }
+
+# --- process helpers -----------------------------------------------------------------------
+pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
+running() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+ensure_port_free() {
+  local name=$1 port=${PORT[$1]:-}
+  [ -z "$port" ] && return 0
+  port_open "$port" || return 0
+  local who; who=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'users:(([^)]*' | head -1 | cut -d'"' -f2)
+  die "port $port, needed by $name, is taken by ${who:-another process}; stop it and run again"
+}
+
+# start NAME CMD...: run CMD in its own session (so `down` stops its children too), log to logs/NAME.log
+start() {
+  local name=$1; shift
+  if running "$name"; then echo "  $name: already running"; return 0; fi
+  ensure_port_free "$name"
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+wait_for() {  # wait_for NAME SECONDS CHECK...
+  local name=$1 seconds=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" 2>/dev/null; do
+    if ! running "$name"; then tail -n 25 "$LOGS/$name.log" >&2 || true; die "$name exited while starting (log: $LOGS/$name.log)"; fi
+    [ $SECONDS -lt $deadline ] || { tail -n 25 "$LOGS/$name.log" >&2 || true; die "$name not ready after ${seconds}s (log: $LOGS/$name.log)"; }
+    sleep 1
+  done
+}
+
+stop() {
+  local name=$1 pid; pid=$(pid_of "$name")
+  [ -n "$pid" ] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    echo "  $name: stopped"
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+# --- services ------------------------------------------------------------------------------
+pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1; }
+pg() { runuser -u postgres -- "$(pg_bin)/$1" "${@:2}"; }
+psql_admin() { runuser -u postgres -- psql -h "$PG_HOME" -p 5432 -v ON_ERROR_STOP=1 -qAtX "$@"; }
+
+start_postgres() {
+  if running postgres; then echo "  postgres: already running"; return 0; fi
+  ensure_port_free postgres
+  mkdir -p "$PG_HOME" && chown postgres:postgres "$PG_HOME" && chmod 700 "$PG_HOME"
+  ln -sfn "$PG_HOME" "$STATE/postgres"
+  if [ ! -f "$PG_HOME/data/PG_VERSION" ]; then
+    say "initialising PostgreSQL in $PG_HOME/data"
+    pg initdb -D "$PG_HOME/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >"$LOGS/postgres-init.log"
+    cat >>"$PG_HOME/data/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = 5432
+unix_socket_directories = '$PG_HOME'
+max_connections = 200
+shared_buffers = 256MB
+EOF
+  fi
+  pg pg_ctl -D "$PG_HOME/data" -l "$PG_HOME/postgres.log" -w -t 60 start >/dev/null \
+    || { tail -n 20 "$PG_HOME/postgres.log" >&2; die "PostgreSQL did not start"; }
+  ln -sfn "$PG_HOME/postgres.log" "$LOGS/postgres.log"
+  head -1 "$PG_HOME/data/postmaster.pid" >"$RUN/postgres.pid"
+  local role
+  for role in gpubroker airflow; do
+    psql_admin -c "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
+                     CREATE ROLE $role LOGIN CREATEDB PASSWORD '$role'; END IF; END\$\$;"
+    [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$role'")" = 1 ] \
+      || psql_admin -c "CREATE DATABASE $role OWNER $role"
+  done
+}
+
+stop_postgres() {
+  running postgres || { rm -f "$RUN/postgres.pid"; return 0; }
+  pg pg_ctl -D "$PG_HOME/data" -m fast -w stop >/dev/null && echo "  postgres: stopped"
+  rm -f "$RUN/postgres.pid"
+}
+
+start_redis() {
+  mkdir -p "$STATE/redis"
+  start redis redis-server --bind 127.0.0.1 --port 6379 --dir "$STATE/redis" --save "" --appendonly no
+  wait_for redis 30 port_open 6379
+}
+
+KAFKA_JAVA=(java -Xms256m -Xmx1g -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" -cp "$STATE/kafka/libs/*")
+
+start_kafka() {
+  local conf=$STATE/kafka/server.properties
+  mkdir -p "$STATE/kafka/data"
+  sed "s|@DATA@|$STATE/kafka/data|" "$HERE/kafka/server.properties" >"$conf"
+  if [ ! -f "$STATE/kafka/data/meta.properties" ]; then
+    say "formatting Kafka (KRaft) storage"
+    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid)" \
+      -c "$conf" >"$LOGS/kafka-format.log" 2>&1 || { cat "$LOGS/kafka-format.log" >&2; die "kafka storage format failed"; }
+  fi
+  start kafka "${KAFKA_JAVA[@]}" kafka.Kafka "$conf"
+  wait_for kafka 90 port_open 9092
+  "$PY" -m gpubroker.events >>"$LOGS/kafka.log" 2>&1 || die "could not create Kafka topics (log: $LOGS/kafka.log)"
+}
+
+replay_env() {
+  export GPUBROKER_REPLAY_URL=http://127.0.0.1:${PORT[replay]}
+  if [ "${GPUBROKER_VENDOR_MODE:-replay}" = replay ]; then
+    eval "$("$PY" -m gpubroker_provider.replay.connections "$GPUBROKER_REPLAY_URL")"
+  fi
+}
+
+airflow_env() {
+  local home=$STATE/airflow
+  mkdir -p "$home"
+  [ -f "$home/fernet.key" ] || "$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' >"$home/fernet.key"
+  [ -f "$home/jwt.secret" ] || "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$home/jwt.secret"
+  [ -f "$home/passwords.json" ] || printf '{"%s": "%s"}\n' "$AIRFLOW_USER" "$AIRFLOW_PASSWORD" >"$home/passwords.json"
+  export AIRFLOW_HOME=$home
+  export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
+  export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
+  export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+  export AIRFLOW__CORE__LOAD_EXAMPLES=False
+  export AIRFLOW__CORE__PARALLELISM=8
+  export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+  export AIRFLOW__CORE__FERNET_KEY=$(cat "$home/fernet.key")
+  export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:${PORT[airflow-api-server]}/execution/
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$AIRFLOW_USER:admin
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$home/passwords.json
+  export AIRFLOW__API__BASE_URL=http://127.0.0.1:${PORT[airflow-api-server]}
+  export AIRFLOW__API__WORKERS=1
+  export AIRFLOW__API_AUTH__JWT_SECRET=$(cat "$home/jwt.secret")
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://airflow:airflow@127.0.0.1:5432/airflow
+  export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=20
+  export AIRFLOW__LOGGING__BASE_LOG_FOLDER=$LOGS/airflow
+  export AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=300
+  export GPUBROKER_STAGING_DIR=$STATE/staging
+  replay_env
+}
+
+start_airflow() {
+  airflow_env
+  local airflow=$VENV/bin/airflow
+  if ! running airflow-api-server; then
+    say "migrating the Airflow metadata database"
+    "$airflow" db migrate >"$LOGS/airflow-migrate.log" 2>&1 || { tail -n 20 "$LOGS/airflow-migrate.log" >&2; die "airflow db migrate failed"; }
+  fi
+  start airflow-api-server "$airflow" api-server --port "${PORT[airflow-api-server]}" --host 127.0.0.1
+  start airflow-scheduler "$airflow" scheduler
+  start airflow-dag-processor "$airflow" dag-processor
+  start airflow-triggerer "$airflow" triggerer
+  wait_for airflow-api-server 180 curl -sf "http://127.0.0.1:${PORT[airflow-api-server]}/api/v2/monitor/health" -o /dev/null
+}
+
+start_webapp() {
+  export GPUBROKER_STAGING_DIR=$STATE/staging
+  (cd "$ROOT/webapp" && "$PY" manage.py migrate --no-input >"$LOGS/webapp-migrate.log" 2>&1) \
+    || { tail -n 20 "$LOGS/webapp-migrate.log" >&2; die "webapp migrations failed"; }
+  start webapp "$PY" -m uvicorn --app-dir "$ROOT/webapp" gpubroker_web.asgi:application \
+    --host 127.0.0.1 --port "${PORT[webapp]}" --no-access-log
+  start price-bridge "$PY" "$ROOT/webapp/manage.py" forward_price_changes
+  wait_for webapp 60 curl -sf "http://127.0.0.1:${PORT[webapp]}/api/v1/offers?per_page=1" -o /dev/null
+}
+
+start_flink() {
+  mkdir -p "$STATE/flink" "$LOGS/flink"
+  GPUBROKER_FLINK_LIB=$STATE/flink/lib FLINK_LOG_DIR=$LOGS/flink start flink-price-changes "$FLINK_VENV/bin/python" "$ROOT/flink/price_changes.py"
+}
+
+sync_once() {
+  airflow_env
+  say "running one sync (gpubroker_data_sync) from the ${GPUBROKER_VENDOR_MODE:-replay} vendors"
+  "$PY" -m gpubroker_provider.airflow_api trigger gpubroker_data_sync --wait 600 \
+    || die "the first sync did not succeed: see the Airflow UI (http://127.0.0.1:8080) and $LOGS/airflow"
+}
+
+up() {
+  local do_sync=1
+  [ "${1:-}" = --no-sync ] && do_sync=
+  install
+  say "starting the GPUBroker stack (state: $STATE)"
+  start_postgres
+  start_redis
+  start_kafka
+  replay_env
+  start replay "$PY" -m gpubroker_provider.replay.server --port "${PORT[replay]}"
+  wait_for replay 30 port_open "${PORT[replay]}"
+  start_webapp
+  start_flink
+  start_airflow
+  [ -z "$do_sync" ] || sync_once
+  status
+  cat <<EOF
+
+  Airflow UI   http://127.0.0.1:8080   (login: $AIRFLOW_USER / $AIRFLOW_PASSWORD)
+  Offers API   http://127.0.0.1:8000/api/v1/offers      (docs: /api/v1/docs)
+  WebSocket    ws://127.0.0.1:8000/ws/providers/
+  Replay       http://127.0.0.1:8765/__replay__/health  (recorded vendor payloads)
+EOF
+}
+
+down() {
+  local i
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+    case ${SERVICES[$i]} in
+      postgres) stop_postgres ;;
+      *) stop "${SERVICES[$i]}" ;;
+    esac
+  done
+}
+
+url_of() {
+  case $1 in
+    postgres) echo "postgresql://gpubroker@127.0.0.1:5432/gpubroker" ;;
+    redis) echo "redis://127.0.0.1:6379/0" ;;
+    kafka) echo "127.0.0.1:9092 (KRaft)" ;;
+    replay) echo "http://127.0.0.1:8765" ;;
+    airflow-api-server) echo "http://127.0.0.1:8080" ;;
+    webapp) echo "http://127.0.0.1:8000/api/v1/offers" ;;
+    *) echo "-" ;;
+  esac
+}
+
+status() {
+  printf '\n%-24s %-6s %-8s %s\n' SERVICE STATE PID URL
+  local name state
+  for name in "${SERVICES[@]}"; do
+    if running "$name"; then state=up; else state=down; fi
+    printf '%-24s %-6s %-8s %s\n' "$name" "$state" "$(pid_of "$name")" "$(url_of "$name")"
+  done
+}
+
+mkdir -p "$RUN" "$LOGS"
+case ${1:-} in
+  install) install ;;
+  install-test) install; install_test_deps ;;
+  up) up "${2:-}" ;;
+  down) down ;;
+  status) status ;;
+  env) airflow_env; env | grep -E '^(AIRFLOW|GPUBROKER)' | grep -v -E 'FERNET|JWT|_CONN_' ;;
+  logs) tail -n 100 -f "$LOGS/${2:?usage: stack.sh logs SERVICE}.log" ;;
+  *) echo "usage: $0 install|install-test|up [--no-sync]|down|status|logs SERVICE" >&2; exit 2 ;;
+esac

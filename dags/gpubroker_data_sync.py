@@ -1,0 +1,65 @@
+"""
+### GPU offer sync
+
+Every hour, and on demand: for each provider (one mapped task each, in parallel) fetch the
+vendor's listing, normalise it to the offer schema, land it in PostgreSQL in one transaction,
+then publish one `price_update` event per changed price to `gpubroker.price-updates`.
+
+**Run it for some providers only:** trigger with conf `{"providers": ["vastai"]}`.
+Events go through a transactional outbox: if Kafka is down they wait and go out on the next run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+
+from gpubroker_provider import sync
+from gpubroker_provider.vendors import VENDORS
+
+
+@dag(
+    schedule="@hourly",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["gpubroker", "sync"],
+    doc_md=__doc__,
+    params={
+        "providers": Param(
+            sorted(VENDORS),
+            type="array",
+            items={"type": "string", "enum": sorted(VENDORS)},
+            minItems=1,
+            description="Providers to sync (slugs).",
+        )
+    },
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "execution_timeout": timedelta(minutes=10)},
+)
+def gpubroker_data_sync():
+    @task
+    def providers(params: dict | None = None) -> list[str]:
+        return list(params["providers"])
+
+    @task(max_active_tis_per_dagrun=8)
+    def fetch(provider: str) -> str:
+        return sync.fetch(provider)
+
+    @task
+    def normalise(raw_ref: str) -> dict:
+        return sync.normalise(raw_ref)
+
+    @task
+    def land(summary: dict) -> dict:
+        return sync.land(summary)
+
+    @task(trigger_rule="all_done")  # what landed is published even if another provider failed
+    def publish() -> int:
+        return sync.publish()
+
+    landed = land.expand(summary=normalise.expand(raw_ref=fetch.expand(provider=providers())))
+    landed >> publish()
+
+
+gpubroker_data_sync()

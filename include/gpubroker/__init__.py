@@ -1,0 +1,1 @@
+"""GPUBroker domain core: one offer schema, GPU registry, normalisation, storage, events."""

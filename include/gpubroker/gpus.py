@@ -1,0 +1,131 @@
+"""GPU registry: canonical models, the names vendors use for them, and their memory variants.
+
+`resolve("NVIDIA GeForce RTX 4090")` -> GpuMatch(model=RTX4090, form_factor=None).
+A name the registry does not know raises `UnknownGpu`; callers count and report it, never guess.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gpubroker.schema import FormFactor
+
+
+class UnknownGpu(LookupError):
+    """A vendor GPU name that the registry does not know."""
+
+
+@dataclass(frozen=True)
+class GpuModel:
+    name: str  # canonical, e.g. "H100"
+    vendor: str  # "NVIDIA", "AMD", "Intel"
+    memory_gb: tuple[float, ...]  # every per-GPU memory variant sold
+    aliases: tuple[str, ...] = ()
+
+    def memory_matches(self, gb: float, tolerance: float = 0.1) -> bool:
+        """Vendors report 80 GB as 79.6 GiB or 81 920 MiB: accept within 10%."""
+        return any(abs(gb - m) <= m * tolerance for m in self.memory_gb)
+
+
+_NV, _AMD, _INTEL = "NVIDIA", "AMD", "Intel"
+
+MODELS: tuple[GpuModel, ...] = (
+    # NVIDIA data centre
+    GpuModel("B200", _NV, (180, 192)),
+    GpuModel("GB200", _NV, (186, 192)),
+    GpuModel("H200", _NV, (141,), ("h200nvl",)),
+    GpuModel("GH200", _NV, (96, 144)),
+    GpuModel("H100", _NV, (80, 94), ("h100nvl", "h10080gb", "h100mega")),
+    GpuModel("H800", _NV, (80,)),
+    GpuModel("A100", _NV, (40, 80), ("a10040gb", "a10080gb", "a100x")),
+    GpuModel("A800", _NV, (40, 80)),
+    GpuModel("L40S", _NV, (48,)),
+    GpuModel("L40", _NV, (48,)),
+    GpuModel("L4", _NV, (24,)),
+    GpuModel("A40", _NV, (48,)),
+    GpuModel("A30", _NV, (24,)),
+    GpuModel("A16", _NV, (16,)),
+    GpuModel("A10G", _NV, (24,)),
+    GpuModel("A10", _NV, (24,)),
+    GpuModel("A2", _NV, (16,)),
+    GpuModel("V100", _NV, (16, 32), ("teslav100", "v100sxm2", "v100s")),
+    GpuModel("T4", _NV, (16,), ("teslat4",)),
+    GpuModel("P100", _NV, (12, 16), ("teslap100",)),
+    GpuModel("P4", _NV, (8,), ("teslap4",)),
+    GpuModel("K80", _NV, (12,), ("teslak80",)),
+    # NVIDIA workstation
+    GpuModel("RTXPRO6000", _NV, (96,), ("rtxpro6000blackwell", "rtxpro6000server", "rtxpro6000s")),
+    GpuModel("RTX6000ADA", _NV, (48,), ("rtx6000ada", "rtx6000adageneration")),
+    GpuModel("RTX5000ADA", _NV, (32,), ("rtx5000adageneration",)),
+    GpuModel("RTX4000ADA", _NV, (20,), ("rtx4000adageneration", "rtx4000sffada")),
+    GpuModel("RTXA6000", _NV, (48,), ("a6000", "rtxa6000")),
+    GpuModel("RTXA5000", _NV, (24,), ("a5000",)),
+    GpuModel("RTXA4500", _NV, (20,), ("a4500",)),
+    GpuModel("RTXA4000", _NV, (16,), ("a4000",)),
+    GpuModel("QUADRORTX6000", _NV, (24,), ("rtx6000", "quadrortx6000")),
+    GpuModel("QUADRORTX8000", _NV, (48,), ("rtx8000",)),
+    # NVIDIA consumer
+    GpuModel("RTX5090", _NV, (32,)),
+    GpuModel("RTX5080", _NV, (16,)),
+    GpuModel("RTX4090", _NV, (24,)),
+    GpuModel("RTX4080", _NV, (16,), ("rtx4080super",)),
+    GpuModel("RTX4070TI", _NV, (12, 16), ("rtx4070tisuper",)),
+    GpuModel("RTX4070", _NV, (12,)),
+    GpuModel("RTX3090", _NV, (24,), ("rtx3090ti",)),
+    GpuModel("RTX3080", _NV, (10, 12), ("rtx3080ti",)),
+    GpuModel("RTX3070", _NV, (8,)),
+    GpuModel("RTX3060", _NV, (12,)),
+    GpuModel("RTX2080TI", _NV, (11,)),
+    GpuModel("GTX1080TI", _NV, (11,)),
+    # AMD
+    GpuModel("MI355X", _AMD, (288,)),
+    GpuModel("MI325X", _AMD, (256,)),
+    GpuModel("MI300X", _AMD, (192,)),
+    GpuModel("MI250X", _AMD, (128,)),
+    GpuModel("MI250", _AMD, (128,)),
+    GpuModel("MI210", _AMD, (64,)),
+    GpuModel("RX7900XTX", _AMD, (24,)),
+    # Intel
+    GpuModel("GAUDI2", _INTEL, (96,), ("hl225", "gaudi")),
+    GpuModel("GAUDI3", _INTEL, (128,)),
+    GpuModel("MAX1550", _INTEL, (128,), ("datacentergpumax1550",)),
+)
+
+# Tokens vendors wrap names in, dropped before lookup: "NVIDIA GeForce RTX 4090 24GB" -> "rtx4090".
+_NOISE = re.compile(r"nvidia|geforce|tesla|amd|instinct|radeon|intel|gpu|\d+gb|hbm\d*e?|gddr\d*x?|tensor|core")
+_FORM = re.compile(r"(sxm\d?|pcie(?:gen\d)?|nvl)")
+_FORM_FACTORS = {"sxm": FormFactor.SXM, "pcie": FormFactor.PCIE, "nvl": FormFactor.NVL}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_BY_KEY: dict[str, GpuModel] = {}
+for _m in MODELS:
+    for _alias in (_m.name, *_m.aliases):
+        _BY_KEY[_key(_alias)] = _m
+BY_NAME: dict[str, GpuModel] = {m.name: m for m in MODELS}
+
+
+@dataclass(frozen=True)
+class GpuMatch:
+    model: GpuModel
+    form_factor: FormFactor | None
+
+
+def resolve(vendor_name: str) -> GpuMatch:
+    """Canonical model and form factor for any vendor spelling; `UnknownGpu` if not in the registry."""
+    tokens = re.split(r"[^a-z0-9]+", vendor_name.lower())
+    form = None
+    kept = []
+    for token in filter(None, tokens):
+        if m := _FORM.fullmatch(token):
+            form = _FORM_FACTORS[re.sub(r"\d|gen", "", m.group(1))]
+        elif not _NOISE.fullmatch(token):
+            kept.append(token)
+    model = _BY_KEY.get("".join(kept))
+    if model is None:
+        raise UnknownGpu(f"unknown GPU name {vendor_name!r}")
+    return GpuMatch(model, form)

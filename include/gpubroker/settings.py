@@ -1,0 +1,33 @@
+"""Runtime settings, read from the environment once; defaults are the local stack (`make up`).
+
+Standard library only: the Flink jobs run in their own virtualenv and import this module too.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+DATABASE_URL = _env("GPUBROKER_DATABASE_URL", "postgresql://gpubroker:gpubroker@127.0.0.1:5432/gpubroker")
+REDIS_URL = _env("GPUBROKER_REDIS_URL", "redis://127.0.0.1:6379/0")
+KAFKA_BOOTSTRAP = _env("GPUBROKER_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+STAGING_DIR = Path(_env("GPUBROKER_STAGING_DIR", str(Path(tempfile.gettempdir()) / "gpubroker-staging")))
+# Vendor base URLs default to the vendors themselves; the local stack points them at the replay server.
+REPLAY_URL = _env("GPUBROKER_REPLAY_URL", "")
+
+
+class Topics:
+    """Kafka topics; every message is keyed by offer id (provider events by provider)."""
+
+    PRICE_UPDATES = "gpubroker.price-updates"
+    PRICE_CHANGES = "gpubroker.price-changes"
+    ANOMALIES = "gpubroker.anomalies"
+    AGGREGATIONS = "gpubroker.aggregations"
+    PROVIDER_EVENTS = "gpubroker.provider-events"
+    WEBHOOKS = "gpubroker.webhooks"
+
+    ALL = (PRICE_UPDATES, PRICE_CHANGES, ANOMALIES, AGGREGATIONS, PROVIDER_EVENTS, WEBHOOKS)

@@ -1,0 +1,63 @@
+"""The steps of one provider sync, as the `gpubroker_data_sync` DAG runs them.
+
+fetch -> normalise -> land -> publish. Steps hand each other small references to files in the
+staging directory (never offer lists through XCom); the raw payload is kept beside the offers.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gpubroker import events, settings, store
+from gpubroker.schema import Offer
+from gpubroker_provider.vendors import vendor
+
+
+def _run_dir(provider: str, observed_at: datetime) -> Path:
+    path = settings.STAGING_DIR / provider / observed_at.strftime("%Y%m%dT%H%M%S%fZ")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def fetch(provider: str) -> str:
+    """Fetch the vendor's listing; returns the path of the raw payload file."""
+    observed_at = datetime.now(timezone.utc)
+    pages = vendor(provider).hook_class()().fetch_raw()
+    raw = _run_dir(provider, observed_at) / "raw.json"
+    raw.write_text(json.dumps({"provider": provider, "observed_at": observed_at.isoformat(), "pages": pages}))
+    return str(raw)
+
+
+def normalise(raw_ref: str) -> dict:
+    """Normalise a raw payload to offers (JSON lines beside it); returns the batch summary."""
+    raw_path = Path(raw_ref)
+    raw = json.loads(raw_path.read_text())
+    observed_at = datetime.fromisoformat(raw["observed_at"])
+    batch = vendor(raw["provider"]).hook_class()().normalise(raw["pages"], observed_at)
+    offers_path = raw_path.with_name("offers.jsonl")
+    offers_path.write_text("".join(o.model_dump_json() + "\n" for o in batch.offers))
+    return {
+        "provider": raw["provider"],
+        "offers_ref": str(offers_path),
+        "observed_at": raw["observed_at"],
+        "offers": len(batch.offers),
+        "unknown_gpus": dict(batch.unknown_gpus),
+    }
+
+
+def land(summary: dict) -> dict:
+    """Upsert the normalised batch into PostgreSQL; queue price_update events for changed prices."""
+    lines = Path(summary["offers_ref"]).read_text().splitlines()
+    offers = [Offer.model_validate_json(line) for line in lines]
+    with store.connect() as conn:
+        result = store.land(conn, summary["provider"], offers, datetime.fromisoformat(summary["observed_at"]))
+    return {"provider": summary["provider"], "offers": result.offers, "new": result.new,
+            "changed": len(result.changed), "vanished": result.vanished}  # fmt: skip
+
+
+def publish() -> int:
+    """Publish every pending outbox event to Kafka; returns how many Kafka acknowledged."""
+    with store.connect() as conn:
+        return events.publish_pending(conn)

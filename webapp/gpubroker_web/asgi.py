@@ -1,0 +1,21 @@
+"""ASGI entry point: HTTP through Django, WebSocket through Channels."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpubroker_web.settings")
+http_application = get_asgi_application()  # sets Django up before the consumers import models
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from offers.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": http_application,
+        # No Origin check: the feed is public data and uses no cookies, so there is no session to
+        # hijack, and non-browser clients (which send no Origin) are first-class users.
+        "websocket": URLRouter(websocket_urlpatterns),
+    }
+)

@@ -1,0 +1,66 @@
+"""Django settings. Connection settings come from `gpubroker.settings` (one place, env-driven)."""
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from gpubroker import settings as gpubroker_settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = os.environ.get("GPUBROKER_SECRET_KEY", "insecure-local-development-key")
+DEBUG = os.environ.get("GPUBROKER_DEBUG", "") == "1"
+ALLOWED_HOSTS = os.environ.get("GPUBROKER_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.staticfiles",
+    "channels",
+    "offers",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+ROOT_URLCONF = "gpubroker_web.urls"
+ASGI_APPLICATION = "gpubroker_web.asgi.application"
+TEMPLATES = [
+    {"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True, "OPTIONS": {}},
+]
+
+
+def _database(url: str) -> dict:
+    parts = urlsplit(url)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": parts.path.lstrip("/"),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+DATABASES = {"default": _database(gpubroker_settings.DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # redis-py 8 times reads out after 5 s, as long as channels-redis blocks on BZPOPMIN:
+            # give reads room, or idle WebSockets drop.
+            "hosts": [{"address": gpubroker_settings.REDIS_URL, "socket_timeout": 15}],
+            "prefix": "gpubroker:channels:",
+        },
+    }
+}
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+}

@@ -1,0 +1,79 @@
+"""Tables of the curated data. Django migrations own them; the sync writes them in bulk SQL.
+
+Columns mirror `gpubroker.schema.Offer` field for field (a test keeps the two in step).
+"""
+
+from django.db import models
+
+from gpubroker.schema import Availability
+
+
+class Offer(models.Model):
+    provider = models.CharField(max_length=32)
+    offer_id = models.CharField(max_length=200)
+    instance_type = models.CharField(max_length=200)
+    gpu_model = models.CharField(max_length=32)
+    gpu_form_factor = models.CharField(max_length=8, null=True)
+    gpu_vendor = models.CharField(max_length=16)
+    gpu_count = models.SmallIntegerField()
+    gpu_memory_gb = models.FloatField()
+    vcpus = models.IntegerField(null=True)
+    ram_gb = models.FloatField(null=True)
+    disk_gb = models.FloatField(null=True)
+    price_per_hour = models.DecimalField(max_digits=12, decimal_places=4)
+    spot_price = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    region = models.CharField(max_length=64)
+    country = models.CharField(max_length=2, null=True)
+    continent = models.CharField(max_length=2, null=True)
+    availability = models.CharField(max_length=16, choices=[(a.value, a.value) for a in Availability])
+    available_count = models.IntegerField(null=True)
+    cpu_arch = models.CharField(max_length=16, null=True)
+    observed_at = models.DateTimeField()
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        db_table = "offers"
+        constraints = [models.UniqueConstraint(fields=["provider", "offer_id"], name="offers_provider_offer_key")]
+        indexes = [
+            models.Index(fields=["gpu_model", "price_per_hour"], name="offers_gpu_price_idx"),
+            models.Index(fields=["provider", "price_per_hour"], name="offers_provider_price_idx"),
+            models.Index(fields=["region"], name="offers_region_idx"),
+            models.Index(fields=["price_per_hour"], name="offers_price_idx"),
+        ]
+
+
+class PriceHistory(models.Model):
+    """One row each time an offer's price is first seen or changes."""
+
+    provider = models.CharField(max_length=32)
+    offer_id = models.CharField(max_length=200)
+    price_per_hour = models.DecimalField(max_digits=12, decimal_places=4)
+    spot_price = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    observed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "price_history"
+        indexes = [models.Index(fields=["provider", "offer_id", "observed_at"], name="price_history_offer_idx")]
+
+
+class EventOutbox(models.Model):
+    """Events written in the same transaction as the data they describe; published to Kafka after.
+
+    A row stays unpublished until Kafka acknowledges it, so a Kafka outage loses nothing.
+    """
+
+    event_id = models.UUIDField(unique=True)
+    topic = models.CharField(max_length=64)
+    key = models.CharField(max_length=240)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "event_outbox"
+        indexes = [
+            models.Index(
+                fields=["id"], name="event_outbox_pending_idx", condition=models.Q(published_at__isnull=True)
+            )
+        ]

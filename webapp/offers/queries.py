@@ -1,0 +1,78 @@
+"""Offer search shared by the REST API and the WebSocket `get_offers` message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from gpubroker import gpus
+from gpubroker_provider.vendors import VENDORS
+from offers.models import Offer
+
+OUTPUT_FIELDS = (
+    "provider", "offer_id", "instance_type", "gpu_model", "gpu_form_factor", "gpu_vendor", "gpu_count",
+    "gpu_memory_gb", "vcpus", "ram_gb", "disk_gb", "price_per_hour", "spot_price", "region", "country",
+    "continent", "availability", "available_count", "cpu_arch", "observed_at", "first_seen", "last_seen",
+)  # fmt: skip
+MAX_PER_PAGE = 500
+
+
+class BadFilter(ValueError):
+    """A filter value that can match nothing because it names nothing GPUBroker knows."""
+
+
+@dataclass
+class OfferFilter:
+    gpu: str | None = None
+    provider: str | None = None
+    region: str | None = None
+    max_price: Decimal | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def canonical_gpu(self) -> str | None:
+        if not self.gpu:
+            return None
+        try:
+            name = gpus.resolve(self.gpu).model.name
+        except gpus.UnknownGpu:
+            raise BadFilter(f"unknown GPU model {self.gpu!r}; use a name such as H100, A100, RTX4090") from None
+        if name != self.gpu:
+            self.warnings.append(f"gpu {self.gpu!r} read as {name!r}")
+        return name
+
+    def queryset(self):
+        qs = Offer.objects.all()
+        if gpu := self.canonical_gpu():
+            qs = qs.filter(gpu_model=gpu)
+        if self.provider:
+            if self.provider not in VENDORS:
+                raise BadFilter(f"unknown provider {self.provider!r}; known: {', '.join(sorted(VENDORS))}")
+            qs = qs.filter(provider=self.provider)
+        if self.region:
+            qs = qs.filter(region__iexact=self.region)
+        if self.max_price is not None:
+            qs = qs.filter(price_per_hour__lte=self.max_price)
+        return qs.order_by("price_per_hour", "provider", "offer_id")
+
+
+def _row(values: dict) -> dict:
+    for price in ("price_per_hour", "spot_price"):
+        if values[price] is not None:
+            values[price] = float(values[price])
+    return values
+
+
+def search(filters: OfferFilter, page: int = 1, per_page: int = 50) -> dict:
+    """One page of matching offers, cheapest first: {total, items, page, per_page, has_next, warnings}."""
+    qs = filters.queryset()
+    total = qs.count()
+    start = (page - 1) * per_page
+    items = [_row(v) for v in qs.values(*OUTPUT_FIELDS)[start : start + per_page]]
+    return {
+        "total": total,
+        "items": items,
+        "page": page,
+        "per_page": per_page,
+        "has_next": start + len(items) < total,
+        "warnings": filters.warnings,
+    }
