@@ -79,8 +79,6 @@ install() {
   install_jars
 }
 
-install_test_deps() { apt_install chromium; }
-
 # --- process helpers -----------------------------------------------------------------------
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
 running() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
@@ -318,11 +316,10 @@ status() {
 mkdir -p "$RUN" "$LOGS"
 case ${1:-} in
   install) install ;;
-  install-test) install; install_test_deps ;;
   up) up "${2:-}" ;;
   down) down ;;
   status) status ;;
   env) airflow_env; env | grep -E '^(AIRFLOW|GPUBROKER)' | grep -v -E 'FERNET|JWT|_CONN_' ;;
   logs) tail -n 100 -f "$LOGS/${2:?usage: stack.sh logs SERVICE}.log" ;;
-  *) echo "usage: $0 install|install-test|up [--no-sync]|down|status|logs SERVICE" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up [--no-sync]|down|status|logs SERVICE" >&2; exit 2 ;;
 esac

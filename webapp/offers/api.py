@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.http import HttpRequest
-from ninja import Field, NinjaAPI, Query, Schema
+from ninja import Field, NinjaAPI, Query, Schema, Status
 
 from offers.queries import MAX_PER_PAGE, BadFilter, OfferFilter, search
 
@@ -66,4 +66,4 @@ def list_offers(request: HttpRequest, query: Query[OfferQuery]):
     try:
         return search(filters, query.page, query.per_page)
     except BadFilter as error:
-        return 400, {"detail": str(error)}
+        return Status(400, {"detail": str(error)})

@@ -1,0 +1,75 @@
+"""Shared fixtures. Services are the real ones started by `make test` (astro/local/stack.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+# Airflow reads its config on import: keep the test process's Airflow home out of the user's.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="gpubroker-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+ROOT = Path(__file__).resolve().parent.parent
+REPLAY_URL = "http://127.0.0.1:8765"
+REPLAY_KEY = "replay-key"
+RECORDINGS = ROOT / "plugins" / "gpubroker_provider" / "replay" / "recordings"
+
+
+def recording(vendor: str, name: str) -> dict:
+    return json.loads((RECORDINGS / vendor / name).read_text())
+
+
+class Replay:
+    """The running replay server: swap a vendor payload, then put the recordings back."""
+
+    def __init__(self, base_url: str = REPLAY_URL):
+        self.base_url = base_url
+
+    def vendor_url(self, vendor: str) -> str:
+        return f"{self.base_url}/{vendor}"
+
+    def put(self, vendor: str, name: str, payload) -> None:
+        body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+        httpx.put(f"{self.base_url}/__replay__/{vendor}/{name}", content=body).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.delete(f"{self.base_url}/__replay__").raise_for_status()
+
+
+@pytest.fixture
+def replay():
+    server = Replay()
+    try:
+        httpx.get(f"{server.base_url}/__replay__/health", timeout=2).raise_for_status()
+    except httpx.HTTPError as error:
+        pytest.fail(f"the replay server is not running ({error}); run the tests with `make test`")
+    server.reset()
+    yield server
+    server.reset()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """No persistent connections in tests: threads of async tests must not hold the test DB open."""
+    from django.conf import settings
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture
+def pg_url(transactional_db, settings) -> str:
+    """psycopg URL of pytest-django's test database (migrated by the webapp's migrations)."""
+    db = settings.DATABASES["default"]
+    return f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def pg(pg_url):
+    with psycopg.connect(pg_url) as conn:
+        yield conn

@@ -1,0 +1,119 @@
+"""End to end on the running stack: replay vendor -> Airflow sync -> PostgreSQL -> Kafka -> Flink
+-> Kafka -> bridge -> Redis channel layer -> WebSocket, and the REST API.
+
+Needs `make up` (or `make test`, which starts the stack first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import random
+import time
+import uuid
+
+import httpx
+import pytest
+import websockets
+from confluent_kafka import Consumer, Producer
+
+from gpubroker import settings
+from gpubroker_provider.airflow_api import AirflowApi
+from tests.conftest import recording
+
+pytestmark = pytest.mark.stack
+WEB = "http://127.0.0.1:8000"
+WS = "ws://127.0.0.1:8000/ws/providers/"
+DAG = "gpubroker_data_sync"
+H100_OFFER = "18013001"
+
+
+def sync(api: AirflowApi) -> None:
+    run_id = api.trigger(DAG, {"providers": ["vastai"]})
+    assert api.wait(DAG, run_id, timeout=300) == "success", api.task_instances(DAG, run_id)
+
+
+def api_price(offer_id: str) -> float:
+    items = httpx.get(f"{WEB}/api/v1/offers", params={"gpu": "H100", "provider": "vastai"}).json()["items"]
+    return next(i["price_per_hour"] for i in items if i["offer_id"] == offer_id)
+
+
+async def listen(channel: str):
+    ws = await websockets.connect(WS)
+    assert json.loads(await ws.recv())["type"] == "connection_established"
+    await ws.send(json.dumps({"type": "subscribe", "channels": [channel]}))
+    assert json.loads(await ws.recv())["type"] == "subscribed"
+    return ws
+
+
+async def next_update(ws, offer_id: str, timeout: float) -> dict | None:
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = json.loads(await asyncio.wait_for(ws.recv(), left))
+        except TimeoutError:
+            return None
+        if message["type"] == "price_update" and message["data"]["offer_id"] == offer_id:
+            return message["data"]
+    return None
+
+
+async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(replay, record_property, capsys):
+    api = AirflowApi()
+    await asyncio.to_thread(sync, api)  # baseline: the recorded prices
+    before = api_price(H100_OFFER)
+
+    body = copy.deepcopy(recording("vastai", "bundles.json"))
+    row = next(r for r in body["offers"] if str(r["id"]) == H100_OFFER)
+    row["dph_total"] = new = round(before * random.uniform(0.5, 0.95), 4)
+
+    h100, rtx = await listen("gpu:H100"), await listen("gpu:RTX4090")
+    replay.put("vastai", "bundles.json", body)
+    changed_at = time.monotonic()
+    sync_done = asyncio.create_task(asyncio.to_thread(sync, api))
+    update = await next_update(h100, H100_OFFER, timeout=180)
+    latency = time.monotonic() - changed_at
+    await sync_done
+
+    assert update is not None, "the H100 subscriber got no price_update"
+    assert (update["gpu"], update["old_price"], update["new_price"]) == ("H100", before, new)
+    assert update["change_percent"] == pytest.approx((new - before) / before * 100, abs=0.01)
+    assert await next_update(rtx, H100_OFFER, timeout=2) is None  # another GPU's subscriber hears nothing
+    assert api_price(H100_OFFER) == new
+    await h100.close()
+    await rtx.close()
+
+    record_property("price_change_to_websocket_seconds", round(latency, 2))
+    with capsys.disabled():
+        print(f"\n  e2e: price change -> sync -> Kafka -> Flink -> WebSocket in {latency:.1f} s")
+
+
+def test_flink_forwards_a_change_once_and_drops_a_repeat_of_the_same_price():
+    offer_id = f"flink-{uuid.uuid4()}"
+    consumer = Consumer(
+        {"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": f"test-{offer_id}", "auto.offset.reset": "latest"}
+    )
+    consumer.subscribe([settings.Topics.PRICE_CHANGES])
+    deadline = time.monotonic() + 30
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.2)
+
+    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    for _ in range(2):  # the same change twice, as a re-sent event would be
+        event = {"type": "price_update", "event_id": str(uuid.uuid4()), "provider": "test", "offer_id": offer_id,
+                 "gpu": "A100", "region": "Norway", "old_price": 2.0, "new_price": 1.6, "change_percent": -20.0,
+                 "timestamp": "2026-11-26T12:00:00Z"}  # fmt: skip
+        producer.produce(settings.Topics.PRICE_UPDATES, key=f"test:{offer_id}", value=json.dumps(event))
+    producer.flush(10)
+
+    changes, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline and not (changes and time.monotonic() > first_at + 5):
+        message = consumer.poll(0.5)
+        if message is not None and not message.error() and message.key() == f"test:{offer_id}".encode():
+            changes.append(json.loads(message.value()))
+            first_at = time.monotonic()
+    consumer.close()
+    assert len(changes) == 1
+    assert (changes[0]["old_price"], changes[0]["new_price"], changes[0]["direction"]) == (2.0, 1.6, "down")
+    assert changes[0]["change_percent"] == pytest.approx(-20.0)
