@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+import uvicorn
+
+from gpubroker_provider.replay.server import create_app
 
 # Airflow reads its config on import: keep the test process's Airflow home out of the user's.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="gpubroker-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 ROOT = Path(__file__).resolve().parent.parent
-REPLAY_URL = "http://127.0.0.1:8765"
+STACK_REPLAY_URL = "http://127.0.0.1:8765"
 REPLAY_KEY = "replay-key"
 RECORDINGS = ROOT / "plugins" / "gpubroker_provider" / "replay" / "recordings"
 
@@ -26,9 +31,9 @@ def recording(vendor: str, name: str) -> dict:
 
 
 class Replay:
-    """The running replay server: swap a vendor payload, then put the recordings back."""
+    """A replay server: swap a vendor payload, queue faults, then put the recordings back."""
 
-    def __init__(self, base_url: str = REPLAY_URL):
+    def __init__(self, base_url: str):
         self.base_url = base_url
 
     def vendor_url(self, vendor: str) -> str:
@@ -38,17 +43,43 @@ class Replay:
         body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
         httpx.put(f"{self.base_url}/__replay__/{vendor}/{name}", content=body).raise_for_status()
 
+    def faults(self, vendor: str, *faults: dict) -> None:
+        httpx.post(f"{self.base_url}/__replay__/{vendor}/faults", json=list(faults)).raise_for_status()
+
     def reset(self) -> None:
         httpx.delete(f"{self.base_url}/__replay__").raise_for_status()
 
 
+@pytest.fixture(scope="session")
+def replay_server():
+    """An in-process replay server on a free port, so vendor tests need no stack and share no state."""
+    config = uvicorn.Config(create_app(api_key=REPLAY_KEY), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield Replay(f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(5)
+
+
 @pytest.fixture
-def replay():
-    server = Replay()
+def replay(replay_server):
+    replay_server.reset()
+    yield replay_server
+    replay_server.reset()
+
+
+@pytest.fixture
+def stack_replay():
+    """The running stack's replay server (port 8765), the one Airflow's connections point at."""
+    server = Replay(STACK_REPLAY_URL)
     try:
         httpx.get(f"{server.base_url}/__replay__/health", timeout=2).raise_for_status()
     except httpx.HTTPError as error:
-        pytest.fail(f"the replay server is not running ({error}); run the tests with `make test`")
+        pytest.fail(f"the stack's replay server is not running ({error}); run the tests with `make test`")
     server.reset()
     yield server
     server.reset()

@@ -59,7 +59,7 @@ async def next_update(ws, offer_id: str, timeout: float) -> dict | None:
     return None
 
 
-async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(replay, record_property, capsys):
+async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_replay, record_property, capsys):
     api = AirflowApi()
     await asyncio.to_thread(sync, api)  # baseline: the recorded prices
     before = api_price(H100_OFFER)
@@ -69,7 +69,7 @@ async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(replay
     row["dph_total"] = new = round(before * random.uniform(0.5, 0.95), 4)
 
     h100, rtx = await listen("gpu:H100"), await listen("gpu:RTX4090")
-    replay.put("vastai", "bundles.json", body)
+    stack_replay.put("vastai", "bundles.json", body)
     changed_at = time.monotonic()
     sync_done = asyncio.create_task(asyncio.to_thread(sync, api))
     update = await next_update(h100, H100_OFFER, timeout=180)

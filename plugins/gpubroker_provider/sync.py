@@ -35,7 +35,7 @@ def normalise(raw_ref: str) -> dict:
     raw_path = Path(raw_ref)
     raw = json.loads(raw_path.read_text())
     observed_at = datetime.fromisoformat(raw["observed_at"])
-    batch = vendor(raw["provider"]).hook_class()().normalise(raw["pages"], observed_at)
+    batch = vendor(raw["provider"]).hook_class()().parse(raw["pages"], observed_at)
     offers_path = raw_path.with_name("offers.jsonl")
     offers_path.write_text("".join(o.model_dump_json() + "\n" for o in batch.offers))
     return {
@@ -44,6 +44,7 @@ def normalise(raw_ref: str) -> dict:
         "observed_at": raw["observed_at"],
         "offers": len(batch.offers),
         "unknown_gpus": dict(batch.unknown_gpus),
+        "memory_mismatches": dict(batch.memory_mismatches),
     }
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from gpubroker import gpus, regions
+from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, PayloadError, VendorHook
+from gpubroker_provider.hooks.base import Batch, VendorHook
 from gpubroker_provider.vendors import VENDORS
 
 SEARCH_LIMIT = 1000
@@ -41,43 +41,31 @@ class VastAiHook(VendorHook):
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         yield self.request(client, "POST", "/api/v0/bundles/", json=self.search_query())
 
-    def normalise_page(self, page: Any, observed_at: datetime, batch: Batch) -> None:
-        if not isinstance(page, dict) or not isinstance(page.get("offers"), list):
-            raise PayloadError('expected {"offers": [...]}')
-        for row in page["offers"]:
-            try:
-                match = gpus.resolve(row["gpu_name"])
-            except gpus.UnknownGpu:
-                batch.unknown_gpus[row["gpu_name"]] += 1
-                continue
-            batch.offers.append(_offer(row, match, observed_at))
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        for page in pages:
+            self.expect(isinstance(page, dict) and isinstance(page.get("offers"), list), 'expected {"offers": [...]}')
+            for row in page["offers"]:
+                if match := batch.gpu(row["gpu_name"]):
+                    batch.add(self._offer(row, match, observed_at))
 
-
-def _offer(row: dict[str, Any], match: gpus.GpuMatch, observed_at: datetime) -> Offer:
-    location = regions.from_place(row.get("geolocation"))
-    share = float(row.get("gpu_frac") or 1.0)
-    price = row["dph_total"]
-    min_bid = row.get("min_bid")
-    available = row.get("rentable", True) and not row.get("rented", False)
-    return Offer(
-        provider="vastai",
-        offer_id=str(row["id"]),
-        instance_type=f"{row['num_gpus']}x {row['gpu_name']}",
-        gpu_model=match.model.name,
-        gpu_form_factor=match.form_factor,
-        gpu_vendor=match.model.vendor,
-        gpu_count=row["num_gpus"],
-        gpu_memory_gb=round(row["gpu_ram"] / 1024, 1),
-        vcpus=int(row["cpu_cores_effective"]),
-        ram_gb=round(row["cpu_ram"] * share / 1024, 1),
-        disk_gb=round(row["disk_space"], 1),
-        price_per_hour=price,
-        spot_price=min_bid if min_bid and min_bid <= price else None,
-        region=row.get("geolocation") or "unknown",
-        country=location.country,
-        continent=location.continent,
-        availability=Availability.AVAILABLE if available else Availability.UNAVAILABLE,
-        available_count=1 if available else 0,
-        cpu_arch=_ARCH.get(row.get("cpu_arch") or "", row.get("cpu_arch")),
-        observed_at=observed_at,
-    )
+    def _offer(self, row: dict[str, Any], match: gpus.GpuMatch, observed_at: datetime) -> Offer:
+        share = float(row.get("gpu_frac") or 1.0)
+        price, min_bid = row["dph_total"], row.get("min_bid")
+        available = row.get("rentable", True) and not row.get("rented", False)
+        return self.offer(
+            match,
+            observed_at,
+            region=row.get("geolocation") or "unknown",
+            offer_id=str(row["id"]),
+            instance_type=f"{row['num_gpus']}x {row['gpu_name']}",
+            gpu_count=row["num_gpus"],
+            gpu_memory_gb=round(row["gpu_ram"] / 1024, 1),
+            vcpus=int(row["cpu_cores_effective"]),
+            ram_gb=round(row["cpu_ram"] * share / 1024, 1),
+            disk_gb=round(row["disk_space"], 1),
+            price_per_hour=price,
+            spot_price=min_bid if min_bid and min_bid <= price else None,
+            availability=Availability.AVAILABLE if available else Availability.UNAVAILABLE,
+            available_count=1 if available else 0,
+            cpu_arch=_ARCH.get(row.get("cpu_arch") or "", row.get("cpu_arch")),
+        )

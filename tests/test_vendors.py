@@ -1,0 +1,104 @@
+"""Every vendor in the vendor table, through the same checks, over real HTTP (replay server).
+
+Vendor-specific mapping and pagination tests live in tests/vendors/test_<slug>.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gpubroker import gpus
+from gpubroker_provider.hooks.base import PayloadError, VendorError
+from gpubroker_provider.replay.server import load_manifests
+from gpubroker_provider.vendors import VENDORS
+from tests.conftest import RECORDINGS as RECORDINGS_DIR
+from tests.conftest import REPLAY_KEY
+
+API = sorted(slug for slug, v in VENDORS.items() if v.mode == "api")
+STATIC = sorted(slug for slug, v in VENDORS.items() if v.mode == "static")
+MANIFESTS = load_manifests()
+
+
+def hook(replay, slug, key=REPLAY_KEY, **kwargs):
+    return VENDORS[slug].hook_class()(base_url=replay.vendor_url(slug), api_key=key, **kwargs)
+
+
+def check_batch(batch, slug):
+    assert batch.offers, f"{slug}: no offers"
+    assert not batch.memory_mismatches, batch.memory_mismatches
+    assert len({o.offer_id for o in batch.offers}) == len(batch.offers), "offer_id must be unique"
+    for offer in batch.offers:
+        assert offer.provider == slug
+        assert offer.price_per_hour > 0
+        assert offer.spot_price is None or offer.spot_price <= offer.price_per_hour
+        assert offer.gpu_model in gpus.BY_NAME
+        assert offer.gpu_count >= 1
+
+
+def test_every_api_vendor_has_recordings():
+    assert set(API) <= set(MANIFESTS)
+
+
+@pytest.mark.parametrize("slug", API)
+def test_listing_normalises_over_http(replay, slug):
+    check_batch(hook(replay, slug).fetch_batch(), slug)
+
+
+@pytest.mark.parametrize("slug", API)
+def test_offer_ids_are_stable_across_syncs(replay, slug):
+    first, second = hook(replay, slug).fetch_batch(), hook(replay, slug).fetch_batch()
+    assert [o.offer_id for o in first.offers] == [o.offer_id for o in second.offers]
+
+
+@pytest.mark.parametrize("slug", API)
+def test_429_with_retry_after_is_waited_out(replay, slug):
+    replay.faults(slug, {"status": 429, "retry_after": 0.2})
+    check_batch(hook(replay, slug).fetch_batch(), slug)
+
+
+@pytest.mark.parametrize("slug", API)
+def test_timeouts_end_in_a_clear_error(replay, slug):
+    replay.faults(slug, {"delay": 0.6}, {"delay": 0.6})
+    with pytest.raises(VendorError, match=f"{slug}: .* timed out after 0.3 s \\(after 2 attempts\\)"):
+        hook(replay, slug, timeout=0.3, max_attempts=2).fetch_batch()
+
+
+@pytest.mark.parametrize("slug", API)
+def test_server_errors_are_retried_then_reported(replay, slug):
+    error_page = MANIFESTS[slug]["unauthorized"]["body"]
+    replay.faults(slug, {"status": 503, "body": error_page}, {"status": 500, "body": error_page})
+    with pytest.raises(VendorError, match="HTTP 500"):
+        hook(replay, slug, max_attempts=2).fetch_batch()
+
+
+@pytest.mark.parametrize("slug", [s for s in API if VENDORS[s].api_key_required])
+def test_wrong_key_gets_the_vendors_error_without_the_key(replay, slug):
+    with pytest.raises(VendorError, match="HTTP 40[13]") as error:
+        hook(replay, slug, key="sk-wrong-key-123").fetch_batch()
+    assert "sk-wrong-key-123" not in str(error.value)
+
+
+@pytest.mark.parametrize("slug", API)
+def test_malformed_payload_rejects_the_whole_batch(replay, slug):
+    for route in MANIFESTS[slug]["routes"]:
+        replay.put(slug, route["payload"], {"unexpected": [{"shape": True}]})
+    with pytest.raises(PayloadError, match=f"{slug}: malformed payload"):
+        hook(replay, slug).fetch_batch()
+
+
+@pytest.mark.parametrize("slug", STATIC)
+def test_static_catalogues_are_dated_and_normalise(slug):
+    hook_class = VENDORS[slug].hook_class()
+    [page] = hook_class().fetch_raw()
+    assert page["source"].startswith("https://") and len(page["as_of"]) == 10
+    check_batch(hook_class().fetch_batch(), slug)
+
+
+def test_recordings_are_valid_json():
+    for manifest in MANIFESTS.values():
+        for route in manifest["routes"]:
+            json.loads((RECORDINGS_DIR / manifest["vendor"] / route["payload"]).read_text())
+
+
