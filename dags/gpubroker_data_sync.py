@@ -2,7 +2,8 @@
 ### GPU offer sync
 
 Every hour, and on demand: for each provider (one mapped task each, in parallel) fetch the
-vendor's listing, normalise it to the offer schema, land it in PostgreSQL in one transaction,
+vendor's listing under its circuit breaker and normalise it to the offer schema
+(`FetchOffersOperator`), land it in PostgreSQL in one transaction,
 then publish one `price_update` event per changed price to `gpubroker.price-updates`.
 
 **Run it for some providers only:** trigger with conf `{"providers": ["vastai"]}`.
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from gpubroker_provider import sync
+from gpubroker_provider.operators import FetchOffersOperator
 from gpubroker_provider.vendors import VENDORS
 
 
@@ -42,14 +44,6 @@ def gpubroker_data_sync():
     def providers(params: dict | None = None) -> list[str]:
         return list(params["providers"])
 
-    @task(max_active_tis_per_dagrun=8)
-    def fetch(provider: str) -> str:
-        return sync.fetch(provider)
-
-    @task
-    def normalise(raw_ref: str) -> dict:
-        return sync.normalise(raw_ref)
-
     @task
     def land(summary: dict) -> dict:
         return sync.land(summary)
@@ -58,7 +52,10 @@ def gpubroker_data_sync():
     def publish() -> int:
         return sync.publish()
 
-    landed = land.expand(summary=normalise.expand(raw_ref=fetch.expand(provider=providers())))
+    batches = FetchOffersOperator.partial(task_id="fetch_offers", max_active_tis_per_dagrun=8).expand(
+        provider=providers()
+    )
+    landed = land.expand(summary=batches.output)
     landed >> publish()
 
 

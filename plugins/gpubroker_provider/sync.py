@@ -10,7 +10,10 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import time
+
 from gpubroker import events, settings, store
+from gpubroker.breaker import Breaker, CircuitOpen
 from gpubroker.schema import Offer
 from gpubroker_provider.vendors import vendor
 
@@ -46,6 +49,29 @@ def normalise(raw_ref: str) -> dict:
         "unknown_gpus": dict(batch.unknown_gpus),
         "memory_mismatches": dict(batch.memory_mismatches),
     }
+
+
+def fetch_offers(provider: str) -> dict:
+    """Fetch (under the provider's circuit breaker) and normalise; returns the batch summary."""
+    with Breaker(provider).guard():
+        raw_ref = fetch(provider)
+    return normalise(raw_ref)
+
+
+def probe(provider: str) -> dict:
+    """One cheap call to the provider, recorded in its breaker: {provider, ok, latency, state, weight}."""
+    breaker = Breaker(provider)
+    started, error = time.monotonic(), None
+    try:
+        with breaker.guard():
+            vendor(provider).hook_class()().probe()
+    except CircuitOpen as refused:
+        error = str(refused)
+    except Exception as failure:  # any failure is the provider's health, reported not raised
+        error = f"{type(failure).__name__}: {failure}"
+    state = breaker.state()
+    return {"provider": provider, "ok": error is None, "error": error, "state": state.state.value,
+            "latency": round(time.monotonic() - started, 3), "weight": breaker.weight()}  # fmt: skip
 
 
 def land(summary: dict) -> dict:

@@ -217,6 +217,11 @@ class VendorHook(BaseHook, ABC):
         with self.client() as client:
             return list(self.fetch_pages(client))
 
+    def probe(self) -> None:
+        """The cheapest call that proves the vendor answers: its listing's first page."""
+        with self.client() as client:
+            next(iter(self.fetch_pages(client)), None)
+
     def parse(self, pages: list[Any], observed_at: datetime) -> Batch:
         """Offers from raw pages; anything malformed rejects the whole batch (PayloadError)."""
         batch = Batch(provider=self.vendor.slug, pages=len(pages))
@@ -241,6 +246,9 @@ class StaticCatalogueHook(VendorHook):
 
     def fetch_raw(self) -> list[Any]:
         return list(self.fetch_pages(None))
+
+    def probe(self) -> None:
+        self.fetch_raw()
 
     def fetch_pages(self, client: httpx.Client | None) -> Iterator[Any]:
         yield json.loads((CATALOGUES / f"{self.vendor.slug}.json").read_text())

@@ -1,0 +1,152 @@
+"""`gpubroker`: the command line for users and operators.
+
+  gpubroker providers                               the vendor table, with each breaker's state
+  gpubroker offers --provider NAME [--live] [--gpu H100]
+                                                    fetch and print a table (replay server unless --live)
+  gpubroker normalize --provider NAME FILE          one saved response body of the vendor's primary
+                                                    listing call -> one JSON offer per line
+
+Bad input (unknown provider, unreadable file, wrong format) gets one line on stderr and exit 2;
+a vendor that cannot be reached, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gpubroker_provider.vendors import VENDORS, UnknownProvider, Vendor, vendor
+
+DEFAULT_REPLAY_URL = "http://127.0.0.1:8765"
+BAD_INPUT, UNREACHABLE = 2, 1
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = BAD_INPUT):
+        super().__init__(message)
+        self.code = code
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def breaker_state(slug: str) -> str:
+    try:
+        from gpubroker.breaker import Breaker
+
+        breaker = Breaker(slug)
+        state = breaker.state()
+        return f"{state.state.value} ({breaker.weight():.2f})"
+    except Exception:  # Redis not running: the table is still useful without it
+        return "-"
+
+
+def cmd_providers(args: argparse.Namespace) -> None:
+    rows = [
+        {"provider": v.slug, "name": v.name, "mode": v.mode, "auth": "key" if v.api_key_required else "none",
+         "endpoint": v.endpoint, "breaker": breaker_state(v.slug)}  # fmt: skip
+        for v in VENDORS.values()
+    ]
+    print(table(rows, ["provider", "name", "mode", "auth", "endpoint", "breaker"]))
+
+
+def hook_for(row: Vendor, live: bool):
+    cls = row.hook_class()
+    if row.mode == "static":
+        return cls()
+    if live:
+        return cls(api_key=os.environ.get(f"GPUBROKER_{row.slug.upper()}_API_KEY"))
+    replay = os.environ.get("GPUBROKER_REPLAY_URL") or DEFAULT_REPLAY_URL
+    return cls(base_url=f"{replay}/{row.slug}", api_key=os.environ.get("GPUBROKER_REPLAY_KEY", "replay-key"))
+
+
+def cmd_offers(args: argparse.Namespace) -> None:
+    from gpubroker import gpus
+    from gpubroker_provider.hooks.base import PayloadError, VendorError
+
+    row = vendor(args.provider)
+    wanted = None
+    if args.gpu:
+        try:
+            wanted = gpus.resolve(args.gpu).model.name
+        except gpus.UnknownGpu as error:
+            raise CliError(str(error)) from None
+    try:
+        batch = hook_for(row, args.live).fetch_batch()
+    except VendorError as error:
+        raise CliError(str(error), UNREACHABLE) from None
+    except PayloadError as error:
+        raise CliError(str(error), UNREACHABLE) from None
+    offers = sorted((o for o in batch.offers if wanted in (None, o.gpu_model)), key=lambda o: o.price_per_hour)
+    rows = [
+        {"offer_id": o.offer_id, "gpu": f"{o.gpu_count}x {o.gpu_model}", "mem_gb": f"{o.gpu_memory_gb:g}",
+         "usd_per_hour": f"{o.price_per_hour:.4f}", "spot": "-" if o.spot_price is None else f"{o.spot_price:.4f}",
+         "region": o.region, "country": o.country or "-", "availability": o.availability.value}  # fmt: skip
+        for o in offers
+    ]
+    print(table(rows, ["offer_id", "gpu", "mem_gb", "usd_per_hour", "spot", "region", "country", "availability"]))
+    source = "live API" if args.live and row.mode == "api" else "replay server" if row.mode == "api" else "static list"
+    print(f"\n{len(offers)} offers from {row.name} ({source})", file=sys.stderr)
+    if batch.unknown_gpus:
+        print(f"GPU names not in the registry: {dict(batch.unknown_gpus)}", file=sys.stderr)
+
+
+def cmd_normalize(args: argparse.Namespace) -> None:
+    from gpubroker_provider.hooks.base import PayloadError
+
+    row = vendor(args.provider)
+    try:
+        body = json.loads(Path(args.file).read_text())
+    except OSError as error:
+        raise CliError(f"cannot read {args.file}: {error.strerror}") from None
+    except ValueError:
+        raise CliError(f"{args.file} is not JSON: expected a saved body of {row.name}'s {row.endpoint}") from None
+    try:
+        batch = row.hook_class()().parse([body], datetime.now(timezone.utc))
+    except PayloadError as error:
+        raise CliError(f"{error} (expected a saved body of {row.endpoint})") from None
+    for offer in batch.offers:
+        print(offer.model_dump_json())
+    if batch.unknown_gpus:
+        print(f"GPU names not in the registry: {dict(batch.unknown_gpus)}", file=sys.stderr)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="gpubroker", description="GPU offers across vendors, normalised.")
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("providers", help="the vendor table").set_defaults(run=cmd_providers)
+    offers = commands.add_parser("offers", help="fetch one provider's offers and print a table")
+    offers.add_argument("--provider", required=True)
+    offers.add_argument("--live", action="store_true", help="call the vendor's API (key: GPUBROKER_<SLUG>_API_KEY)")
+    offers.add_argument("--gpu", help="only this GPU model (any alias)")
+    offers.set_defaults(run=cmd_offers)
+    normalize = commands.add_parser("normalize", help="normalise a saved response body to offers (JSON lines)")
+    normalize.add_argument("--provider", required=True)
+    normalize.add_argument("file")
+    normalize.set_defaults(run=cmd_normalize)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except UnknownProvider as error:
+        print(f"gpubroker: {error}", file=sys.stderr)
+        return BAD_INPUT
+    except CliError as error:
+        print(f"gpubroker: {error}", file=sys.stderr)
+        return error.code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
