@@ -3,8 +3,14 @@
 
 Every hour, and on demand: for each provider (one mapped task each, in parallel) fetch the
 vendor's listing under its circuit breaker and normalise it to the offer schema
-(`FetchOffersOperator`), land it in PostgreSQL in one transaction,
-then publish one `price_update` event per changed price to `gpubroker.price-updates`.
+(`FetchOffersOperator`), validate it with the Great Expectations gate, land it in PostgreSQL in
+one transaction, then publish one `price_update` event per changed price to
+`gpubroker.price-updates`.
+
+A batch the gate refuses is **quarantined** (raw payload, offers and failed expectations kept;
+table `quarantine`): nothing of it lands, the provider's last good data stays served and is marked
+stale, and a `quarantine` message on `gpubroker.provider-events` says why. Its task fails (red), the
+other providers land.
 
 **Run it for some providers only:** trigger with conf `{"providers": ["vastai"]}`.
 Events go through a transactional outbox: if Kafka is down they wait and go out on the next run.
@@ -15,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from gpubroker_provider import sync
 from gpubroker_provider.operators import FetchOffersOperator
@@ -45,8 +52,11 @@ def gpubroker_data_sync():
         return list(params["providers"])
 
     @task
-    def land(summary: dict) -> dict:
-        return sync.land(summary)
+    def gate_and_land(summary: dict) -> dict:
+        try:
+            return sync.gate_and_land(summary)
+        except sync.BatchQuarantined as refused:
+            raise AirflowFailException(str(refused)) from None  # retrying cannot make bad data good
 
     @task(trigger_rule="all_done")  # what landed is published even if another provider failed
     def publish() -> int:
@@ -55,7 +65,7 @@ def gpubroker_data_sync():
     batches = FetchOffersOperator.partial(task_id="fetch_offers", max_active_tis_per_dagrun=8).expand(
         provider=providers()
     )
-    landed = land.expand(summary=batches.output)
+    landed = gate_and_land.expand(summary=batches.output)
     landed >> publish()
 
 

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 import uvicorn
 
+from gpubroker import store
 from gpubroker_provider.replay.server import create_app
 
 # Airflow reads its config on import: keep the test process's Airflow home out of the user's.
@@ -102,5 +102,5 @@ def pg_url(transactional_db, settings) -> str:
 
 @pytest.fixture
 def pg(pg_url):
-    with psycopg.connect(pg_url) as conn:
+    with store.connect(pg_url) as conn:
         yield conn

@@ -115,3 +115,16 @@ def test_filter_and_paging_match_a_plain_python_filter(client, db, data, query, 
 def test_openapi_schema_is_served(client, db):
     schema = client.get("/api/v1/openapi.json").json()
     assert "/api/v1/offers" in schema["paths"]
+
+
+def test_a_quarantined_provider_is_served_with_a_stale_warning(client, offers):
+    from offers.models import ProviderStatus
+
+    ProviderStatus.objects.create(provider="vastai", last_good_at=NOW, last_good_rows=5, stale=True,
+                                  stale_reason="expect_column_values_to_be_unique(offer_id): 2 rows")  # fmt: skip
+    body = get(client, provider="vastai").json()
+    assert body["total"] == 5  # the last good data is still served
+    assert body["warnings"] == [
+        "vastai: latest batch quarantined, serving data last good at 2026-11-26 12:00 UTC "
+        "(expect_column_values_to_be_unique(offer_id): 2 rows)"
+    ]

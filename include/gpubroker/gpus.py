@@ -23,6 +23,12 @@ class GpuModel:
     memory_gb: tuple[float, ...]  # every per-GPU memory variant sold
     aliases: tuple[str, ...] = ()
 
+    @property
+    def price_band(self) -> tuple[float, float]:
+        """Plausible on-demand USD per GPU-hour, by memory class: outside it, a price is suspect."""
+        top = max(self.memory_gb)
+        return (0.25, 25.0) if top >= 80 else (0.08, 12.0) if top >= 40 else (0.02, 6.0)
+
     def memory_matches(self, gb: float, tolerance: float = 0.1) -> bool:
         """Vendors report 80 GB as 79.6 GiB or 81 920 MiB: accept within 10%."""
         return any(abs(gb - m) <= m * tolerance for m in self.memory_gb)

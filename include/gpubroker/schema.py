@@ -115,3 +115,21 @@ class PriceUpdate(BaseModel):
     def key(self) -> str:
         """Kafka message key: the offer's identity across providers."""
         return f"{self.provider}:{self.offer_id}"
+
+
+class ProviderEvent(BaseModel):
+    """`provider-events` message: a provider's data or health changed state (keyed by provider)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str  # "quarantine", "health_update"
+    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    provider: str
+    status: str  # e.g. "stale", "healthy", "degraded", "down"
+    reason: str = ""
+    details: dict = Field(default_factory=dict)
+    timestamp: UtcDatetime
+
+    @property
+    def key(self) -> str:
+        return self.provider

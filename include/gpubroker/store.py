@@ -16,7 +16,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from gpubroker import settings
-from gpubroker.schema import OFFER_FIELDS, Offer, PriceUpdate
+from gpubroker.schema import OFFER_FIELDS, Offer, PriceUpdate, ProviderEvent
 
 _COLUMNS = ", ".join(OFFER_FIELDS)
 _UPDATES = ", ".join(f"{f} = EXCLUDED.{f}" for f in OFFER_FIELDS if f not in ("provider", "offer_id"))
@@ -47,7 +47,8 @@ class LandResult:
 
 
 def connect(url: str | None = None) -> psycopg.Connection:
-    return psycopg.connect(url or settings.DATABASE_URL)
+    """Autocommit: every `conn.transaction()` block below is a real transaction, never a savepoint."""
+    return psycopg.connect(url or settings.DATABASE_URL, autocommit=True)
 
 
 def land(conn: psycopg.Connection, provider: str, offers: Sequence[Offer], observed_at: datetime) -> LandResult:
@@ -77,10 +78,54 @@ def land(conn: psycopg.Connection, provider: str, offers: Sequence[Offer], obser
             (provider, observed_at),
         )
         vanished = cur.rowcount
+        _provider_status(cur, provider, stale=False, reason="", good_rows=len(offers), good_at=observed_at)
     return LandResult(offers=len(offers), new=len(rows) - len(changed), changed=changed, vanished=vanished)
 
 
-def queue_events(cur: psycopg.Cursor, topic: str, events: Sequence[PriceUpdate]) -> None:
+def _provider_status(cur, provider: str, stale: bool, reason: str, good_rows=None, good_at=None) -> None:
+    cur.execute(
+        "INSERT INTO provider_status (provider, last_good_at, last_good_rows, stale, stale_reason, updated_at)"
+        " VALUES (%(p)s, %(at)s, %(rows)s, %(stale)s, %(reason)s, now())"
+        " ON CONFLICT (provider) DO UPDATE SET stale = EXCLUDED.stale, stale_reason = EXCLUDED.stale_reason,"
+        " updated_at = now(),"
+        " last_good_at = COALESCE(EXCLUDED.last_good_at, provider_status.last_good_at),"
+        " last_good_rows = COALESCE(EXCLUDED.last_good_rows, provider_status.last_good_rows)",
+        {"p": provider, "at": good_at, "rows": good_rows, "stale": stale, "reason": reason},
+    )
+
+
+def last_good_rows(conn: psycopg.Connection, provider: str) -> int | None:
+    row = conn.execute("SELECT last_good_rows FROM provider_status WHERE provider = %s", (provider,)).fetchone()
+    return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    provider: str
+    reason: str
+    failures: list[dict]
+    sample_rows: list[dict]
+    rows: int
+    raw_ref: str
+    offers_ref: str
+    at: datetime
+
+
+def quarantine(conn: psycopg.Connection, q: Quarantined) -> None:
+    """Keep a refused batch, mark the provider's served data stale, and say why on provider-events."""
+    event = ProviderEvent(type="quarantine", provider=q.provider, status="stale", reason=q.reason,
+                          details={"rows": q.rows, "failures": q.failures}, timestamp=q.at)  # fmt: skip
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO quarantine (provider, created_at, reason, failures, sample_rows, rows, raw_ref, offers_ref)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (q.provider, q.at, q.reason, Jsonb(q.failures), Jsonb(q.sample_rows), q.rows, q.raw_ref, q.offers_ref),
+        )
+        _provider_status(cur, q.provider, stale=True, reason=q.reason)
+        queue_events(cur, settings.Topics.PROVIDER_EVENTS, [event])
+
+
+def queue_events(cur: psycopg.Cursor, topic: str, events: Sequence[PriceUpdate | ProviderEvent]) -> None:
     cur.executemany(
         "INSERT INTO event_outbox (event_id, topic, key, payload, created_at)"
         " VALUES (%s, %s, %s, %s, now()) ON CONFLICT (event_id) DO NOTHING",

@@ -14,10 +14,14 @@ def get_provider_info() -> dict:
         "name": "GPUBroker",
         "description": "GPU price intelligence: one hook per GPU vendor, offers normalised to one schema.",
         "versions": [__version__],
-        "integrations": [{"integration-name": v.name, "tags": ["service"]} for v in VENDORS.values()],
+        "integrations": [
+            {"integration-name": "GPUBroker", "tags": ["service"]},
+            *({"integration-name": v.name, "tags": ["service"]} for v in VENDORS.values()),
+        ],
         "hooks": [
             {"integration-name": v.name, "python-modules": [v.hook.rpartition(".")[0]]}
             for v in VENDORS.values()
         ],
+        "operators": [{"integration-name": "GPUBroker", "python-modules": ["gpubroker_provider.operators"]}],
         "connection-types": [v.connection_type_info() for v in VENDORS.values()],
     }

@@ -1,21 +1,28 @@
 """The steps of one provider sync, as the `gpubroker_data_sync` DAG runs them.
 
-fetch -> normalise -> land -> publish. Steps hand each other small references to files in the
+fetch -> normalise -> gate (Great Expectations) -> land or quarantine -> publish. Steps hand each other small references to files in the
 staging directory (never offer lists through XCom); the raw payload is kept beside the offers.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 import time
 
-from gpubroker import events, settings, store
+from gpubroker import events, quality, settings, store
 from gpubroker.breaker import Breaker, CircuitOpen
 from gpubroker.schema import Offer
-from gpubroker_provider.vendors import vendor
+from gpubroker_provider.vendors import VENDORS, vendor
+
+QUARANTINE_SAMPLE = 5
+
+
+class BatchQuarantined(RuntimeError):
+    """The data-quality gate refused a batch: it was quarantined, nothing of it landed."""
 
 
 def _run_dir(provider: str, observed_at: datetime) -> Path:
@@ -74,14 +81,32 @@ def probe(provider: str) -> dict:
             "latency": round(time.monotonic() - started, 3), "weight": breaker.weight()}  # fmt: skip
 
 
-def land(summary: dict) -> dict:
-    """Upsert the normalised batch into PostgreSQL; queue price_update events for changed prices."""
-    lines = Path(summary["offers_ref"]).read_text().splitlines()
-    offers = [Offer.model_validate_json(line) for line in lines]
+def gate_and_land(summary: dict) -> dict:
+    """Validate the batch (GX gate); land it in one transaction, or quarantine it whole."""
+    provider = summary["provider"]
+    offers = [Offer.model_validate_json(line) for line in Path(summary["offers_ref"]).read_text().splitlines()]
+    observed_at = datetime.fromisoformat(summary["observed_at"])
     with store.connect() as conn:
-        result = store.land(conn, summary["provider"], offers, datetime.fromisoformat(summary["observed_at"]))
-    return {"provider": summary["provider"], "offers": result.offers, "new": result.new,
+        gate = quality.validate(offers, store.last_good_rows(conn, provider), sorted(VENDORS))
+        if not gate.success:
+            store.quarantine(conn, _quarantined(summary, offers, gate, observed_at))
+            raise BatchQuarantined(f"{provider}: batch of {len(offers)} offers quarantined: {gate.reason}")
+        result = store.land(conn, provider, offers, observed_at)
+    return {"provider": provider, "offers": result.offers, "new": result.new,
             "changed": len(result.changed), "vanished": result.vanished}  # fmt: skip
+
+
+def _quarantined(summary: dict, offers: list[Offer], gate: quality.GateResult, at: datetime) -> store.Quarantined:
+    """Move the batch's files (raw payload and offers) into the quarantine folder."""
+    source = Path(summary["offers_ref"]).parent
+    target = settings.STAGING_DIR / "quarantine" / summary["provider"] / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, target)
+    return store.Quarantined(
+        provider=summary["provider"], reason=gate.reason, failures=gate.failures,
+        sample_rows=[o.model_dump(mode="json") for o in offers[:QUARANTINE_SAMPLE]], rows=len(offers),
+        raw_ref=str(target / "raw.json"), offers_ref=str(target / "offers.jsonl"), at=at,
+    )  # fmt: skip
 
 
 def publish() -> int:

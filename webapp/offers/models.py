@@ -77,3 +77,34 @@ class EventOutbox(models.Model):
                 fields=["id"], name="event_outbox_pending_idx", condition=models.Q(published_at__isnull=True)
             )
         ]
+
+
+class ProviderStatus(models.Model):
+    """Per provider: when its data last passed the gate, and whether what is served is stale."""
+
+    provider = models.CharField(max_length=32, primary_key=True)
+    last_good_at = models.DateTimeField(null=True)
+    last_good_rows = models.IntegerField(null=True)
+    stale = models.BooleanField(default=False)
+    stale_reason = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "provider_status"
+
+
+class Quarantine(models.Model):
+    """A provider batch the data-quality gate refused: kept whole, never landed."""
+
+    provider = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField()
+    failures = models.JSONField()  # failed expectations with sample values
+    sample_rows = models.JSONField()  # a few normalised offers of the batch
+    rows = models.IntegerField()
+    raw_ref = models.CharField(max_length=500)  # the raw vendor payload, kept in the quarantine folder
+    offers_ref = models.CharField(max_length=500)
+
+    class Meta:
+        db_table = "quarantine"
+        indexes = [models.Index(fields=["provider", "created_at"], name="quarantine_provider_idx")]

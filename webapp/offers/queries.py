@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from gpubroker import gpus
 from gpubroker_provider.vendors import VENDORS
-from offers.models import Offer
+from offers.models import Offer, ProviderStatus
 
 OUTPUT_FIELDS = (
     "provider", "offer_id", "instance_type", "gpu_model", "gpu_form_factor", "gpu_vendor", "gpu_count",
@@ -54,6 +54,19 @@ class OfferFilter:
             qs = qs.filter(price_per_hour__lte=self.max_price)
         return qs.order_by("price_per_hour", "provider", "offer_id")
 
+    def stale_warnings(self) -> list[str]:
+        """A provider whose latest batch was quarantined is served from its last good data: say so."""
+        stale = ProviderStatus.objects.filter(stale=True)
+        if self.provider:
+            stale = stale.filter(provider=self.provider)
+        return [
+            f"{s.provider}: latest batch quarantined, serving data last good at "
+            f"{s.last_good_at:%Y-%m-%d %H:%M} UTC ({s.stale_reason[:160]})"
+            if s.last_good_at
+            else f"{s.provider}: latest batch quarantined ({s.stale_reason[:160]})"
+            for s in stale.order_by("provider")
+        ]
+
 
 def _row(values: dict) -> dict:
     for price in ("price_per_hour", "spot_price"):
@@ -74,5 +87,5 @@ def search(filters: OfferFilter, page: int = 1, per_page: int = 50) -> dict:
         "page": page,
         "per_page": per_page,
         "has_next": start + len(items) < total,
-        "warnings": filters.warnings,
+        "warnings": filters.warnings + filters.stale_warnings(),
     }
