@@ -1,0 +1,144 @@
+"""Google Cloud: accelerator-optimised Compute Engine machine types from the Cloud Billing Catalog.
+
+Endpoint: GET {base}/v1/services/6F81-5844-456A/skus?currencyCode=USD&pageSize=5000
+(Compute Engine's service id); auth `?key=<API key>`.
+Pagination: `{"skus": [...], "nextPageToken": "..."}`; the hook repeats the call with
+`pageToken=<nextPageToken>` until the token is empty or absent.
+
+A SKU: `description` ("Nvidia Tesla A100 80GB GPU running in Americas", "Spot Preemptible ...",
+"A2 Instance Core running in Americas"), `category.resourceGroup` ("GPU", "CPU", "RAM", ...),
+`category.usageType` ("OnDemand", "Preemptible" = Spot, "Commit1Yr"... ignored),
+`serviceRegions` (the regions it prices), `pricingInfo[0].pricingExpression.tieredRates[]
+.unitPrice` = {"units": "<int string>", "nanos": <int>} USD per `usageUnit`: "h" per GPU-hour
+for GPUs, per vCPU-hour for cores, "GiBy.h" per GiB-hour for RAM. The price is units + nanos/1e9
+of the last tier starting at 0 usage (tiers above 0 are volume discounts, ignored).
+
+An offer is one machine type in one region, priced as GCP bills it:
+  gpus x GPU rate + vCPUs x core rate + RAM GiB x RAM rate   (USD/hour, whole machine)
+with the machine's shape from `MACHINE_TYPES` (inferred: the catalog has no machine specs).
+A machine type whose GPU, core or RAM SKU is missing in a region is skipped (no partial price).
+`spot_price` is the same sum over the Preemptible SKUs, when all three exist.
+Regions kept: `regions=` (default `DEFAULT_REGIONS`). Known limits: no availability (UNKNOWN);
+zonal GPU availability within a region is not in the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.vendors import VENDORS
+
+SERVICE = "6F81-5844-456A"
+PAGE_SIZE = 5000
+MAX_PAGES = 100
+DEFAULT_REGIONS = ("us-central1", "europe-west4", "asia-northeast1")
+SPOT_PREFIX = "Spot Preemptible "
+USAGE_TYPES = {"OnDemand": "on_demand", "Preemptible": "spot"}
+HOURLY_UNITS = {"h", "GiBy.h"}  # per GPU/vCPU-hour, per GiB-hour; other units are not machine time
+
+# machine type -> (GPU SKU name, GPUs, GB per GPU, vCPUs, RAM GiB, core SKU name, RAM SKU name)
+MACHINE_TYPES: dict[str, tuple[str, int, float, int, float, str, str]] = {
+    "a2-highgpu-1g": ("Nvidia Tesla A100 GPU", 1, 40, 12, 85, "A2 Instance Core", "A2 Instance Ram"),
+    "a2-highgpu-8g": ("Nvidia Tesla A100 GPU", 8, 40, 96, 680, "A2 Instance Core", "A2 Instance Ram"),
+    "a2-ultragpu-1g": ("Nvidia Tesla A100 80GB GPU", 1, 80, 12, 170, "A2 Instance Core", "A2 Instance Ram"),
+    "a2-ultragpu-8g": ("Nvidia Tesla A100 80GB GPU", 8, 80, 96, 1360, "A2 Instance Core", "A2 Instance Ram"),
+    "a3-highgpu-8g": ("Nvidia H100 80GB GPU", 8, 80, 208, 1872, "A3 Instance Core", "A3 Instance Ram"),
+    "g2-standard-4": ("Nvidia L4 GPU", 1, 24, 4, 16, "G2 Instance Core", "G2 Instance Ram"),
+    "g2-standard-24": ("Nvidia L4 GPU", 2, 24, 24, 96, "G2 Instance Core", "G2 Instance Ram"),
+    "g2-standard-48": ("Nvidia L4 GPU", 4, 24, 48, 192, "G2 Instance Core", "G2 Instance Ram"),
+}
+
+REGION_COUNTRY = {
+    "us-central1": "US", "us-east1": "US", "us-east4": "US", "us-east5": "US", "us-south1": "US",
+    "us-west1": "US", "us-west2": "US", "us-west3": "US", "us-west4": "US",
+    "northamerica-northeast1": "CA", "southamerica-east1": "BR", "europe-west1": "BE",
+    "europe-west2": "GB", "europe-west3": "DE", "europe-west4": "NL", "europe-west6": "CH",
+    "europe-west8": "IT", "europe-west9": "FR", "europe-north1": "FI", "europe-central2": "PL",
+    "asia-northeast1": "JP", "asia-northeast3": "KR", "asia-east1": "TW", "asia-east2": "HK",
+    "asia-southeast1": "SG", "asia-south1": "IN", "australia-southeast1": "AU", "me-west1": "IL",
+}
+
+
+class GcpHook(VendorHook):
+    vendor = VENDORS["gcp"]
+
+    def __init__(self, *args: Any, regions: Sequence[str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.regions = tuple(regions or DEFAULT_REGIONS)
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {}
+
+    def auth_params(self, api_key: str) -> dict[str, str]:
+        return {"key": api_key}
+
+    def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
+        params: dict[str, Any] = {"currencyCode": "USD", "pageSize": PAGE_SIZE}
+        for _ in range(MAX_PAGES):
+            page = self.request(client, "GET", f"/v1/services/{SERVICE}/skus", params=params)
+            yield page
+            token = page.get("nextPageToken") if isinstance(page, dict) else None
+            if not token:
+                break
+            params = {**params, "pageToken": token}
+
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        rates: dict[tuple[str, str, str], float] = {}  # (SKU name, "on_demand"|"spot", region) -> USD
+        for page in pages:
+            self.expect(isinstance(page, dict) and isinstance(page.get("skus"), list), 'expected {"skus": [...]}')
+            for sku in page["skus"]:
+                usage = USAGE_TYPES.get(sku["category"]["usageType"])
+                unit = sku["pricingInfo"][0]["pricingExpression"]["usageUnit"]
+                if usage is None or sku["category"]["resourceFamily"] != "Compute" or unit not in HOURLY_UNITS:
+                    continue
+                name = sku["description"].split(" running in ")[0].removeprefix(SPOT_PREFIX)
+                price = _unit_price(sku)
+                for region in sku["serviceRegions"]:
+                    if region in self.regions and price > 0:
+                        rates[(name, usage, region)] = price
+        for region in self.regions:
+            for machine, (gpu_sku, count, memory, vcpus, ram, core_sku, ram_sku) in MACHINE_TYPES.items():
+                price = _machine_price(rates, "on_demand", region, (gpu_sku, count), (core_sku, vcpus), (ram_sku, ram))
+                if price is None:
+                    continue
+                spot = _machine_price(rates, "spot", region, (gpu_sku, count), (core_sku, vcpus), (ram_sku, ram))
+                if match := batch.gpu(gpu_sku):
+                    batch.add(self.offer(
+                        match, observed_at,
+                        region=region,
+                        country=REGION_COUNTRY.get(region),
+                        offer_id=f"{machine}:{region}",
+                        instance_type=machine,
+                        gpu_count=count,
+                        gpu_memory_gb=memory,
+                        vcpus=vcpus,
+                        ram_gb=ram,
+                        price_per_hour=round(price, 6),
+                        spot_price=round(spot, 6) if spot is not None and spot <= price else None,
+                        cpu_arch="x86_64",
+                    ))
+
+
+def _unit_price(sku: dict[str, Any]) -> float:
+    """USD per usage unit: units + nanos of the base tier (startUsageAmount 0)."""
+    expression = sku["pricingInfo"][0]["pricingExpression"]
+    base = [t for t in expression["tieredRates"] if float(t["startUsageAmount"]) == 0]
+    if not base:
+        raise ValueError(f"{sku['skuId']}: no base tier")
+    money = base[-1]["unitPrice"]
+    return int(money.get("units") or 0) + int(money.get("nanos") or 0) / 1e9
+
+
+def _machine_price(rates, usage: str, region: str, *parts: tuple[str, float]) -> float | None:
+    total = 0.0
+    for sku_name, quantity in parts:
+        rate = rates.get((sku_name, usage, region))
+        if rate is None:
+            return None
+        total += rate * quantity
+    return total

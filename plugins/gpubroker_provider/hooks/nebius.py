@@ -1,0 +1,95 @@
+"""Nebius AI Cloud: the published GPU price list, as a dated static catalogue.
+
+Source: https://nebius.com/prices (pay-as-you-go), with the VM presets and their regions from
+docs.nebius.com (Compute pricing, regions). No public price API: `catalogues/nebius.json` holds the
+list as of its `as_of` date (2026-11-01), i.e. the prices effective since 2026-10-01.
+
+Units: `usd_per_gpu_hour` is USD per hour for ONE GPU, on-demand; since 2025-10-01 Nebius bills GPU,
+vCPUs and RAM of a preset as one item, so it covers the preset's vCPUs and RAM too. An offer's
+`price_per_hour` = per-GPU price x the preset's GPU count (e.g. 8gpu-128vcpu-1600gb H100 = 8 x $4.50).
+Preset RAM is GiB (`ram_gib`, "200gb" in a preset name is 200 GiB): converted to GB (x 1.073741824).
+`gpu_memory_gb` is per GPU in GB. One offer per preset and region; offer_id
+"<platform>/<preset>@<region>", e.g. "gpu-h100-sxm/8gpu-128vcpu-1600gb@eu-north1".
+
+Inferred / not recorded: availability is "unknown" (a price list says nothing about capacity);
+"NVIDIA HGX <GPU>" names are HGX boards of SXM modules (form factor SXM); the page prices the same in
+every region, the regions of each platform are from the docs. L40S prices are "from" prices: only
+the smallest preset, whose price that is, is recorded. Preemptible prices, commitment discounts and
+ILS prices (Israeli companies) are not recorded.
+Known limits: a static list goes stale -- re-read the pricing page and bump `as_of` when it changes.
+B300 is not in the GPU registry yet and is counted as unknown.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from gpubroker.schema import Availability, FormFactor
+from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook
+from gpubroker_provider.vendors import VENDORS
+
+PRICE_UNIT = "per GPU per hour"
+GIB_IN_GB = 1.073741824
+_HGX = re.compile(r"\bHGX\b\s*", re.IGNORECASE)
+_EDITION = re.compile(r"\s*\bServer Edition\b", re.IGNORECASE)
+
+
+def registry_spelling(vendor_gpu: str) -> tuple[str, FormFactor | None]:
+    """Nebius spells GPUs "NVIDIA HGX H100" / "... Blackwell Server Edition"; the registry does not
+    know "HGX" (an SXM baseboard) or the "Server Edition" suffix yet. Returns (name, form factor)."""
+    form = FormFactor.SXM if _HGX.search(vendor_gpu) else None
+    return _EDITION.sub("", _HGX.sub("", vendor_gpu)).strip(), form
+
+
+class NebiusHook(StaticCatalogueHook):
+    vendor = VENDORS["nebius"]
+
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        self.expect(len(pages) == 1 and isinstance(pages[0], dict), "expected one catalogue object")
+        page = pages[0]
+        self._check_header(page)
+        regions = page["regions"]
+        self.expect(isinstance(regions, dict) and regions, "expected a regions table")
+        self.expect(isinstance(page["presets"], list) and page["presets"], 'expected "presets": [...]')
+        for row in page["presets"]:
+            name, form = registry_spelling(row["gpu"])
+            match = batch.gpu(name)
+            if match is None:
+                continue
+            per_gpu, gpus = row["usd_per_gpu_hour"], row["gpus"]
+            self.expect(_is_number(per_gpu) and per_gpu > 0, f"{row['preset']}: bad price {per_gpu!r}")
+            self.expect(isinstance(gpus, int) and 1 <= gpus <= 16, f"{row['preset']}: bad GPU count {gpus!r}")
+            self.expect(row["preset"].startswith(f"{gpus}gpu-"), f"{row['preset']}: GPU count disagrees")
+            self.expect(isinstance(row["regions"], list) and row["regions"], f"{row['preset']}: no region")
+            for region in row["regions"]:
+                self.expect(region in regions, f"{row['preset']}: unknown region {region!r}")
+                batch.add(
+                    self.offer(
+                        match,
+                        observed_at,
+                        region=region,
+                        country=regions[region]["country"],
+                        offer_id=f"{row['platform']}/{row['preset']}@{region}",
+                        instance_type=f"{row['platform']} {row['preset']}",
+                        gpu_form_factor=form or match.form_factor,
+                        gpu_count=gpus,
+                        gpu_memory_gb=float(row["gpu_memory_gb"]),
+                        vcpus=row["vcpus"],
+                        ram_gb=round(row["ram_gib"] * GIB_IN_GB, 1),  # GiB -> GB
+                        price_per_hour=Decimal(str(per_gpu)) * gpus,  # per GPU -> whole VM
+                        availability=Availability.UNKNOWN,
+                    )
+                )
+
+    def _check_header(self, page: dict[str, Any]) -> None:
+        self.expect(str(page["source"]).startswith("https://"), "catalogue source must be an https URL")
+        date.fromisoformat(page["as_of"])  # ValueError -> malformed
+        self.expect(page["currency"] == "USD", f"expected USD prices, got {page['currency']!r}")
+        self.expect(page["price_unit"] == PRICE_UNIT, f"expected prices {PRICE_UNIT!r}, got {page['price_unit']!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,78 @@
+"""Paperspace (DigitalOcean): the published CORE machine price list, as a dated static catalogue.
+
+Source: https://www.paperspace.com/pricing (hourly machine prices), with the datacenter of each
+machine type from https://docs.digitalocean.com/products/paperspace/machines/details/availability/.
+No public price API: `catalogues/paperspace.json` holds the list as of its `as_of` date (2026-11-01).
+
+Units: `hourly_usd` is USD per hour for the WHOLE machine (all its GPUs, vCPUs and RAM), the way
+Paperspace prices machine types ("H100x8" is one machine of 8 GPUs) -- no conversion needed.
+`gpu_memory_gb` is per GPU in GB; `ram_gb` is the machine's RAM in GB as published.
+One offer per machine type and datacenter (NY2, CA1 in the US; AMS1 in the Netherlands); offer_id
+"<machine type>@<datacenter>". Country comes from the catalogue's datacenter table.
+
+Inferred / not recorded: availability is "unknown" (a price list says nothing about capacity);
+storage and the monthly access fee of hourly machines are billed on top and are not included;
+36-month commitment prices (marked * / ** on the page) are not recorded.
+Known limits: a static list goes stale -- re-read the pricing page and bump `as_of` when it changes.
+Quadro/Pascal-era cards (RTX4000, P-series) are not in the GPU registry and are counted as unknown.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from gpubroker.schema import Availability
+from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook
+from gpubroker_provider.vendors import VENDORS
+
+PRICE_UNIT = "per machine per hour"
+
+
+class PaperspaceHook(StaticCatalogueHook):
+    vendor = VENDORS["paperspace"]
+
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        self.expect(len(pages) == 1 and isinstance(pages[0], dict), "expected one catalogue object")
+        page = pages[0]
+        self._check_header(page)
+        datacenters = page["datacenters"]
+        self.expect(isinstance(datacenters, dict) and datacenters, "expected a datacenters table")
+        self.expect(isinstance(page["machines"], list) and page["machines"], 'expected "machines": [...]')
+        for row in page["machines"]:
+            match = batch.gpu(row["gpu"])
+            if match is None:
+                continue
+            gpus, price = row["gpus"], row["hourly_usd"]
+            self.expect(isinstance(gpus, int) and gpus >= 1, f"{row['machine_type']}: bad GPU count {gpus!r}")
+            self.expect(_is_number(price) and price > 0, f"{row['machine_type']}: bad price {price!r}")
+            self.expect(isinstance(row["datacenters"], list) and row["datacenters"], "machine without datacenter")
+            for dc in row["datacenters"]:
+                self.expect(dc in datacenters, f"{row['machine_type']}: unknown datacenter {dc!r}")
+                batch.add(
+                    self.offer(
+                        match,
+                        observed_at,
+                        region=dc,
+                        country=datacenters[dc]["country"],
+                        offer_id=f"{row['machine_type']}@{dc}",
+                        instance_type=row["machine_type"],
+                        gpu_count=gpus,
+                        gpu_memory_gb=float(row["gpu_memory_gb"]),
+                        vcpus=row["vcpus"],
+                        ram_gb=float(row["ram_gb"]),
+                        price_per_hour=Decimal(str(price)),  # already the whole machine
+                        availability=Availability.UNKNOWN,
+                    )
+                )
+
+    def _check_header(self, page: dict[str, Any]) -> None:
+        self.expect(str(page["source"]).startswith("https://"), "catalogue source must be an https URL")
+        date.fromisoformat(page["as_of"])  # ValueError -> malformed
+        self.expect(page["currency"] == "USD", f"expected USD prices, got {page['currency']!r}")
+        self.expect(page["price_unit"] == PRICE_UNIT, f"expected prices {PRICE_UNIT!r}, got {page['price_unit']!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,107 @@
+"""AWS hook (EC2 + SageMaker price list files) against recorded payloads served over HTTP."""
+
+import copy
+
+import pytest
+
+from gpubroker_provider.hooks.aws import DEFAULT_REGIONS, AwsHook
+from gpubroker_provider.hooks.base import PayloadError
+from tests.conftest import recording
+
+
+def hook(replay, **kwargs) -> AwsHook:
+    return AwsHook(base_url=replay.vendor_url("aws"), api_key=None, **kwargs)
+
+
+def by_id(batch):
+    return {o.offer_id: o for o in batch.offers}
+
+
+def test_every_region_file_of_both_services_is_read(replay):
+    batch = hook(replay).fetch_batch()
+    assert batch.pages == 2 * len(DEFAULT_REGIONS)
+    assert sorted(by_id(batch)) == sorted([
+        "ec2:p5.48xlarge:us-east-1", "ec2:p4d.24xlarge:us-east-1", "ec2:g5.xlarge:us-east-1",
+        "ec2:g6e.xlarge:us-east-1", "ec2:g4dn.xlarge:us-east-1",
+        "ec2:p5.48xlarge:us-west-2", "ec2:g6.12xlarge:us-west-2",
+        "ec2:p4d.24xlarge:eu-central-1", "ec2:g5.12xlarge:eu-central-1",
+        "sagemaker:ml.p4d.24xlarge:us-east-1", "sagemaker:ml.g5.xlarge:us-east-1",
+        "sagemaker:ml.p5.48xlarge:us-west-2", "sagemaker:ml.g4dn.xlarge:eu-central-1",
+    ])
+    # Graviton g5g (NVIDIA T4G) is a GPU the registry does not know: counted, not guessed
+    assert batch.unknown_gpus == {"NVIDIA T4G": 1}
+
+
+def test_ec2_mapping_whole_instance_price_and_specs(replay):
+    offers = by_id(hook(replay).fetch_batch())
+    p5 = offers["ec2:p5.48xlarge:us-east-1"]
+    assert (p5.gpu_model, p5.gpu_count, p5.gpu_memory_gb) == ("H100", 8, 80)
+    assert str(p5.price_per_hour) == "55.0400"  # Linux, not the Windows row at 63.872
+    assert (p5.vcpus, p5.ram_gb, p5.disk_gb) == (192, 2048, 8 * 3840)
+    assert (p5.region, p5.country, p5.continent) == ("us-east-1", "US", "NA")
+    assert p5.instance_type == "p5.48xlarge" and p5.spot_price is None and p5.availability == "unknown"
+
+    g5 = offers["ec2:g5.xlarge:us-east-1"]
+    assert (g5.gpu_model, g5.gpu_count, g5.gpu_memory_gb) == ("A10G", 1, 24)
+    assert str(g5.price_per_hour) == "1.0060"  # shared tenancy, not the Dedicated 1.106 row
+    assert str(offers["ec2:g4dn.xlarge:us-east-1"].price_per_hour) == "0.5260"  # not "SQL Web" 0.646
+    assert offers["ec2:p4d.24xlarge:us-east-1"].gpu_memory_gb == 40
+
+    fra = offers["ec2:p4d.24xlarge:eu-central-1"]
+    assert (fra.country, fra.continent, str(fra.price_per_hour)) == ("DE", "EU", "26.3570")
+    l4 = offers["ec2:g6.12xlarge:us-west-2"]
+    assert (l4.gpu_model, l4.gpu_count, l4.disk_gb, l4.cpu_arch) == ("L4", 4, 3760, "x86_64")
+    assert offers["ec2:g5.12xlarge:eu-central-1"].disk_gb == 3800
+
+
+def test_sagemaker_is_its_own_product_line(replay):
+    offers = by_id(hook(replay).fetch_batch())
+    ml = offers["sagemaker:ml.p4d.24xlarge:us-east-1"]
+    assert ml.instance_type == "ml.p4d.24xlarge"
+    assert str(ml.price_per_hour) == "25.2527"  # Training hour, not the 13.57 upfront fee
+    assert (ml.gpu_model, ml.gpu_count, ml.gpu_memory_gb, ml.vcpus) == ("A100", 8, 40, 96)
+    assert offers["ec2:p4d.24xlarge:us-east-1"].price_per_hour != ml.price_per_hour
+    assert str(offers["sagemaker:ml.g5.xlarge:us-east-1"].price_per_hour) == "1.4080"
+    assert offers["sagemaker:ml.g4dn.xlarge:eu-central-1"].country == "DE"
+    assert not [o for o in offers if "m5" in o or "c7i" in o]  # non-GPU instances skipped
+
+
+def test_regions_are_configurable(replay):
+    batch = hook(replay, regions=["us-west-2"]).fetch_batch()
+    assert batch.pages == 2
+    assert {o.region for o in batch.offers} == {"us-west-2"}
+
+
+def test_zero_price_is_skipped_never_landed(replay):
+    body = copy.deepcopy(recording("aws", "ec2-us-west-2.json"))
+    sku = next(s for s, p in body["products"].items() if p["attributes"]["instanceType"] == "g6.12xlarge")
+    for term in body["terms"]["OnDemand"][sku].values():
+        for dim in term["priceDimensions"].values():
+            dim["pricePerUnit"]["USD"] = "0.0000000000"
+    replay.put("aws", "ec2-us-west-2.json", body)
+    assert "ec2:g6.12xlarge:us-west-2" not in by_id(hook(replay).fetch_batch())
+
+
+def _mutate_p5(body, change):
+    sku = next(s for s, p in body["products"].items()
+               if p["attributes"]["instanceType"] == "p5.48xlarge" and p["attributes"]["operatingSystem"] == "Linux")
+    change(body, sku)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda body, sku: body["terms"].pop("OnDemand"),
+        lambda body, sku: body["products"][sku]["attributes"].update(gpu="NA"),
+        lambda body, sku: next(iter(next(iter(body["terms"]["OnDemand"][sku].values()))["priceDimensions"].values()))
+        ["pricePerUnit"].update(USD="fifty"),
+        lambda body, sku: body["products"][sku]["attributes"].pop("regionCode"),
+    ],
+    ids=["no-on-demand-terms", "gpu-family-without-gpu-count", "non-numeric-price", "missing-region"],
+)
+def test_malformed_price_list_rejects_the_whole_batch(replay, change):
+    body = copy.deepcopy(recording("aws", "ec2-us-east-1.json"))
+    _mutate_p5(body, change)
+    replay.put("aws", "ec2-us-east-1.json", body)
+    with pytest.raises(PayloadError, match="aws: malformed payload"):
+        hook(replay).fetch_batch()

@@ -1,0 +1,92 @@
+"""Azure hook (Retail Prices API) against recorded pages served over HTTP."""
+
+import copy
+
+import pytest
+
+from gpubroker_provider.hooks.azure import AzureHook
+from gpubroker_provider.hooks.base import PayloadError
+from tests.conftest import recording
+
+
+def hook(replay, **kwargs) -> AzureHook:
+    return AzureHook(base_url=replay.vendor_url("azure"), api_key=None, **kwargs)
+
+
+def by_id(batch):
+    return {o.offer_id: o for o in batch.offers}
+
+
+def test_next_page_link_is_followed_and_every_region_read(replay):
+    batch = hook(replay).fetch_batch()
+    assert batch.pages == 4  # eastus (2 pages) + westeurope + swedencentral
+    assert sorted(by_id(batch)) == sorted([
+        "Standard_NC24ads_A100_v4:eastus", "Standard_ND96isr_H100_v5:eastus", "Standard_NC4as_T4_v3:eastus",
+        "Standard_NV36ads_A10_v5:eastus", "Standard_NC40ads_H100_v5:eastus",  # the last two: page 2
+        "Standard_NC24ads_A100_v4:westeurope", "Standard_NC64as_T4_v3:westeurope",
+        "Standard_NV36ads_A10_v5:westeurope",
+        "Standard_ND96isr_H100_v5:swedencentral", "Standard_NC40ads_H100_v5:swedencentral",
+    ])
+    assert batch.unknown_gpus == {"Radeon Instinct MI25": 1}  # NVv4: a GPU the registry lacks
+
+
+def test_linux_on_demand_price_spot_meter_and_specs(replay):
+    offers = by_id(hook(replay).fetch_batch())
+    a100 = offers["Standard_NC24ads_A100_v4:eastus"]
+    assert str(a100.price_per_hour) == "3.6730"  # Linux meter, not Windows 3.857
+    assert str(a100.spot_price) == "0.5143"  # the Spot meter, not Low Priority 0.7346
+    assert (a100.gpu_model, a100.gpu_form_factor, a100.gpu_count, a100.gpu_memory_gb) == ("A100", "PCIe", 1, 80)
+    assert (a100.vcpus, a100.ram_gb, a100.country, a100.continent) == (24, 220, "US", "NA")
+
+    h100 = offers["Standard_ND96isr_H100_v5:eastus"]
+    assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 8, 80)
+    assert str(h100.price_per_hour) == "98.3200" and str(h100.spot_price) == "32.7733"
+
+    t4 = offers["Standard_NC4as_T4_v3:eastus"]
+    assert str(t4.spot_price) == "0.0526"  # spot meter on page 2 pairs with on-demand on page 1
+    assert offers["Standard_NV36ads_A10_v5:eastus"].spot_price is None  # its Spot meter is Windows
+    nvl = offers["Standard_NC40ads_H100_v5:swedencentral"]
+    assert (nvl.gpu_form_factor, nvl.gpu_memory_gb, nvl.spot_price) == ("NVL", 94, None)  # Low Priority ignored
+    assert (nvl.country, nvl.continent) == ("SE", "EU")
+    assert offers["Standard_NC64as_T4_v3:westeurope"].country == "NL"
+    assert offers["Standard_NC64as_T4_v3:westeurope"].gpu_count == 4
+
+
+def test_zero_missing_and_fractional_rows_are_skipped(replay):
+    offers = by_id(hook(replay).fetch_batch())
+    assert "Standard_NC96ads_A100_v4:eastus" not in offers  # retailPrice 0.0
+    assert "Standard_NC40ads_H100_v5:westeurope" not in offers  # retailPrice missing
+    assert "Standard_NV6ads_A10_v5:eastus" not in offers  # 1/6 of an A10
+    assert all(o.price_per_hour > 0 for o in offers.values())
+
+
+def test_regions_are_configurable(replay):
+    batch = hook(replay, regions=["swedencentral"]).fetch_batch()
+    assert batch.pages == 1 and {o.region for o in batch.offers} == {"swedencentral"}
+
+
+def test_spot_above_on_demand_is_dropped(replay):
+    body = copy.deepcopy(recording("azure", "swedencentral.json"))
+    spot = copy.deepcopy(body["Items"][1])
+    spot.update(skuName="NC40ads H100 v5 Spot", meterName="NC40ads H100 v5 Spot", retailPrice=9.5, unitPrice=9.5)
+    body["Items"].append(spot)
+    replay.put("azure", "swedencentral.json", body)
+    assert by_id(hook(replay).fetch_batch())["Standard_NC40ads_H100_v5:swedencentral"].spot_price is None
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda body: body.pop("Items"),
+        lambda body: body["Items"][0].pop("armSkuName"),
+        lambda body: body["Items"][0].update(currencyCode="EUR"),
+        lambda body: body["Items"][4].update(retailPrice="n/a"),
+    ],
+    ids=["no-items", "missing-sku", "not-usd", "non-numeric-price"],
+)
+def test_malformed_page_rejects_the_whole_batch(replay, mutate):
+    body = copy.deepcopy(recording("azure", "eastus-1.json"))
+    mutate(body)
+    replay.put("azure", "eastus-1.json", body)
+    with pytest.raises(PayloadError, match="azure: malformed payload"):
+        hook(replay).fetch_batch()

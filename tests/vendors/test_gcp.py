@@ -1,0 +1,93 @@
+"""Google Cloud hook (Cloud Billing Catalog SKUs) against recorded pages served over HTTP."""
+
+import copy
+
+import pytest
+
+from gpubroker_provider.hooks.base import PayloadError, VendorError
+from gpubroker_provider.hooks.gcp import GcpHook
+from tests.conftest import REPLAY_KEY, recording
+
+
+def hook(replay, key=REPLAY_KEY, **kwargs) -> GcpHook:
+    return GcpHook(base_url=replay.vendor_url("gcp"), api_key=key, **kwargs)
+
+
+def by_id(batch):
+    return {o.offer_id: o for o in batch.offers}
+
+
+def test_both_pages_are_read_and_machine_types_assembled(replay):
+    batch = hook(replay).fetch_batch()
+    assert batch.pages == 2
+    assert sorted(by_id(batch)) == sorted([
+        "a2-highgpu-1g:us-central1", "a2-highgpu-8g:us-central1", "a2-ultragpu-1g:us-central1",
+        "a2-ultragpu-8g:us-central1", "a3-highgpu-8g:us-central1",  # H100 + A3 SKUs are on page 2
+        "g2-standard-4:us-central1", "g2-standard-24:us-central1", "g2-standard-48:us-central1",
+        "g2-standard-4:europe-west4", "g2-standard-24:europe-west4", "g2-standard-48:europe-west4",
+        "a2-highgpu-1g:asia-northeast1", "a2-highgpu-8g:asia-northeast1",
+    ])
+    # a3 in asia-northeast1 has a GPU SKU but no A3 core/RAM SKU: skipped, not priced GPU-only;
+    # us-east4 is not a configured region; T4/N1/storage/commitment SKUs build no offer
+    assert not batch.unknown_gpus
+
+
+def test_price_is_gpus_plus_cores_plus_ram_from_units_and_nanos(replay):
+    offers = by_id(hook(replay).fetch_batch())
+    a2 = offers["a2-highgpu-1g:us-central1"]
+    assert str(a2.price_per_hour) == "3.6734"  # 2.933908 + 12 x 0.031611 + 85 x 0.004237
+    assert str(a2.spot_price) == "1.3954"  # the Spot Preemptible GPU, core and RAM SKUs
+    assert (a2.gpu_model, a2.gpu_count, a2.gpu_memory_gb, a2.vcpus, a2.ram_gb) == ("A100", 1, 40, 12, 85)
+    assert (a2.country, a2.continent) == ("US", "NA")
+
+    ultra = offers["a2-ultragpu-8g:us-central1"]
+    assert (ultra.gpu_model, ultra.gpu_count, ultra.gpu_memory_gb) == ("A100", 8, 80)
+    a3 = offers["a3-highgpu-8g:us-central1"]
+    assert (a3.gpu_model, a3.gpu_count, a3.gpu_memory_gb) == ("H100", 8, 80)
+    assert str(a3.price_per_hour) == "92.0977" and a3.spot_price is None  # no A3 spot SKUs
+
+    g2 = offers["g2-standard-4:us-central1"]
+    assert (g2.gpu_model, str(g2.price_per_hour), str(g2.spot_price)) == ("L4", "0.7064", "0.2826")
+    nl = offers["g2-standard-48:europe-west4"]
+    assert (str(nl.price_per_hour), nl.spot_price, nl.country, nl.continent) == ("4.4038", None, "NL", "EU")
+    jp = offers["a2-highgpu-8g:asia-northeast1"]
+    assert (str(jp.price_per_hour), jp.country) == ("32.1578", "JP")
+
+
+def test_key_travels_as_query_parameter_and_bad_key_gets_googles_error(replay):
+    assert hook(replay).client().params["key"] == REPLAY_KEY
+    with pytest.raises(VendorError, match="HTTP 403: .*PERMISSION_DENIED") as error:
+        hook(replay, key="AIza-wrong-key").fetch_batch()
+    assert "AIza-wrong-key" not in str(error.value)
+
+
+def test_regions_are_configurable(replay):
+    batch = hook(replay, regions=["europe-west4"]).fetch_batch()
+    assert {o.region for o in batch.offers} == {"europe-west4"} and len(batch.offers) == 3
+
+
+def test_zero_priced_component_leaves_the_machine_unpriced(replay):
+    body = copy.deepcopy(recording("gcp", "skus-2.json"))
+    ram = next(s for s in body["skus"] if s["description"] == "G2 Instance Ram running in Netherlands")
+    ram["pricingInfo"][0]["pricingExpression"]["tieredRates"][0]["unitPrice"].update(units="0", nanos=0)
+    replay.put("gcp", "skus-2.json", body)
+    assert not [o for o in hook(replay).fetch_batch().offers if o.region == "europe-west4"]
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda body: body.pop("skus"),
+        lambda body: body["skus"][0]["pricingInfo"][0]["pricingExpression"].pop("tieredRates"),
+        lambda body: body["skus"][0]["pricingInfo"][0]["pricingExpression"]["tieredRates"][0]["unitPrice"]
+        .update(units="two"),
+        lambda body: body["skus"][4].pop("category"),
+    ],
+    ids=["no-skus", "no-tiered-rates", "non-integer-units", "no-category"],
+)
+def test_malformed_page_rejects_the_whole_batch(replay, mutate):
+    body = copy.deepcopy(recording("gcp", "skus-1.json"))
+    mutate(body)
+    replay.put("gcp", "skus-1.json", body)
+    with pytest.raises(PayloadError, match="gcp: malformed payload"):
+        hook(replay).fetch_batch()

@@ -1,0 +1,75 @@
+"""Lambda hook against the recorded /api/v1/instance-types answer, served over real HTTP."""
+
+import copy
+
+import pytest
+
+from gpubroker.schema import Availability
+from gpubroker_provider.hooks.base import PayloadError
+from gpubroker_provider.hooks.lambda_cloud import LambdaHook
+from tests.conftest import REPLAY_KEY, recording
+
+
+def hook(replay, key=REPLAY_KEY) -> LambdaHook:
+    return LambdaHook(base_url=replay.vendor_url("lambda"), api_key=key)
+
+
+def offers(replay):
+    batch = hook(replay).fetch_batch()
+    return batch, {o.offer_id: o for o in batch.offers}
+
+
+def test_one_offer_per_instance_type_and_region_with_capacity(replay):
+    batch, by_id = offers(replay)
+    assert batch.pages == 1
+    assert len(batch.offers) == 13
+    assert batch.unknown_gpus == {"B300 SXM6": 1}  # not in the registry: counted, not guessed
+
+    h100 = by_id["gpu_8x_h100_sxm5@europe-central-1"]
+    assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 8, 80)
+    assert str(h100.price_per_hour) == "23.9200"  # 2392 cents/hour for the whole 8-GPU instance
+    assert (h100.country, h100.continent) == ("DE", "EU")  # region description "Germany"
+    assert h100.ram_gb == 1932.7 and h100.disk_gb == 26607.3  # 1800 GiB, 24780 GiB -> GB
+    assert h100.vcpus == 208 and h100.spot_price is None
+    assert by_id["gpu_8x_h100_sxm5@us-south-1"].country == "US"
+
+    a10 = [o for o in batch.offers if o.instance_type == "gpu_1x_a10"]
+    assert sorted(o.region for o in a10) == ["us-east-1", "us-west-1"]
+    assert all(str(o.price_per_hour) == "0.7500" and o.gpu_form_factor == "PCIe" for o in a10)
+
+
+def test_descriptions_give_per_gpu_memory_and_model(replay):
+    _, by_id = offers(replay)
+    assert (by_id["gpu_1x_a100_sxm4@us-east-1"].gpu_model, by_id["gpu_1x_a100_sxm4@us-east-1"].gpu_memory_gb) == ("A100", 40)
+    assert by_id["gpu_8x_v100@us-west-2"].gpu_model == "V100"  # "Tesla V100 (16 GB)"
+    assert by_id["gpu_1x_rtx6000@us-south-1"].gpu_model == "QUADRORTX6000"  # "RTX 6000 (24 GB)" is Turing
+    gh200 = by_id["gpu_1x_gh200@us-east-3"]
+    assert (gh200.gpu_memory_gb, gh200.cpu_arch, gh200.gpu_form_factor) == (96, "arm64", None)
+    assert by_id["gpu_1x_a6000@asia-south-1"].country == "IN"
+
+
+def test_instance_types_without_capacity_are_listed_unavailable(replay):
+    _, by_id = offers(replay)
+    for name in ("gpu_8x_a100_80gb_sxm4", "gpu_8x_b200_sxm6"):
+        offer = by_id[f"{name}@none"]
+        assert (offer.availability, offer.region, offer.country) == (Availability.UNAVAILABLE, "unknown", None)
+    assert str(by_id["gpu_8x_b200_sxm6@none"].price_per_hour) == "47.9200"
+    assert all(o.availability == Availability.AVAILABLE for o in by_id.values() if not o.offer_id.endswith("@none"))
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda data: data["gpu_1x_a10"]["instance_type"].update(gpu_description="A10 24GB"),
+        lambda data: data["gpu_1x_a10"]["instance_type"].pop("price_cents_per_hour"),
+        lambda data: data["gpu_1x_a10"].update(regions_with_capacity_available={"name": "us-east-1"}),
+        lambda data: data["gpu_1x_a10"]["instance_type"].update(name="gpu_1x_a10_renamed"),
+    ],
+    ids=["unparseable-gpu-description", "missing-price", "regions-not-a-list", "key-name-mismatch"],
+)
+def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
+    body = copy.deepcopy(recording("lambda", "instance-types.json"))
+    mutate(body["data"])
+    replay.put("lambda", "instance-types.json", body)
+    with pytest.raises(PayloadError, match="lambda: malformed payload"):
+        hook(replay).fetch_batch()

@@ -1,0 +1,84 @@
+"""Nebius static catalogue: per-GPU prices x preset GPUs, GiB -> GB, HGX names, unknown B300."""
+
+import copy
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from gpubroker_provider.hooks.base import PayloadError
+from gpubroker_provider.hooks.nebius import NebiusHook, registry_spelling
+
+NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> dict:
+    [page] = NebiusHook().fetch_raw()
+    return page
+
+
+def by_id(batch):
+    return {o.offer_id: o for o in batch.offers}
+
+
+def test_presets_map_to_whole_vm_prices_per_region(catalogue):
+    batch = NebiusHook().parse([catalogue], NOW)
+    offers = by_id(batch)
+    assert len(offers) == len(batch.offers) == 15
+    assert batch.unknown_gpus == {"NVIDIA B300": 1}  # not in the registry: counted, not guessed
+    assert not batch.memory_mismatches
+
+    h100 = offers["gpu-h100-sxm/8gpu-128vcpu-1600gb@eu-north1"]
+    assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 8, 80.0)
+    assert h100.price_per_hour == Decimal("36.0000")  # 8 x $4.50 per GPU-hour
+    assert (h100.vcpus, h100.ram_gb) == (128, 1718.0)  # 1600 GiB
+    assert (h100.region, h100.country, h100.continent) == ("eu-north1", "FI", "EU")
+
+    h200 = offers["gpu-h200-sxm/1gpu-16vcpu-200gb@us-central1"]
+    assert (str(h200.price_per_hour), h200.ram_gb, h200.country, h200.continent) == ("5.4000", 214.7, "US", "NA")
+    assert offers["gpu-h200-sxm/8gpu-128vcpu-1600gb@eu-north2"].country == "IS"
+    assert offers["gpu-h200-sxm/8gpu-128vcpu-1600gb@eu-west1"].country == "FR"
+
+    b200 = offers["gpu-b200-sxm/8gpu-160vcpu-1792gb@us-central1"]
+    assert (b200.gpu_model, b200.gpu_memory_gb, str(b200.price_per_hour)) == ("B200", 180.0, "68.0000")
+
+    l40s = offers["gpu-l40s-a/1gpu-8vcpu-32gb@eu-north1"]
+    assert (l40s.gpu_model, l40s.gpu_form_factor, l40s.ram_gb) == ("L40S", "PCIe", 34.4)  # 32 GiB
+    assert l40s.price_per_hour == Decimal("1.5500")
+    pro = offers["gpu-rtx-pro-6000/1gpu-24vcpu-218gb@eu-north1"]
+    assert (pro.gpu_model, pro.gpu_memory_gb, str(pro.price_per_hour)) == ("RTXPRO6000", 96.0, "1.8000")
+    assert {o.availability for o in batch.offers} == {"unknown"}
+
+
+def test_vendor_spellings_are_mapped_for_the_registry():
+    assert registry_spelling("NVIDIA HGX H100") == ("NVIDIA H100", "SXM")
+    assert registry_spelling("NVIDIA RTX PRO 6000 Blackwell Server Edition") == ("NVIDIA RTX PRO 6000 Blackwell", None)
+    assert registry_spelling("NVIDIA L40S PCIe") == ("NVIDIA L40S PCIe", None)
+
+
+def test_catalogue_is_dated_and_per_gpu_hour(catalogue):
+    assert catalogue["source"] == "https://nebius.com/prices"
+    assert catalogue["as_of"] == "2026-11-01"
+    assert (catalogue["currency"], catalogue["price_unit"]) == ("USD", "per GPU per hour")
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda c: c.pop("presets"),
+        lambda c: c["presets"][3].pop("usd_per_gpu_hour"),
+        lambda c: c["presets"][4].update(usd_per_gpu_hour=0),
+        lambda c: c["presets"][5].update(gpus=8),  # disagrees with the preset name "1gpu-..."
+        lambda c: c["presets"][6].update(regions=["mars-1"]),
+        lambda c: c["presets"][7].pop("ram_gib"),
+        lambda c: c.update(price_unit="per instance per hour"),
+    ],
+    ids=["no-presets", "missing-price", "zero-price", "gpu-count-vs-preset", "unknown-region", "missing-ram",
+         "other-price-unit"],
+)
+def test_malformed_catalogue_rejects_the_whole_batch(catalogue, mutate):
+    broken = copy.deepcopy(catalogue)
+    mutate(broken)
+    with pytest.raises(PayloadError, match="nebius: malformed payload"):
+        NebiusHook().parse([broken], NOW)

@@ -1,0 +1,75 @@
+"""RunPod hook against the recorded GraphQL `gpuTypes` answer, served over real HTTP."""
+
+import copy
+
+import pytest
+
+from gpubroker.schema import Availability
+from gpubroker_provider.hooks.base import PayloadError
+from gpubroker_provider.hooks.runpod import RunPodHook
+from tests.conftest import REPLAY_KEY, recording
+
+
+def hook(replay, key=REPLAY_KEY) -> RunPodHook:
+    return RunPodHook(base_url=replay.vendor_url("runpod"), api_key=key)
+
+
+def offers(batch):
+    return {o.offer_id: o for o in batch.offers}
+
+
+def test_gpu_types_normalise_one_offer_per_cloud(replay):
+    batch = hook(replay).fetch_batch()
+    by_id = offers(batch)
+    assert batch.pages == 1
+    assert len(batch.offers) == 15
+    # "RTX 2000 Ada" is not in the registry: counted, not guessed; the "unknown" placeholder is not a GPU
+    assert batch.unknown_gpus == {"RTX 2000 Ada": 1}
+    assert not any(o.offer_id.startswith("unknown") for o in batch.offers)
+
+    h100 = by_id["NVIDIA H100 80GB HBM3:secure"]
+    assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 1, 80)
+    assert str(h100.price_per_hour) == "2.6900" and str(h100.spot_price) == "1.7500"
+    assert (h100.vcpus, h100.ram_gb, h100.region, h100.country) == (20, 125, "global", None)
+    assert h100.availability == Availability.AVAILABLE
+
+    nvl = by_id["NVIDIA H100 NVL:community"]
+    assert (nvl.gpu_form_factor, nvl.gpu_memory_gb, str(nvl.price_per_hour)) == ("NVL", 94, "2.5900")
+
+
+def test_clouds_not_offered_are_skipped_and_stock_maps_to_availability(replay):
+    by_id = offers(hook(replay).fetch_batch())
+    # RTX 3090: Community Cloud only (secureCloud false, securePrice 0)
+    assert "NVIDIA GeForce RTX 3090:secure" not in by_id
+    assert str(by_id["NVIDIA GeForce RTX 3090:community"].price_per_hour) == "0.2200"
+    # B200: Secure only, communityPrice null, no spot price, stock "Low"
+    assert "NVIDIA B200:community" not in by_id
+    b200 = by_id["NVIDIA B200:secure"]
+    assert (b200.gpu_memory_gb, b200.spot_price, b200.availability) == (180, None, Availability.LIMITED)
+    # stockStatus null: listed but none to rent
+    v100 = by_id["Tesla V100-SXM2-32GB:community"]
+    assert (v100.gpu_model, v100.gpu_memory_gb, v100.availability) == ("V100", 32, Availability.UNAVAILABLE)
+    assert by_id["AMD Instinct MI300X OAM:secure"].gpu_vendor == "AMD"
+
+
+def test_api_key_travels_as_query_parameter(replay):
+    client = hook(replay).client()
+    assert client.params["api_key"] == REPLAY_KEY and "Authorization" not in client.headers
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda body: body.update(errors=[{"message": "Cannot query field \"securePrice\""}], data=None),
+        lambda body: body["data"]["gpuTypes"][3]["lowestPrice"].update(stockStatus="Plenty"),
+        lambda body: body["data"]["gpuTypes"][5].pop("securePrice"),
+        lambda body: body["data"]["gpuTypes"][5].update(communityPrice="cheap"),
+    ],
+    ids=["graphql-errors", "unknown-stock-status", "missing-price", "price-not-a-number"],
+)
+def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
+    body = copy.deepcopy(recording("runpod", "gpu-types.json"))
+    mutate(body)
+    replay.put("runpod", "gpu-types.json", body)
+    with pytest.raises(PayloadError, match="runpod: malformed payload"):
+        hook(replay).fetch_batch()

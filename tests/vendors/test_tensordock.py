@@ -1,0 +1,59 @@
+"""TensorDock hook against the recorded /api/v2/locations answer, served over real HTTP."""
+
+import copy
+
+import pytest
+
+from gpubroker.schema import Availability
+from gpubroker_provider.hooks.base import PayloadError
+from gpubroker_provider.hooks.tensordock import TensorDockHook
+from tests.conftest import REPLAY_KEY, recording
+
+IDAHO = "5c1e7b52-4e0a-4f5e-9d8b-2a7f0c3e91a1"
+VIRGINIA = "9a3d2f10-7b64-4c2e-8f15-6e0b9d4c7a22"
+
+
+def hook(replay, key=REPLAY_KEY) -> TensorDockHook:
+    return TensorDockHook(base_url=replay.vendor_url("tensordock"), api_key=key)
+
+
+def test_locations_give_one_single_gpu_offer_per_gpu_and_location(replay):
+    batch = hook(replay).fetch_batch()
+    by_id = {o.offer_id: o for o in batch.offers}
+    assert batch.pages == 1 and len(batch.offers) == 8
+    assert batch.unknown_gpus == {"NVIDIA GeForce RTX 5060 Ti PCIe 16GB": 1}  # counted, not guessed
+
+    h100 = by_id[f"{IDAHO}:h100-sxm5-80gb"]
+    assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 1, 80)
+    # 2.25 GPU + 2 vCPU x 0.003 + 4 GB RAM x 0.002 + 100 GB storage x 0.00005
+    assert str(h100.price_per_hour) == "2.2690"
+    assert (h100.vcpus, h100.ram_gb, h100.disk_gb) == (2, 4, 100)
+    assert (h100.region, h100.country, h100.available_count) == ("Chubbuck, United States", "US", 8)
+
+    l40s = next(o for o in batch.offers if o.instance_type == "1x l40s-pcie-48gb")
+    assert (str(l40s.price_per_hour), l40s.country, l40s.continent) == ("0.6700", "DE", "EU")
+    assert by_id[f"{VIRGINIA}:geforcertx4090-pcie-24gb"].gpu_form_factor == "PCIe"
+
+
+def test_gpu_with_nothing_deployable_is_unavailable(replay):
+    by_id = {o.offer_id: o for o in hook(replay).fetch_batch().offers}
+    a6000 = by_id[f"{VIRGINIA}:rtxa6000-pcie-48gb"]
+    assert (a6000.availability, a6000.available_count, str(a6000.price_per_hour)) == (Availability.UNAVAILABLE, 0, "0.4150")
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda locs: locs[0]["gpus"][0].pop("pricing"),
+        lambda locs: locs[0]["gpus"][0].update(max_count=-1),
+        lambda locs: locs[0]["gpus"][0].update(price_per_hr="2.25/hr"),
+        lambda locs: locs[2]["gpus"][0].update(displayName="L40S PCIe", v0Name="l40s-pcie"),
+    ],
+    ids=["no-resource-pricing", "negative-max-count", "price-not-a-number", "no-memory-in-name"],
+)
+def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
+    body = copy.deepcopy(recording("tensordock", "locations.json"))
+    mutate(body["data"]["locations"])
+    replay.put("tensordock", "locations.json", body)
+    with pytest.raises(PayloadError, match="tensordock: malformed payload"):
+        hook(replay).fetch_batch()
