@@ -110,8 +110,8 @@ VENDORS: dict[str, Vendor] = {
                "GET /v4/linode/types", "none"),
         Vendor("coreweave", "CoreWeave", "https://www.coreweave.com/pricing", _H + "coreweave.CoreWeaveHook",
                "published price list", "none", "static"),
-        Vendor("genesiscloud", "Genesis Cloud", "https://api.genesiscloud.com", _H + "genesiscloud.GenesisCloudHook",
-               "GET /compute/v1/instances/types", "Authorization: Bearer <key>"),
+        Vendor("genesiscloud", "Genesis Cloud", "https://www.genesiscloud.com/pricing",
+               _H + "genesiscloud.GenesisCloudHook", "published price list", "none", "static"),
     )
 }
 

@@ -229,7 +229,7 @@ class VendorHook(BaseHook, ABC):
             self.normalise(pages, observed_at, batch)
         except PayloadError as error:
             raise PayloadError(f"{self.vendor.slug}: malformed payload: {error}") from None
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ValidationError) as error:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError, ValidationError) as error:
             raise PayloadError(f"{self.vendor.slug}: malformed payload: {_describe(error)}") from None
         return batch
 

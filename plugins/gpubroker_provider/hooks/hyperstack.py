@@ -1,0 +1,141 @@
+"""Hyperstack (NexGen Cloud infrahub API): VM flavors per region, priced from the pricebook.
+
+Endpoints (base https://infrahub-api.nexgencloud.com):
+- GET /v1/core/flavors: `{"status": true, "message": ..., "data": [{"gpu": "H100-80G-PCIe",
+  "region_name": "CANADA-1", "flavors": [{"name": "n3-H100x1", "cpu", "ram", "disk", "ephemeral",
+  "gpu", "gpu_count", "stock_available", ...}]}]}` — flavors grouped by GPU model and region;
+- GET /v1/pricebook: a bare JSON array (no status/message envelope) of
+  `{"id", "name", "value", "original_value", "discount_applied", "start_time", "end_time"}`.
+Auth: the key in the `api_key` header. Pagination: none on either call (every region in one answer).
+
+Units: flavor `cpu` in vCPUs, `ram`, `disk` and `ephemeral` in GB; pricebook `value` in USD per hour
+for ONE unit of the named resource, so for a GPU model (`name` == the flavor group's `gpu`, e.g.
+"H100-80G-PCIe") it is the price of one GPU, vCPUs/RAM/ephemeral disk included.
+`price_per_hour` = pricebook value of the flavor's GPU x `gpu_count`. `value` is the price charged
+now (`original_value` is the list price before a time-limited discount); we take `value`.
+Spot: GPU names ending in "-spot" are the spot variants of the same card. They are not separate
+on-demand offers: their pricebook value x `gpu_count` becomes `spot_price` of the on-demand flavor.
+Inferred: per-GPU memory is not in the payload; it is read from the vendor's GPU name through the
+`_GPUS` table below (e.g. "80G" in "H100-80G-PCIe").
+Unknown: a GPU the registry lacks, or one with several memory sizes and not in `_GPUS`, is counted
+in `batch.unknown_gpus` and skipped.
+Skipped: CPU-only groups (`gpu` ""), spot groups (see above), flavors whose GPU has no pricebook
+entry (nothing to price them with; logged). Regions map to countries through `_COUNTRY`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from gpubroker import gpus
+from gpubroker.schema import Availability, Offer
+from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.vendors import VENDORS
+
+FLAVORS = "/v1/core/flavors"
+PRICEBOOK = "/v1/pricebook"
+SPOT = "-spot"
+
+# Hyperstack GPU name -> (name the registry resolves, GB per GPU as Hyperstack advertises it).
+_GPUS: dict[str, tuple[str, float]] = {
+    "H100-80G-PCIe": ("H100 PCIe", 80),
+    "H100-80G-PCIe-NVLink": ("H100 PCIe", 80),
+    "H100-80G-SXM5": ("H100 SXM", 80),
+    "H200-141G-SXM5": ("H200 SXM", 141),
+    "B200-SXM": ("B200 SXM", 192),
+    "A100-80G-PCIe": ("A100 PCIe", 80),
+    "A100-80G-PCIe-NVLink": ("A100 PCIe", 80),
+    "A100-80G-SXM4": ("A100 SXM", 80),
+    "L40": ("L40", 48),
+    "RTX-A6000": ("RTX A6000", 48),
+    "RTX-A5000": ("RTX A5000", 24),
+    "RTX-A4000": ("RTX A4000", 16),
+    "RTX-4090": ("RTX 4090", 24),
+    "RTX-5090": ("RTX 5090", 32),
+}
+
+_COUNTRY: dict[str, str] = {"CANADA-1": "CA", "NORWAY-1": "NO", "US-1": "US"}
+
+
+def _usd(value: Any) -> Decimal:
+    """A pricebook value (JSON number, or numeric string); anything else is malformed (ValueError)."""
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"not a price: {value!r}") from None
+
+
+class HyperstackHook(VendorHook):
+    vendor = VENDORS["hyperstack"]
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"api_key": api_key}
+
+    def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
+        yield self.request(client, "GET", FLAVORS)
+        yield self.request(client, "GET", PRICEBOOK)
+
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        self.expect(len(pages) == 2, "expected the flavors and the pricebook")
+        flavors, pricebook = pages
+        self.expect(
+            isinstance(flavors, dict) and flavors.get("status") is True and isinstance(flavors.get("data"), list),
+            'expected flavors as {"status": true, "data": [...]}',
+        )
+        self.expect(isinstance(pricebook, list), "expected the pricebook as a JSON array")
+        prices = {item["name"]: _usd(item["value"]) for item in pricebook}
+        for group in flavors["data"]:
+            gpu_name = group["gpu"]
+            if not gpu_name or gpu_name.endswith(SPOT):
+                continue  # CPU-only flavors; spot variants priced onto their on-demand twin
+            name, memory = _GPUS.get(gpu_name, (gpu_name, None))
+            if (match := batch.gpu(name)) is None:
+                continue
+            if gpu_name not in prices:
+                self.log.warning("hyperstack: no pricebook entry for %s; its flavors are skipped", gpu_name)
+                continue
+            if memory is None:
+                if len(match.model.memory_gb) != 1:  # size not knowable from the name: report, skip
+                    batch.unknown_gpus[gpu_name] += 1
+                    continue
+                memory = match.model.memory_gb[0]
+            for flavor in group["flavors"]:
+                spot = prices.get(gpu_name + SPOT)
+                batch.add(self._offer(flavor, match, memory, prices[gpu_name], spot, observed_at))
+
+    def _offer(
+        self,
+        flavor: dict[str, Any],
+        match: gpus.GpuMatch,
+        memory: float,
+        gpu_price: Decimal,
+        spot_gpu_price: Decimal | None,
+        observed_at: datetime,
+    ) -> Offer:
+        count = flavor["gpu_count"]
+        price = gpu_price * count
+        spot = spot_gpu_price * count if spot_gpu_price is not None else None
+        region = flavor["region_name"]
+        in_stock = flavor["stock_available"]
+        self.expect(isinstance(in_stock, bool), "stock_available must be a boolean")
+        return self.offer(
+            match,
+            observed_at,
+            region=region,
+            country=_COUNTRY.get(region, region),
+            offer_id=f"{region}:{flavor['name']}",
+            instance_type=flavor["name"],
+            gpu_count=count,
+            gpu_memory_gb=memory,
+            vcpus=flavor["cpu"],
+            ram_gb=flavor["ram"],
+            disk_gb=flavor["disk"] + (flavor.get("ephemeral") or 0),
+            price_per_hour=price,
+            spot_price=spot if spot is not None and spot <= price else None,
+            availability=Availability.AVAILABLE if in_stock else Availability.UNAVAILABLE,
+        )

@@ -1,0 +1,77 @@
+"""Akash hook against the recorded Console API GPU prices served over real HTTP by the replay server."""
+
+import copy
+
+import pytest
+
+from gpubroker_provider.hooks.akash import AkashHook, gpu_memory_gb
+from gpubroker_provider.hooks.base import PayloadError
+from tests.conftest import recording
+
+PAYLOAD = "gpu-prices.json"
+
+
+def hook(replay) -> AkashHook:
+    return AkashHook(base_url=replay.vendor_url("akash"))
+
+
+def by_id(batch):
+    return {o.offer_id: o for o in batch.offers}
+
+
+def test_gpu_prices_take_the_median_bid_per_gpu(replay):
+    batch = hook(replay).fetch_batch()
+    models = recording("akash", PAYLOAD)["models"]
+    # v100 has no bids (price null): skipped; rtx3060ti is not in the registry: counted
+    assert len(batch.offers) == len(models) - 2
+    assert batch.unknown_gpus == {"rtx3060ti PCIe": 1}
+    offers = by_id(batch)
+    assert "nvidia-v100-32gi-sxm2" not in offers
+
+    h100 = offers["nvidia-h100-80gi-sxm5"]
+    assert str(h100.price_per_hour) == "2.1100"  # med, not avg 2.18 / weightedAverage 2.04 / min 1.62
+    assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 1, 80)
+    assert (h100.availability, h100.available_count) == ("available", 72)
+    assert (h100.region, h100.country, h100.continent) == ("global", None, None)
+
+    a100_40 = offers["nvidia-a100-40gi-pcie"]
+    assert (a100_40.gpu_model, a100_40.gpu_form_factor, a100_40.gpu_memory_gb) == ("A100", "PCIe", 40)
+    assert (a100_40.availability, a100_40.available_count, str(a100_40.price_per_hour)) == ("unavailable", 0, "0.8000")
+    assert offers["nvidia-a100-80gi-sxm4"].gpu_memory_gb == 80
+    assert (offers["nvidia-a6000-48gi-pcie"].gpu_model, str(offers["nvidia-a6000-48gi-pcie"].price_per_hour)) == (
+        "RTXA6000", "0.4500",
+    )
+    assert offers["nvidia-h200-141gi-sxm5"].gpu_memory_gb == 141
+    assert offers["nvidia-rtx4090-24gi-pcie"].gpu_model == "RTX4090"
+
+
+def test_a_configured_key_is_never_sent_to_the_public_api(replay):
+    assert AkashHook(base_url=replay.vendor_url("akash"), api_key="sk-secret").auth_headers("sk-secret") == {}
+    assert AkashHook(base_url=replay.vendor_url("akash"), api_key="sk-secret").fetch_batch().offers
+
+
+def test_memory_quantities():
+    assert gpu_memory_gb("80Gi") == 80
+    assert gpu_memory_gb("141Gi") == 141
+    with pytest.raises(ValueError):
+        gpu_memory_gb("80 GB")
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda body: body.pop("models"),
+        lambda body: body["models"][1]["price"].pop("med"),
+        lambda body: body["models"][1]["price"].update(currency="AKT"),
+        lambda body: body["models"][2].update(ram="80GB"),
+        lambda body: body["models"][0]["price"].update(med=-1),
+        lambda body: body["models"][0]["availability"].update(available="many"),
+    ],
+    ids=["no-models", "no-median", "not-usd", "ram-not-a-quantity", "negative-price", "bad-availability"],
+)
+def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
+    body = copy.deepcopy(recording("akash", PAYLOAD))
+    mutate(body)
+    replay.put("akash", PAYLOAD, body)
+    with pytest.raises(PayloadError, match="akash: malformed payload"):
+        hook(replay).fetch_batch()

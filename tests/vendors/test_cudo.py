@@ -1,0 +1,95 @@
+"""Cudo Compute hook against recorded machine types served over real HTTP by the replay server."""
+
+import copy
+
+import pytest
+
+from gpubroker_provider.hooks.base import PayloadError
+from gpubroker_provider.hooks.cudo import CudoHook
+from tests.conftest import REPLAY_KEY, recording
+
+PAYLOAD = "machine-types-2.json"
+
+
+def hook(replay) -> CudoHook:
+    return CudoHook(base_url=replay.vendor_url("cudo"), api_key=REPLAY_KEY)
+
+
+def by_id(batch):
+    return {o.offer_id: o for o in batch.offers}
+
+
+def test_machine_types_normalise_to_one_gpu_entry_offers(replay):
+    batch = hook(replay).fetch_batch()
+    assert batch.pages == 1
+    rows = recording("cudo", PAYLOAD)["machineTypes"]
+    # one CPU-only machine type skipped, one GPU the registry does not know counted
+    assert len(batch.offers) == len(rows) - 2
+    assert batch.unknown_gpus == {"RTX 2000 Ada": 1}
+    assert all(o.gpu_count == 1 for o in batch.offers)
+
+
+def test_price_is_gpu_plus_minimum_vcpus_and_ram(replay):
+    offers = by_id(hook(replay).fetch_batch())
+    h100 = offers["se-smedjebacken-1:sapphire-rapids-h100:nvidia-h100-sxm"]
+    # 1 GPU at 2.25 + 12 vCPUs (minVcpuPerGpu) at 0.0025 + 48 GiB (12 / 0.25) at 0.0035
+    assert (h100.vcpus, h100.ram_gb) == (12, 48)
+    assert str(h100.price_per_hour) == "2.4480"
+    assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_memory_gb) == ("H100", "SXM", 80)
+    assert (h100.region, h100.country, h100.continent) == ("se-smedjebacken-1", "SE", "EU")
+
+    a5000 = offers["gb-bournemouth-1:epyc-rome-rtx-a5000:nvidia-rtx-a5000"]
+    # minVcpuPerGpu 2.5 rounds up to 3 vCPUs; maxVcpuPerMemoryGib 1 -> 3 GiB
+    assert (a5000.vcpus, a5000.ram_gb, str(a5000.price_per_hour)) == (3, 3, "0.3650")
+    assert (a5000.gpu_model, a5000.country) == ("RTXA5000", "GB")
+
+    expected = {
+        "no-luster-1:epyc-milan-rtx-a6000:nvidia-rtx-a6000": ("RTXA6000", 48, "0.4836", "NO"),
+        "ca-montreal-1:ice-lake-a40:nvidia-a40-compute": ("A40", 48, "0.4244", "CA"),
+        "us-newyork-1:epyc-genoa-l40s:nvidia-l40s-compute": ("L40S", 48, "1.0748", "US"),
+        "se-stockholm-1:epyc-milan-a100-pcie:nvidia-a100-80gb-pcie": ("A100", 80, "1.5930", "SE"),
+        "br-saopaulo-1:cascade-lake:nvidia-rtx-3080": ("RTX3080", 10, "0.0563", "BR"),
+        "no-luster-1:epyc-rome-v100:nvidia-v100": ("V100", 16, "0.4100", "NO"),
+    }
+    for offer_id, (model, memory, price, country) in expected.items():
+        offer = offers[offer_id]
+        assert (offer.gpu_model, offer.gpu_memory_gb, str(offer.price_per_hour), offer.country) == (
+            model, memory, price, country,
+        ), offer_id
+
+
+def test_availability_follows_free_gpus(replay):
+    offers = by_id(hook(replay).fetch_batch())
+    nvl = offers["us-santaclara-1:epyc-genoa-h100-nvl:nvidia-h100-nvl"]
+    assert (nvl.gpu_model, nvl.gpu_form_factor, nvl.gpu_memory_gb) == ("H100", "NVL", 94)
+    assert (nvl.availability, nvl.available_count) == ("unavailable", 0)
+    a6000 = offers["no-luster-1:epyc-milan-rtx-a6000:nvidia-rtx-a6000"]
+    assert (a6000.availability, a6000.available_count) == ("available", 27)
+
+
+def test_price_change_is_seen_on_the_next_sync(replay):
+    body = copy.deepcopy(recording("cudo", PAYLOAD))
+    body["machineTypes"][1]["gpuPriceHr"]["value"] = "1.990000"
+    replay.put("cudo", PAYLOAD, body)
+    h100 = by_id(hook(replay).fetch_batch())["se-smedjebacken-1:sapphire-rapids-h100:nvidia-h100-sxm"]
+    assert str(h100.price_per_hour) == "2.1880"
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda body: body.update(machineTypes={"rows": []}),
+        lambda body: body["machineTypes"][0].update(gpuPriceHr=0.45),  # a bare number, not {"value": ...}
+        lambda body: body["machineTypes"][1]["vcpuPriceHr"].pop("value"),
+        lambda body: body["machineTypes"][2].pop("maxGpuFree"),
+        lambda body: body["machineTypes"][3]["gpuPriceHr"].update(value="-0.35"),
+    ],
+    ids=["machine-types-not-a-list", "price-not-a-decimal-object", "missing-price-value", "missing-free-gpus",
+         "negative-price"],
+)
+def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
+    body = copy.deepcopy(recording("cudo", PAYLOAD))
+    mutate(body)
+    replay.put("cudo", PAYLOAD, body)
+    with pytest.raises(PayloadError, match="cudo: malformed payload"):
+        hook(replay).fetch_batch()

@@ -1,0 +1,89 @@
+"""Hyperstack hook against recorded flavors + pricebook served over real HTTP by the replay server."""
+
+import copy
+
+import pytest
+
+from gpubroker_provider.hooks.base import PayloadError
+from gpubroker_provider.hooks.hyperstack import HyperstackHook
+from tests.conftest import REPLAY_KEY, recording
+
+
+def hook(replay) -> HyperstackHook:
+    return HyperstackHook(base_url=replay.vendor_url("hyperstack"), api_key=REPLAY_KEY)
+
+
+def by_id(batch):
+    return {o.offer_id: o for o in batch.offers}
+
+
+def test_flavors_priced_from_the_pricebook(replay):
+    batch = hook(replay).fetch_batch()
+    assert batch.pages == 2  # flavors, then the pricebook
+    offers = by_id(batch)
+    # CPU-only, spot and unpriced (A100 NVLink) flavors are not offers; RTX PRO 6000 SE is unknown
+    assert sorted(offers) == [
+        "CANADA-1:n3-H100x1", "CANADA-1:n3-H100x2", "CANADA-1:n3-H100x8", "CANADA-1:n3-L40x1",
+        "NORWAY-1:n3-A100x1", "NORWAY-1:n3-A100x4", "NORWAY-1:n3-H100-SXM5x8", "NORWAY-1:n3-RTX-A6000x1",
+        "US-1:n3-H200x8",
+    ]
+    assert batch.unknown_gpus == {"RTX-PRO6000-SE": 1}
+
+    h100x8 = offers["CANADA-1:n3-H100x8"]
+    assert str(h100x8.price_per_hour) == "15.2000"  # 8 x 1.90 per GPU
+    assert str(h100x8.spot_price) == "12.1600"  # 8 x 1.52 from "H100-80G-PCIe-spot"
+    assert (h100x8.gpu_model, h100x8.gpu_form_factor) == ("H100", "PCIe")
+    assert (h100x8.gpu_count, h100x8.gpu_memory_gb) == (8, 80)
+    assert (h100x8.vcpus, h100x8.ram_gb, h100x8.disk_gb) == (252, 1440, 6100)  # disk = root 100 + ephemeral 6000
+    assert (h100x8.availability, h100x8.country, h100x8.continent) == ("unavailable", "CA", "NA")
+
+    assert offers["CANADA-1:n3-H100x1"].availability == "available"
+    assert str(offers["CANADA-1:n3-H100x2"].price_per_hour) == "3.8000"
+    sxm = offers["NORWAY-1:n3-H100-SXM5x8"]
+    assert (sxm.gpu_form_factor, str(sxm.price_per_hour), sxm.spot_price, sxm.country) == ("SXM", "19.2000", None, "NO")
+    h200 = offers["US-1:n3-H200x8"]
+    assert (h200.gpu_model, h200.gpu_memory_gb, str(h200.price_per_hour), h200.country) == ("H200", 141, "28.0000", "US")
+    a6000 = offers["NORWAY-1:n3-RTX-A6000x1"]
+    assert (a6000.gpu_model, str(a6000.price_per_hour), str(a6000.spot_price)) == ("RTXA6000", "0.5000", "0.2500")
+    assert (offers["CANADA-1:n3-L40x1"].gpu_model, offers["CANADA-1:n3-L40x1"].gpu_memory_gb) == ("L40", 48)
+
+
+def test_discounted_pricebook_value_is_the_price(replay):
+    offers = by_id(hook(replay).fetch_batch())
+    # A100-80G-PCIe: value 1.20 now, original_value 1.35 before the discount
+    assert str(offers["NORWAY-1:n3-A100x1"].price_per_hour) == "1.2000"
+    assert str(offers["NORWAY-1:n3-A100x4"].price_per_hour) == "4.8000"
+
+
+def test_pricebook_change_reprices_every_flavor_of_that_gpu(replay):
+    pricebook = copy.deepcopy(recording("hyperstack", "pricebook.json"))
+    next(p for p in pricebook if p["name"] == "H100-80G-PCIe")["value"] = 2.1
+    replay.put("hyperstack", "pricebook.json", pricebook)
+    offers = by_id(hook(replay).fetch_batch())
+    assert [str(offers[f"CANADA-1:n3-H100x{n}"].price_per_hour) for n in (1, 2, 8)] == ["2.1000", "4.2000", "16.8000"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "mutate"),
+    [
+        ("flavors.json", lambda body: body.update(status=False)),
+        ("flavors.json", lambda body: body["data"][0]["flavors"][0].pop("gpu_count")),
+        ("flavors.json", lambda body: body["data"][0]["flavors"][1].update(stock_available="yes")),
+        ("pricebook.json", lambda body: body.clear() or body.append({"name": "H100-80G-PCIe"})),  # no value
+        ("pricebook.json", lambda body: body[0].update(value="n/a")),
+    ],
+    ids=["status-false", "missing-gpu-count", "stock-not-boolean", "pricebook-entry-without-value",
+         "price-not-a-number"],
+)
+def test_malformed_payload_rejects_the_whole_batch(replay, payload, mutate):
+    body = copy.deepcopy(recording("hyperstack", payload))
+    mutate(body)
+    replay.put("hyperstack", payload, body)
+    with pytest.raises(PayloadError, match="hyperstack: malformed payload"):
+        hook(replay).fetch_batch()
+
+
+def test_pricebook_wrapped_in_an_envelope_is_rejected(replay):
+    replay.put("hyperstack", "pricebook.json", {"status": True, "data": recording("hyperstack", "pricebook.json")})
+    with pytest.raises(PayloadError, match="pricebook as a JSON array"):
+        hook(replay).fetch_batch()

@@ -1,0 +1,99 @@
+"""Lium hook against recorded executor pages served over real HTTP by the replay server."""
+
+import copy
+
+import pytest
+
+from gpubroker_provider.hooks.base import PayloadError
+from gpubroker_provider.hooks.lium import LiumHook
+from tests.conftest import REPLAY_KEY, recording
+
+
+def hook(replay) -> LiumHook:
+    return LiumHook(base_url=replay.vendor_url("lium"), api_key=REPLAY_KEY)
+
+
+def by_id(batch):
+    return {o.offer_id: o for o in batch.offers}
+
+
+@pytest.fixture
+def six_per_page(monkeypatch):
+    """The recorded first page holds 6 executors: make that a full page so the hook asks for page 2."""
+    monkeypatch.setattr(LiumHook, "page_size", len(recording("lium", "executors-1.json")))
+
+
+def test_pages_are_followed_until_a_short_page(replay, six_per_page):
+    batch = hook(replay).fetch_batch()
+    assert batch.pages == 2
+    offers = by_id(batch)
+    page1, page2 = recording("lium", "executors-1.json"), recording("lium", "executors-2.json")
+    # page 1: one CPU-only executor skipped, one RTX 4090 D unknown to the registry
+    assert len(offers) == len(page1) - 2 + len(page2)
+    assert {e["id"] for e in page2} <= set(offers)
+    assert batch.unknown_gpus == {"NVIDIA GeForce RTX 4090 D": 1}
+    assert "e9f03b6d-1c27-48a5-b3e9-0d4c7a2f8b51" not in offers  # CPU-only
+
+
+def test_a_short_first_page_is_the_only_page(replay):
+    batch = hook(replay).fetch_batch()  # default page size 100 > 6 recorded executors
+    assert batch.pages == 1
+    assert "0a7c3e58-94d1-4b26-8f0e-6d2b1a9c5e37" not in by_id(batch)
+
+
+def test_executor_mapping(replay, six_per_page):
+    offers = by_id(hook(replay).fetch_batch())
+    h100 = offers["3f6c2a1e-8d4b-4c7e-9a51-2b7d0e91c4a8"]
+    assert str(h100.price_per_hour) == "17.5200"  # whole executor, 8 GPUs
+    assert (h100.gpu_model, h100.gpu_count, h100.gpu_memory_gb) == ("H100", 8, 79.6)  # 81559 MiB
+    assert (h100.vcpus, h100.ram_gb, h100.disk_gb) == (192, 2015.5, 3576.3)  # KiB -> GiB
+    assert (h100.region, h100.country, h100.continent) == ("Ashburn, VA, US", "US", "NA")
+    assert (h100.availability, h100.available_count, h100.instance_type) == ("available", 1, "8x NVIDIA H100 80GB HBM3")
+
+    a100 = offers["c7e41f92-0a6b-4d38-b5c1-9e2f8a7d3b16"]
+    assert (a100.gpu_model, a100.gpu_form_factor, a100.gpu_memory_gb, a100.country) == ("A100", "SXM", 80, "CA")
+    h200 = offers["f4b87d20-6e39-4a1c-9d5f-3a2b8c7e1d94"]
+    assert (h200.gpu_model, h200.gpu_memory_gb) == ("H200", 140.4)  # 143771 MiB
+    assert (str(h200.price_per_hour), h200.country) == ("25.5200", "FI")
+    rtx = offers["b1d9e7a4-52c3-4f0a-8e6d-7c1a3b9f2e05"]
+    assert (rtx.gpu_model, rtx.gpu_count, rtx.gpu_memory_gb, str(rtx.price_per_hour), rtx.instance_type) == (
+        "RTX4090", 1, 24.0, "0.2900", "NVIDIA GeForce RTX 4090",
+    )
+    a6000 = offers["0a7c3e58-94d1-4b26-8f0e-6d2b1a9c5e37"]
+    assert (a6000.gpu_model, a6000.gpu_count, str(a6000.price_per_hour), a6000.region) == (
+        "RTXA6000", 2, "0.8000", "Dallas, TX, US",
+    )
+
+
+def test_executor_without_location_keeps_an_unknown_region(replay, six_per_page):
+    rtx5090 = by_id(hook(replay).fetch_batch())["8d6f1a24-c5b7-4e93-a2d8-4f0e7b3c9a15"]
+    assert (rtx5090.gpu_model, rtx5090.region, rtx5090.country) == ("RTX5090", "unknown", None)
+
+
+def test_the_key_travels_in_x_api_key(replay):
+    assert hook(replay).auth_headers("k") == {"X-API-Key": "k"}
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda body: body[0]["specs"]["gpu"].pop("details"),
+        lambda body: body[0]["specs"]["gpu"].update(count=4),  # 8 GPU details for a 4-GPU executor
+        lambda body: body[1].update(price_per_hour="cheap"),
+        lambda body: body[2]["specs"]["gpu"]["details"][0].pop("capacity"),
+        lambda body: body[5].update(price_per_hour=0),
+    ],
+    ids=["no-gpu-details", "count-disagrees-with-details", "price-not-a-number", "no-gpu-memory", "zero-price"],
+)
+def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
+    body = copy.deepcopy(recording("lium", "executors-1.json"))
+    mutate(body)
+    replay.put("lium", "executors-1.json", body)
+    with pytest.raises(PayloadError, match="lium: malformed payload"):
+        hook(replay).fetch_batch()
+
+
+def test_an_object_instead_of_an_array_is_rejected(replay):
+    replay.put("lium", "executors-1.json", {"executors": recording("lium", "executors-1.json")})
+    with pytest.raises(PayloadError, match="JSON array of executors"):
+        hook(replay).fetch_batch()
