@@ -16,11 +16,12 @@ def get_provider_info() -> dict:
         "versions": [__version__],
         "integrations": [
             {"integration-name": "GPUBroker", "tags": ["service"]},
+            {"integration-name": "GPUBroker Vault credentials", "tags": ["software"]},
             *({"integration-name": v.name, "tags": ["service"]} for v in VENDORS.values()),
         ],
         "hooks": [
-            {"integration-name": v.name, "python-modules": [v.hook.rpartition(".")[0]]}
-            for v in VENDORS.values()
+            {"integration-name": "GPUBroker Vault credentials", "python-modules": ["gpubroker_provider.hooks.vault"]},
+            *({"integration-name": v.name, "python-modules": [v.hook.rpartition(".")[0]]} for v in VENDORS.values()),
         ],
         "operators": [{"integration-name": "GPUBroker", "python-modules": ["gpubroker_provider.operators"]}],
         "connection-types": [v.connection_type_info() for v in VENDORS.values()],

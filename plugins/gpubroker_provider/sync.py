@@ -13,7 +13,7 @@ from pathlib import Path
 
 import time
 
-from gpubroker import events, quality, settings, store
+from gpubroker import events, health, quality, settings, store
 from gpubroker.breaker import Breaker, CircuitOpen
 from gpubroker.schema import Offer
 from gpubroker_provider.vendors import VENDORS, vendor
@@ -68,10 +68,11 @@ def fetch_offers(provider: str) -> dict:
 def probe(provider: str) -> dict:
     """One cheap call to the provider, recorded in its breaker: {provider, ok, latency, state, weight}."""
     breaker = Breaker(provider)
+    hook = vendor(provider).hook_class()()
     started, error = time.monotonic(), None
     try:
         with breaker.guard():
-            vendor(provider).hook_class()().probe()
+            hook.probe()
     except CircuitOpen as refused:
         error = str(refused)
     except Exception as failure:  # any failure is the provider's health, reported not raised
@@ -79,6 +80,19 @@ def probe(provider: str) -> dict:
     state = breaker.state()
     return {"provider": provider, "ok": error is None, "error": error, "state": state.state.value,
             "latency": round(time.monotonic() - started, 3), "weight": breaker.weight()}  # fmt: skip
+
+
+def check_health(providers: list[str], workers: int = 8) -> dict:
+    """Probe providers concurrently; record statuses; announce changes. Returns {changed, statuses}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    at = datetime.now(timezone.utc)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        probes = list(pool.map(probe, providers))
+    with store.connect() as conn:
+        changed = health.record(conn, probes, at)
+    return {"changed": changed, "statuses": {p["provider"]: health.classify(p["ok"], p["latency"], p["weight"])
+                                             for p in probes}}  # fmt: skip
 
 
 def gate_and_land(summary: dict) -> dict:

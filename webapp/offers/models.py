@@ -108,3 +108,18 @@ class Quarantine(models.Model):
     class Meta:
         db_table = "quarantine"
         indexes = [models.Index(fields=["provider", "created_at"], name="quarantine_provider_idx")]
+
+
+class ProviderHealth(models.Model):
+    """History of provider health checks (the current status lives in Redis: `gpubroker:health`)."""
+
+    provider = models.CharField(max_length=32)
+    checked_at = models.DateTimeField()
+    status = models.CharField(max_length=16)  # healthy, degraded, down
+    latency_ms = models.IntegerField()
+    weight = models.FloatField()
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "provider_health"
+        indexes = [models.Index(fields=["provider", "checked_at"], name="provider_health_idx")]

@@ -1,0 +1,93 @@
+"""DigitalOcean hook against recorded payloads served over real HTTP by the replay server."""
+
+import copy
+from decimal import Decimal
+
+import pytest
+
+from gpubroker_provider.hooks.base import PayloadError, VendorError
+from gpubroker_provider.hooks.digitalocean import DigitalOceanHook
+from tests.conftest import REPLAY_KEY, recording
+
+
+def hook(replay, key=REPLAY_KEY) -> DigitalOceanHook:
+    return DigitalOceanHook(base_url=replay.vendor_url("digitalocean"), api_key=key)
+
+
+def by_id(batch):
+    return {o.offer_id: o for o in batch.offers}
+
+
+def test_next_links_are_followed_and_every_gpu_size_region_is_an_offer(replay):
+    batch = hook(replay).fetch_batch()
+    assert batch.pages == 2
+    assert set(by_id(batch)) == {
+        "gpu-h100x1-80gb:nyc2", "gpu-h100x1-80gb:tor1", "gpu-h100x1-80gb:atl1",
+        "gpu-h100x8-640gb:nyc2", "gpu-h100x8-640gb:tor1",
+        "gpu-l40sx1-48gb:tor1", "gpu-4000adax1-20gb:tor1", "gpu-4000adax1-20gb:nyc2",
+        # page 2, reached through links.pages.next
+        "gpu-6000adax1-48gb:tor1", "gpu-h200x1-141gb:atl1", "gpu-h200x1-141gb:nyc2", "gpu-mi300x1-192gb:atl1",
+    }
+    assert not batch.memory_mismatches
+
+
+def test_cpu_sizes_unavailable_sizes_and_unknown_gpus_are_left_out(replay):
+    batch = hook(replay).fetch_batch()
+    slugs = {o.instance_type for o in batch.offers}
+    assert "s-2vcpu-4gb" not in slugs  # no gpu_info
+    assert "gpu-h200x8-1128gb" not in slugs  # available: false, no regions
+    assert batch.unknown_gpus == {"amd_mi350x": 1}  # counted once per size, not guessed
+
+
+def test_vram_is_the_droplet_total_and_prices_are_per_droplet(replay):
+    offers = by_id(hook(replay).fetch_batch())
+    eight = offers["gpu-h100x8-640gb:tor1"]
+    assert (eight.gpu_model, eight.gpu_count, eight.gpu_memory_gb) == ("H100", 8, 80.0)  # 640 gib / 8
+    assert eight.price_per_hour == Decimal("23.9200")
+    assert (eight.vcpus, eight.ram_gb, eight.disk_gb) == (160, 1920.0, 2046.0)  # 1966080 MB of RAM
+    assert (eight.country, eight.continent, eight.availability) == ("CA", "NA", "available")
+
+    one = offers["gpu-h100x1-80gb:atl1"]
+    assert (one.gpu_count, one.gpu_memory_gb, str(one.price_per_hour)) == (1, 80.0, "3.3900")
+    assert one.country == "US"
+
+
+def test_vendor_model_codes_map_to_registry_models(replay):
+    offers = by_id(hook(replay).fetch_batch())
+    assert offers["gpu-4000adax1-20gb:nyc2"].gpu_model == "RTX4000ADA"
+    assert offers["gpu-6000adax1-48gb:tor1"].gpu_model == "RTX6000ADA"
+    mi300x = offers["gpu-mi300x1-192gb:atl1"]
+    assert (mi300x.gpu_model, mi300x.gpu_vendor, mi300x.gpu_memory_gb) == ("MI300X", "AMD", 192.0)
+    assert offers["gpu-h200x1-141gb:nyc2"].gpu_memory_gb == 141.0
+
+
+def test_next_link_host_is_not_followed(replay):
+    """The key stays on the configured host: only the next link's query is used."""
+    body = copy.deepcopy(recording("digitalocean", "sizes-1.json"))
+    body["links"]["pages"]["next"] = "https://attacker.example/v2/sizes?page=2&per_page=100"
+    replay.put("digitalocean", "sizes-1.json", body)
+    assert len(hook(replay).fetch_batch().offers) == 12
+
+
+def test_wrong_key_gets_digitaloceans_error(replay):
+    with pytest.raises(VendorError, match="HTTP 401: .*Unable to authenticate you"):
+        hook(replay, key="not-the-key").fetch_batch()
+
+
+@pytest.mark.parametrize(
+    "payload, mutate",
+    [
+        ("sizes-2.json", lambda body: body.pop("sizes")),
+        ("sizes-1.json", lambda body: body["sizes"][1]["gpu_info"].pop("vram")),
+        ("sizes-1.json", lambda body: body["sizes"][2]["gpu_info"]["vram"].update(unit="furlongs")),
+        ("sizes-2.json", lambda body: body["sizes"][0].update(price_hourly="1.57")),
+        ("sizes-1.json", lambda body: body["sizes"][3]["gpu_info"].update(count=0)),
+    ],
+    ids=["no-sizes", "no-vram", "unknown-vram-unit", "price-as-text", "zero-gpus"],
+)
+def test_malformed_payload_rejects_the_whole_batch(replay, payload, mutate):
+    body = copy.deepcopy(recording("digitalocean", payload))
+    mutate(body)
+    replay.put("digitalocean", payload, body)
+    with pytest.raises(PayloadError, match="digitalocean: malformed payload"):
+        hook(replay).fetch_batch()
