@@ -5,7 +5,7 @@ Every hour, and on demand: for each provider (one mapped task each, in parallel)
 vendor's listing under its circuit breaker and normalise it to the offer schema
 (`FetchOffersOperator`), validate it with the Great Expectations gate, land it in PostgreSQL in
 one transaction, then publish one `price_update` event per changed price to
-`gpubroker.price-updates`.
+`gpubroker.price-updates`, and refresh the Redis keys the webapp reads.
 
 A batch the gate refuses is **quarantined** (raw payload, offers and failed expectations kept;
 table `quarantine`): nothing of it lands, the provider's last good data stays served and is marked
@@ -62,11 +62,15 @@ def gpubroker_data_sync():
     def publish() -> int:
         return sync.publish()
 
+    @task(trigger_rule="all_done")  # the webapp's Redis keys show this sync at once
+    def refresh_cache() -> int:
+        return sync.refresh_cache()
+
     batches = FetchOffersOperator.partial(task_id="fetch_offers", max_active_tis_per_dagrun=8).expand(
         provider=providers()
     )
     landed = gate_and_land.expand(summary=batches.output)
-    landed >> publish()
+    landed >> publish() >> refresh_cache()
 
 
 gpubroker_data_sync()

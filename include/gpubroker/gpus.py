@@ -38,6 +38,8 @@ _NV, _AMD, _INTEL = "NVIDIA", "AMD", "Intel"
 
 MODELS: tuple[GpuModel, ...] = (
     # NVIDIA data centre
+    GpuModel("B300", _NV, (262, 288)),
+    GpuModel("GB300", _NV, (279, 288)),
     GpuModel("B200", _NV, (180, 192)),
     GpuModel("GB200", _NV, (186, 192)),
     GpuModel("H200", _NV, (141,), ("h200nvl",)),
@@ -57,40 +59,49 @@ MODELS: tuple[GpuModel, ...] = (
     GpuModel("A2", _NV, (16,)),
     GpuModel("V100", _NV, (16, 32), ("teslav100", "v100sxm2", "v100s")),
     GpuModel("T4", _NV, (16,), ("teslat4",)),
+    GpuModel("T4G", _NV, (16,)),
     GpuModel("P100", _NV, (12, 16), ("teslap100",)),
     GpuModel("P4", _NV, (8,), ("teslap4",)),
     GpuModel("K80", _NV, (12,), ("teslak80",)),
     # NVIDIA workstation
-    GpuModel("RTXPRO6000", _NV, (96,), ("rtxpro6000blackwell", "rtxpro6000server", "rtxpro6000s")),
-    GpuModel("RTX6000ADA", _NV, (48,), ("rtx6000ada", "rtx6000adageneration")),
+    GpuModel("RTXPRO6000", _NV, (96,), ("rtxpro6000blackwell", "rtxpro6000server", "rtxpro6000s",
+                                        "rtxpro6000se", "rtxpro6000blackwellserveredition")),
+    GpuModel("RTX6000ADA", _NV, (48,), ("rtx6000ada", "rtx6000adageneration", "rtxa6000ada")),
     GpuModel("RTX5000ADA", _NV, (32,), ("rtx5000adageneration",)),
     GpuModel("RTX4000ADA", _NV, (20,), ("rtx4000adageneration", "rtx4000sffada")),
+    GpuModel("RTX2000ADA", _NV, (16,), ("rtx2000adageneration",)),
     GpuModel("RTXA6000", _NV, (48,), ("a6000", "rtxa6000")),
     GpuModel("RTXA5000", _NV, (24,), ("a5000",)),
     GpuModel("RTXA4500", _NV, (20,), ("a4500",)),
     GpuModel("RTXA4000", _NV, (16,), ("a4000",)),
     GpuModel("QUADRORTX6000", _NV, (24,), ("rtx6000", "quadrortx6000")),
     GpuModel("QUADRORTX8000", _NV, (48,), ("rtx8000",)),
+    GpuModel("QUADRORTX5000", _NV, (16,)),
     # NVIDIA consumer
     GpuModel("RTX5090", _NV, (32,)),
     GpuModel("RTX5080", _NV, (16,)),
     GpuModel("RTX4090", _NV, (24,)),
+    GpuModel("RTX4090D", _NV, (24,)),
     GpuModel("RTX4080", _NV, (16,), ("rtx4080super",)),
     GpuModel("RTX4070TI", _NV, (12, 16), ("rtx4070tisuper",)),
     GpuModel("RTX4070", _NV, (12,)),
     GpuModel("RTX3090", _NV, (24,), ("rtx3090ti",)),
     GpuModel("RTX3080", _NV, (10, 12), ("rtx3080ti",)),
     GpuModel("RTX3070", _NV, (8,)),
+    GpuModel("RTX3060TI", _NV, (8,)),
     GpuModel("RTX3060", _NV, (12,)),
+    GpuModel("RTX5060TI", _NV, (16,)),
     GpuModel("RTX2080TI", _NV, (11,)),
     GpuModel("GTX1080TI", _NV, (11,)),
     # AMD
     GpuModel("MI355X", _AMD, (288,)),
+    GpuModel("MI350X", _AMD, (288,)),
     GpuModel("MI325X", _AMD, (256,)),
     GpuModel("MI300X", _AMD, (192,)),
     GpuModel("MI250X", _AMD, (128,)),
     GpuModel("MI250", _AMD, (128,)),
     GpuModel("MI210", _AMD, (64,)),
+    GpuModel("MI25", _AMD, (16,)),
     GpuModel("RX7900XTX", _AMD, (24,)),
     # Intel
     GpuModel("GAUDI2", _INTEL, (96,), ("hl225", "gaudi")),
@@ -99,9 +110,13 @@ MODELS: tuple[GpuModel, ...] = (
 )
 
 # Tokens vendors wrap names in, dropped before lookup: "NVIDIA GeForce RTX 4090 24GB" -> "rtx4090".
-_NOISE = re.compile(r"nvidia|geforce|tesla|amd|instinct|radeon|intel|gpu|\d+gb|hbm\d*e?|gddr\d*x?|tensor|core")
-_FORM = re.compile(r"(sxm\d?|pcie(?:gen\d)?|nvl)")
-_FORM_FACTORS = {"sxm": FormFactor.SXM, "pcie": FormFactor.PCIE, "nvl": FormFactor.NVL}
+_NOISE = re.compile(
+    r"nvidia|geforce|tesla|amd|instinct|radeon|intel|gpu|\d+gb?|hbm\d*e?|gddr\d*x?|tensor|core|oam|nvl\d+"
+)
+# HGX boards and "NVLink" parts are SXM modules; "NVL" alone is the H100/H200 NVL PCIe card pair.
+_FORM = re.compile(r"(sxm\d?|pcie(?:gen\d)?|nvl|hgx|nvlink)")
+_FORM_FACTORS = {"sxm": FormFactor.SXM, "pcie": FormFactor.PCIE, "nvl": FormFactor.NVL,
+                 "hgx": FormFactor.SXM, "nvlink": FormFactor.SXM}  # fmt: skip
 
 
 def _key(name: str) -> str:

@@ -13,6 +13,7 @@ a vendor that cannot be reached, exit 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -49,13 +50,13 @@ def breaker_state(slug: str) -> str:
         return "-"
 
 
-def cmd_providers(args: argparse.Namespace) -> None:
+def cmd_providers(args: argparse.Namespace, out) -> None:
     rows = [
         {"provider": v.slug, "name": v.name, "mode": v.mode, "auth": "key" if v.api_key_required else "none",
          "endpoint": v.endpoint, "breaker": breaker_state(v.slug)}  # fmt: skip
         for v in VENDORS.values()
     ]
-    print(table(rows, ["provider", "name", "mode", "auth", "endpoint", "breaker"]))
+    print(table(rows, ["provider", "name", "mode", "auth", "endpoint", "breaker"]), file=out)
 
 
 def hook_for(row: Vendor, live: bool):
@@ -68,7 +69,7 @@ def hook_for(row: Vendor, live: bool):
     return cls(base_url=f"{replay}/{row.slug}", api_key=os.environ.get("GPUBROKER_REPLAY_KEY", "replay-key"))
 
 
-def cmd_offers(args: argparse.Namespace) -> None:
+def cmd_offers(args: argparse.Namespace, out) -> None:
     from gpubroker import gpus
     from gpubroker_provider.hooks.base import PayloadError, VendorError
 
@@ -92,14 +93,14 @@ def cmd_offers(args: argparse.Namespace) -> None:
          "region": o.region, "country": o.country or "-", "availability": o.availability.value}  # fmt: skip
         for o in offers
     ]
-    print(table(rows, ["offer_id", "gpu", "mem_gb", "usd_per_hour", "spot", "region", "country", "availability"]))
+    print(table(rows, ["offer_id", "gpu", "mem_gb", "usd_per_hour", "spot", "region", "country", "availability"]), file=out)
     source = "live API" if args.live and row.mode == "api" else "replay server" if row.mode == "api" else "static list"
     print(f"\n{len(offers)} offers from {row.name} ({source})", file=sys.stderr)
     if batch.unknown_gpus:
         print(f"GPU names not in the registry: {dict(batch.unknown_gpus)}", file=sys.stderr)
 
 
-def cmd_normalize(args: argparse.Namespace) -> None:
+def cmd_normalize(args: argparse.Namespace, out) -> None:
     from gpubroker_provider.hooks.base import PayloadError
 
     row = vendor(args.provider)
@@ -114,7 +115,7 @@ def cmd_normalize(args: argparse.Namespace) -> None:
     except PayloadError as error:
         raise CliError(f"{error} (expected a saved body of {row.endpoint})") from None
     for offer in batch.offers:
-        print(offer.model_dump_json())
+        print(offer.model_dump_json(), file=out)
     if batch.unknown_gpus:
         print(f"GPU names not in the registry: {dict(batch.unknown_gpus)}", file=sys.stderr)
 
@@ -137,8 +138,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    stdout = sys.stdout
     try:
-        args.run(args)
+        with contextlib.redirect_stdout(sys.stderr):  # data on stdout; hooks' log lines go to stderr
+            args.run(args, stdout)
     except UnknownProvider as error:
         print(f"gpubroker: {error}", file=sys.stderr)
         return BAD_INPUT

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import time
 
-from gpubroker import events, health, quality, settings, store
+from gpubroker import cache, events, health, quality, settings, store
 from gpubroker.breaker import Breaker, CircuitOpen
 from gpubroker.schema import Offer
 from gpubroker_provider.vendors import VENDORS, vendor
@@ -127,3 +127,9 @@ def publish() -> int:
     """Publish every pending outbox event to Kafka; returns how many Kafka acknowledged."""
     with store.connect() as conn:
         return events.publish_pending(conn)
+
+
+def refresh_cache() -> int:
+    """Recompute the hot queries into Redis (a new version); returns the version readers now see."""
+    with store.connect() as conn:
+        return cache.warm(conn)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.http import HttpRequest
 from ninja import Field, NinjaAPI, Query, Schema, Status
 
-from offers.queries import MAX_PER_PAGE, BadFilter, OfferFilter, search
+from offers.queries import MAX_PER_PAGE, BadFilter, OfferFilter, cheapest_per_region, search
 
 api = NinjaAPI(title="GPUBroker API", version="1", description="GPU offers across vendors, live.")
 
@@ -65,5 +65,19 @@ def list_offers(request: HttpRequest, query: Query[OfferQuery]):
     filters = OfferFilter(gpu=query.gpu, provider=query.provider, region=query.region, max_price=query.max_price)
     try:
         return search(filters, query.page, query.per_page)
+    except BadFilter as error:
+        return Status(400, {"detail": str(error)})
+
+
+class CheapestOut(Schema):
+    gpu: str
+    regions: dict[str, dict]
+    source: str  # "cache" (precomputed, <= 60 s old) or "database"
+
+
+@api.get("/gpus/{gpu}/cheapest", response={200: CheapestOut, 400: Error}, summary="Cheapest offer per region")
+def cheapest(request: HttpRequest, gpu: str):
+    try:
+        return cheapest_per_region(gpu)
     except BadFilter as error:
         return Status(400, {"detail": str(error)})

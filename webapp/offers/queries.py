@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gpubroker import gpus
+import redis
+
+from gpubroker import cache, gpus
 from gpubroker_provider.vendors import VENDORS
 from offers.models import Offer, ProviderStatus
 
@@ -89,3 +91,19 @@ def search(filters: OfferFilter, page: int = 1, per_page: int = 50) -> dict:
         "has_next": start + len(items) < total,
         "warnings": filters.warnings + filters.stale_warnings(),
     }
+
+
+def cheapest_per_region(gpu: str) -> dict:
+    """Cheapest available offer of a GPU model in each region: Redis (warmed) first, then PostgreSQL."""
+    model = OfferFilter(gpu=gpu).canonical_gpu()
+    try:
+        cached = cache.read(f"cheapest:{model}")
+    except redis.RedisError:  # Redis blinked: the database still answers
+        cached = None
+    if cached is not None:
+        return {"gpu": model, "regions": cached, "source": "cache"}
+    regions: dict[str, dict] = {}
+    rows = Offer.objects.filter(gpu_model=model).exclude(availability="unavailable").order_by("price_per_hour")
+    for row in rows.values(*cache.FIELDS):
+        regions.setdefault(row["region"], _row(row))
+    return {"gpu": model, "regions": regions, "source": "database"}
