@@ -21,9 +21,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from gpubroker_provider import sync
+from gpubroker_provider.assets import QUARANTINES
 from gpubroker_provider.operators import FetchOffersOperator
 from gpubroker_provider.vendors import VENDORS
 
@@ -70,7 +71,16 @@ def gpubroker_data_sync():
         provider=providers()
     )
     landed = gate_and_land.expand(summary=batches.output)
+    @task(trigger_rule="all_done", outlets=[QUARANTINES])
+    def announce_quarantines(dag_run=None) -> int:
+        """Updates the QUARANTINES asset (so the DQ report rebuilds) only if this run quarantined."""
+        count = sync.quarantines_since(dag_run.start_date)
+        if not count:
+            raise AirflowSkipException("no batch quarantined in this run")
+        return count
+
     landed >> publish() >> refresh_cache()
+    landed >> announce_quarantines()
 
 
 gpubroker_data_sync()

@@ -99,3 +99,16 @@ def test_a_refused_batch_is_quarantined_and_the_last_good_data_stays_served(pg, 
 
     sync.gate_and_land(write_batch("vastai", batch(4), tmp_path / "again"))  # a good batch clears the flag
     assert pg.execute("SELECT stale FROM provider_status WHERE provider = 'vastai'").fetchone() == (False,)
+
+
+def test_the_dq_report_shows_a_refused_batch_and_is_served_at_dq(client, tmp_path, monkeypatch):
+    from gpubroker_provider.airflow_plugin import GpuBrokerPlugin
+
+    refused = quality.validate(batch(3, price_per_hour=Decimal("999")), last_good_rows=None, known_providers=KNOWN)
+    assert not refused.success
+    index = quality.build_docs()
+    assert index.is_file()
+    page = client.get("/dq/")
+    assert page.status_code == 200 and b"offer_batch" in b"".join(page.streaming_content)
+    assert client.get("/dq/../../great_expectations.yml").status_code in (400, 404)  # no escaping the docs folder
+    assert GpuBrokerPlugin.external_views[0]["href"].endswith("/dq/")

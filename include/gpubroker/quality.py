@@ -153,5 +153,14 @@ def _failure(r) -> dict[str, Any]:
     }
 
 
+DOCS_DIR = GX_ROOT / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+
+def build_docs() -> Path:
+    """Rebuild GX Data Docs from every stored validation result; returns the index page."""
+    context().build_data_docs()
+    return DOCS_DIR / "index.html"
+
+
 if __name__ == "__main__":
     print(f"wrote {write_suite()}")

@@ -125,6 +125,10 @@ def quarantine(conn: psycopg.Connection, q: Quarantined) -> None:
         queue_events(cur, settings.Topics.PROVIDER_EVENTS, [event])
 
 
+def quarantines_since(conn: psycopg.Connection, since: datetime) -> int:
+    return conn.execute("SELECT count(*) FROM quarantine WHERE created_at >= %s", (since,)).fetchone()[0]
+
+
 def queue_events(cur: psycopg.Cursor, topic: str, events: Sequence[PriceUpdate | ProviderEvent]) -> None:
     cur.executemany(
         "INSERT INTO event_outbox (event_id, topic, key, payload, created_at)"

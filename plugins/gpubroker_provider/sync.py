@@ -133,3 +133,13 @@ def refresh_cache() -> int:
     """Recompute the hot queries into Redis (a new version); returns the version readers now see."""
     with store.connect() as conn:
         return cache.warm(conn)
+
+
+def quarantines_since(since: datetime) -> int:
+    with store.connect() as conn:
+        return store.quarantines_since(conn, since)
+
+
+def build_dq_report() -> str:
+    """Rebuild the data-quality report (GX Data Docs, served by the webapp at /dq/)."""
+    return str(quality.build_docs())
