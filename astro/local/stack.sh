@@ -198,6 +198,7 @@ airflow_env() {
   mkdir -p "$home"
   [ -f "$home/fernet.key" ] || "$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' >"$home/fernet.key"
   [ -f "$home/jwt.secret" ] || "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$home/jwt.secret"
+  [ -f "$home/webhook.secret" ] || "$PY" -c 'import base64, os; print("whsec_" + base64.b64encode(os.urandom(24)).decode())' >"$home/webhook.secret"
   [ -f "$home/passwords.json" ] || printf '{"%s": "%s"}\n' "$AIRFLOW_USER" "$AIRFLOW_PASSWORD" >"$home/passwords.json"
   export AIRFLOW_HOME=$home
   export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
@@ -218,6 +219,10 @@ airflow_env() {
   export AIRFLOW__LOGGING__BASE_LOG_FOLDER=$LOGS/airflow
   export AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=300
   export GPUBROKER_STAGING_DIR=$STATE/staging
+  export GPUBROKER_WEBHOOK_SECRET=$(cat "$home/webhook.secret")
+  export GPUBROKER_WEBHOOK_ALLOWLIST=${GPUBROKER_WEBHOOK_ALLOWLIST:-}
+  export AIRFLOW_CONN_GPUBROKER_KAFKA='{"conn_type": "kafka", "extra": {"bootstrap.servers": "127.0.0.1:9092",
+    "group.id": "gpubroker-webhook-watcher", "auto.offset.reset": "earliest", "enable.auto.commit": false}}'
   replay_env
 }
 
@@ -319,7 +324,7 @@ case ${1:-} in
   up) up "${2:-}" ;;
   down) down ;;
   status) status ;;
-  env) airflow_env; env | grep -E '^(AIRFLOW|GPUBROKER)' | grep -v -E 'FERNET|JWT|_CONN_' ;;
+  env) airflow_env; env | grep -E '^(AIRFLOW|GPUBROKER)' | grep -v -E 'FERNET|JWT|_CONN_|SECRET' ;;
   logs) tail -n 100 -f "$LOGS/${2:?usage: stack.sh logs SERVICE}.log" ;;
   *) echo "usage: $0 install|up [--no-sync]|down|status|logs SERVICE" >&2; exit 2 ;;
 esac

@@ -32,3 +32,5 @@ class Topics:
 
     ALL = (PRICE_UPDATES, PRICE_CHANGES, ANOMALIES, AGGREGATIONS, PROVIDER_EVENTS, WEBHOOKS)
 WEBAPP_URL = _env("GPUBROKER_WEBAPP_URL", "http://127.0.0.1:8000")
+# Standard Webhooks signing secret ("whsec_" + base64 key); the local stack generates one.
+WEBHOOK_SECRET = _env("GPUBROKER_WEBHOOK_SECRET", "")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import time
 
-from gpubroker import cache, events, health, quality, settings, store
+from gpubroker import cache, events, health, quality, settings, store, webhooks
 from gpubroker.breaker import Breaker, CircuitOpen
 from gpubroker.schema import Offer
 from gpubroker_provider.vendors import VENDORS, vendor
@@ -143,3 +143,23 @@ def quarantines_since(since: datetime) -> int:
 def build_dq_report() -> str:
     """Rebuild the data-quality report (GX Data Docs, served by the webapp at /dq/)."""
     return str(quality.build_docs())
+
+
+def deliver_webhooks(requests: list[dict], default_id: str) -> list[dict]:
+    """Deliver each request (validated first); the first failure is raised after the others were tried."""
+    from airflow.sdk.log import mask_secret
+
+    if not settings.WEBHOOK_SECRET:
+        raise webhooks.WebhookRefused("GPUBROKER_WEBHOOK_SECRET is not set: webhooks cannot be signed")
+    mask_secret(settings.WEBHOOK_SECRET)
+    hooks = [webhooks.Webhook.from_request(r, f"{default_id}-{i}" if i else default_id) for i, r in enumerate(requests)]
+    results, failures = [], []
+    with store.connect() as conn:
+        for hook in hooks:
+            try:
+                results.append(webhooks.deliver(conn, hook, settings.WEBHOOK_SECRET))
+            except (webhooks.DeliveryFailed, webhooks.WebhookRefused) as error:
+                failures.append(str(error))
+    if failures:
+        raise webhooks.DeliveryFailed("; ".join(failures))
+    return results

@@ -123,3 +123,21 @@ class ProviderHealth(models.Model):
     class Meta:
         db_table = "provider_health"
         indexes = [models.Index(fields=["provider", "checked_at"], name="provider_health_idx")]
+
+
+class WebhookDelivery(models.Model):
+    """Every attempt to deliver a webhook; a webhook id with a delivered row is never sent again."""
+
+    webhook_id = models.CharField(max_length=64)
+    url = models.URLField(max_length=2000)
+    event_type = models.CharField(max_length=32)
+    attempt = models.SmallIntegerField()
+    status_code = models.SmallIntegerField(null=True)
+    latency_ms = models.IntegerField()
+    error = models.TextField(blank=True, default="")
+    delivered = models.BooleanField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "webhook_delivery"
+        indexes = [models.Index(fields=["webhook_id"], name="webhook_delivery_id_idx")]

@@ -1,0 +1,76 @@
+"""Webhook delivery through the running Airflow: REST API conf, and Kafka messages via the triggerer.
+
+Needs the stack started by `make test` (it allow-lists 127.0.0.1 as a webhook target).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from gpubroker import settings, webhooks
+from gpubroker_provider.airflow_api import AirflowApi
+from tests.test_webhooks import Receiver
+
+pytestmark = pytest.mark.stack
+DAG = "gpubroker_webhook_delivery"
+STATE = Path(os.environ.get("GPUBROKER_STATE", Path(__file__).resolve().parent.parent / ".stack"))
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    r = Receiver()
+    yield r
+    r.server.should_exit = True
+
+
+def stack_secret() -> str:
+    return (STATE / "airflow" / "webhook.secret").read_text().strip()
+
+
+def verified(request: dict) -> bool:
+    headers = request["headers"]
+    expected = webhooks.sign(stack_secret(), headers["webhook-id"], int(headers["webhook-timestamp"]), request["body"])
+    return headers["webhook-signature"] == expected
+
+
+def test_rest_api_conf_delivers_a_signed_webhook_and_retries_a_500(receiver):
+    receiver.statuses[:] = [500]
+    receiver.received.clear()
+    api = AirflowApi()
+    run_id = api.trigger(DAG, {"webhook_url": receiver.url, "event_type": "price_change",
+                               "payload": {"offer_id": "o1", "old_price": 2.0, "new_price": 1.5}})  # fmt: skip
+    assert api.wait(DAG, run_id, timeout=300) == "success"
+    assert len(receiver.received) == 2  # the 500, then the delivery
+    assert all(verified(r) for r in receiver.received)
+    assert len({r["headers"]["webhook-id"] for r in receiver.received}) == 1  # the retry kept its id
+    assert json.loads(receiver.received[-1]["body"])["data"]["new_price"] == 1.5
+
+
+def test_bad_conf_is_refused_with_a_clear_message(receiver):
+    api = AirflowApi()
+    with pytest.raises(RuntimeError, match="event_type|birthday"):
+        api.trigger(DAG, {"webhook_url": receiver.url, "event_type": "birthday", "payload": {}})
+
+
+def test_a_message_on_the_webhooks_topic_triggers_a_delivery_through_the_triggerer(receiver):
+    receiver.received.clear()
+    webhook_id = f"msg_{uuid.uuid4().hex[:20]}"
+    request = {"webhook_id": webhook_id, "webhook_url": receiver.url, "event_type": "test", "payload": {"hello": 1}}
+    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    producer.produce(settings.Topics.WEBHOOKS, key=webhook_id, value=json.dumps(request))
+    producer.flush(10)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        got = [r for r in receiver.received if r["headers"]["webhook-id"] == webhook_id]
+        if got:
+            assert verified(got[0]) and json.loads(got[0]["body"])["data"] == {"hello": 1}
+            return
+        time.sleep(1)
+    pytest.fail("no delivery 180 s after the Kafka message")
