@@ -46,13 +46,36 @@ def test_offers_filters_by_any_gpu_alias(capsys, monkeypatch, replay):
     assert code == 0 and rows and all("RTX4090" in r for r in rows)
 
 
-@pytest.mark.parametrize("slug", API)
+PRIMARY_ONLY = [s for s in API if VENDORS[s].hook_class().primary_only]
+
+
+def primary_recording(slug: str):
+    """The recorded body of the call the vendor table names as the primary listing."""
+    routes = MANIFESTS[slug]["routes"]
+    route = next((r for r in routes if VENDORS[slug].endpoint.startswith(f"{r['method']} {r['path']}")), routes[0])
+    return RECORDINGS / slug / route["payload"]
+
+
+@pytest.mark.parametrize("slug", PRIMARY_ONLY)
 def test_normalize_reads_a_saved_primary_listing_body(capsys, slug):
-    primary = RECORDINGS / slug / MANIFESTS[slug]["routes"][0]["payload"]
+    primary = primary_recording(slug)
     code, out, err = run(capsys, "normalize", "--provider", slug, str(primary))
     assert code == 0, err
     offers = [Offer.model_validate_json(line) for line in out.strip().splitlines()]
     assert offers and {o.provider for o in offers} == {slug}
+
+
+@pytest.mark.parametrize("slug", sorted(set(API) - set(PRIMARY_ONLY)))
+def test_vendors_joining_several_calls_normalize_a_syncs_raw_file(capsys, replay, tmp_path, slug):
+    primary = primary_recording(slug)
+    code, _, err = run(capsys, "normalize", "--provider", slug, str(primary))
+    assert code == 2 and "pass a sync's raw.json" in err
+    hook = VENDORS[slug].hook_class()(base_url=replay.vendor_url(slug), api_key="replay-key")
+    raw = tmp_path / "raw.json"
+    raw.write_text(json.dumps({"provider": slug, "observed_at": "2026-11-26T12:00:00+00:00", "pages": hook.fetch_raw()}))
+    code, out, err = run(capsys, "normalize", "--provider", slug, str(raw))
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == len(hook.fetch_batch().offers)
 
 
 @pytest.mark.parametrize(

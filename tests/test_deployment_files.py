@@ -29,12 +29,14 @@ def test_compose_runs_every_local_stack_service():
     assert set(services) <= set(compose["services"])
 
 
-def test_airflow_settings_define_a_connection_per_vendor():
+def test_airflow_settings_define_a_connection_per_api_vendor_and_kafka():
     from gpubroker_provider.vendors import VENDORS
 
     settings = yaml.safe_load((ASTRO / "airflow_settings.yaml").read_text())
     conns = {c["conn_id"]: c["conn_type"] for c in settings["airflow"]["connections"]}
-    assert conns == {v.default_conn_id: v.conn_type for v in VENDORS.values()}
+    assert conns == {v.default_conn_id: v.conn_type for v in VENDORS.values() if v.mode == "api"} | {
+        "gpubroker_kafka": "kafka"
+    }
 
 
 def test_dockerfile_builds_on_airflow_3_runtime():

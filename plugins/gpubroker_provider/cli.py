@@ -4,7 +4,8 @@
   gpubroker offers --provider NAME [--live] [--gpu H100]
                                                     fetch and print a table (replay server unless --live)
   gpubroker normalize --provider NAME FILE          one saved response body of the vendor's primary
-                                                    listing call -> one JSON offer per line
+                                                    listing call -> one JSON offer per line (for vendors
+                                                    joining several calls: a sync's staging raw.json)
 
 Bad input (unknown provider, unreadable file, wrong format) gets one line on stderr and exit 2;
 a vendor that cannot be reached, exit 1.
@@ -100,6 +101,16 @@ def cmd_offers(args: argparse.Namespace, out) -> None:
         print(f"GPU names not in the registry: {dict(batch.unknown_gpus)}", file=sys.stderr)
 
 
+def pages_of(row: Vendor, hook, body) -> list:
+    """A saved primary listing body, or a sync's staging raw.json ({"provider", "pages": [...]})."""
+    if isinstance(body, dict) and body.get("provider") == row.slug and isinstance(body.get("pages"), list):
+        return body["pages"]
+    if not hook.primary_only:
+        raise CliError(f"{row.name} offers join several API calls: pass a sync's raw.json (its \"pages\"), "
+                       f"not one body of {row.endpoint}")  # fmt: skip
+    return hook.pages_from_primary(body)
+
+
 def cmd_normalize(args: argparse.Namespace, out) -> None:
     from gpubroker_provider.hooks.base import PayloadError
 
@@ -110,8 +121,9 @@ def cmd_normalize(args: argparse.Namespace, out) -> None:
         raise CliError(f"cannot read {args.file}: {error.strerror}") from None
     except ValueError:
         raise CliError(f"{args.file} is not JSON: expected a saved body of {row.name}'s {row.endpoint}") from None
+    hook = row.hook_class()()
     try:
-        batch = row.hook_class()().parse([body], datetime.now(timezone.utc))
+        batch = hook.parse(pages_of(row, hook, body), datetime.now(timezone.utc))
     except PayloadError as error:
         raise CliError(f"{error} (expected a saved body of {row.endpoint})") from None
     for offer in batch.offers:

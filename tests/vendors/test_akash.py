@@ -22,11 +22,12 @@ def by_id(batch):
 def test_gpu_prices_take_the_median_bid_per_gpu(replay):
     batch = hook(replay).fetch_batch()
     models = recording("akash", PAYLOAD)["models"]
-    # v100 has no bids (price null): skipped; rtx3060ti is not in the registry: counted
+    # v100 has no bids (price null): skipped; rtx3050 is not in the registry: counted, not dropped silently
     assert len(batch.offers) == len(models) - 2
-    assert batch.unknown_gpus == {"rtx3060ti PCIe": 1}
+    assert batch.unknown_gpus == {"rtx3050 PCIe": 1}
     offers = by_id(batch)
     assert "nvidia-v100-32gi-sxm2" not in offers
+    assert "nvidia-rtx3050-8gi-pcie" not in offers
 
     h100 = offers["nvidia-h100-80gi-sxm5"]
     assert str(h100.price_per_hour) == "2.1100"  # med, not avg 2.18 / weightedAverage 2.04 / min 1.62
@@ -43,6 +44,13 @@ def test_gpu_prices_take_the_median_bid_per_gpu(replay):
     )
     assert offers["nvidia-h200-141gi-sxm5"].gpu_memory_gb == 141
     assert offers["nvidia-rtx4090-24gi-pcie"].gpu_model == "RTX4090"
+    rtx3060ti = offers["nvidia-rtx3060ti-8gi-pcie"]
+    assert (rtx3060ti.gpu_model, rtx3060ti.gpu_form_factor, rtx3060ti.gpu_count, rtx3060ti.gpu_memory_gb) == (
+        "RTX3060TI", "PCIe", 1, 8,
+    )
+    assert (str(rtx3060ti.price_per_hour), rtx3060ti.availability, rtx3060ti.available_count) == (
+        "0.0800", "available", 9,
+    )
 
 
 def test_a_configured_key_is_never_sent_to_the_public_api(replay):

@@ -22,14 +22,15 @@ def test_every_region_file_of_both_services_is_read(replay):
     assert batch.pages == 2 * len(DEFAULT_REGIONS)
     assert sorted(by_id(batch)) == sorted([
         "ec2:p5.48xlarge:us-east-1", "ec2:p4d.24xlarge:us-east-1", "ec2:g5.xlarge:us-east-1",
-        "ec2:g6e.xlarge:us-east-1", "ec2:g4dn.xlarge:us-east-1",
-        "ec2:p5.48xlarge:us-west-2", "ec2:g6.12xlarge:us-west-2",
+        "ec2:g4dn.xlarge:us-east-1",
+        "ec2:p5.48xlarge:us-west-2", "ec2:g6.12xlarge:us-west-2", "ec2:g5g.xlarge:us-west-2",
         "ec2:p4d.24xlarge:eu-central-1", "ec2:g5.12xlarge:eu-central-1",
         "sagemaker:ml.p4d.24xlarge:us-east-1", "sagemaker:ml.g5.xlarge:us-east-1",
         "sagemaker:ml.p5.48xlarge:us-west-2", "sagemaker:ml.g4dn.xlarge:eu-central-1",
     ])
-    # Graviton g5g (NVIDIA T4G) is a GPU the registry does not know: counted, not guessed
-    assert batch.unknown_gpus == {"NVIDIA T4G": 1}
+    # g3 (Tesla M60) is a GPU family nobody can name: counted, not guessed, and never an offer
+    assert batch.unknown_gpus == {"AWS g3 family": 1}
+    assert "ec2:g3.4xlarge:us-east-1" not in by_id(batch)
 
 
 def test_ec2_mapping_whole_instance_price_and_specs(replay):
@@ -52,6 +53,11 @@ def test_ec2_mapping_whole_instance_price_and_specs(replay):
     l4 = offers["ec2:g6.12xlarge:us-west-2"]
     assert (l4.gpu_model, l4.gpu_count, l4.disk_gb, l4.cpu_arch) == ("L4", 4, 3760, "x86_64")
     assert offers["ec2:g5.12xlarge:eu-central-1"].disk_gb == 3800
+
+    g5g = offers["ec2:g5g.xlarge:us-west-2"]  # Graviton2 with NVIDIA T4G
+    assert (g5g.gpu_model, g5g.gpu_count, g5g.gpu_memory_gb, str(g5g.price_per_hour)) == ("T4G", 1, 16, "0.4200")
+    assert (g5g.vcpus, g5g.ram_gb, g5g.disk_gb, g5g.cpu_arch) == (4, 8, None, "arm64")
+    assert (g5g.region, g5g.country, g5g.continent) == ("us-west-2", "US", "NA")
 
 
 def test_sagemaker_is_its_own_product_line(replay):

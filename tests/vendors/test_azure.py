@@ -22,12 +22,14 @@ def test_next_page_link_is_followed_and_every_region_read(replay):
     assert batch.pages == 4  # eastus (2 pages) + westeurope + swedencentral
     assert sorted(by_id(batch)) == sorted([
         "Standard_NC24ads_A100_v4:eastus", "Standard_ND96isr_H100_v5:eastus", "Standard_NC4as_T4_v3:eastus",
-        "Standard_NV36ads_A10_v5:eastus", "Standard_NC40ads_H100_v5:eastus",  # the last two: page 2
+        "Standard_NV36ads_A10_v5:eastus", "Standard_NC40ads_H100_v5:eastus",  # these three: page 2
+        "Standard_NV32as_v4:eastus",
         "Standard_NC24ads_A100_v4:westeurope", "Standard_NC64as_T4_v3:westeurope",
-        "Standard_NV36ads_A10_v5:westeurope",
         "Standard_ND96isr_H100_v5:swedencentral", "Standard_NC40ads_H100_v5:swedencentral",
     ])
-    assert batch.unknown_gpus == {"Radeon Instinct MI25": 1}  # NVv4: a GPU the registry lacks
+    # NVv3 (Tesla M60): an N-series size nobody can name is counted, not guessed, and never an offer
+    assert batch.unknown_gpus == {"Azure Standard_NV12s_v3": 1}
+    assert "Standard_NV12s_v3:westeurope" not in by_id(batch)
 
 
 def test_linux_on_demand_price_spot_meter_and_specs(replay):
@@ -50,6 +52,10 @@ def test_linux_on_demand_price_spot_meter_and_specs(replay):
     assert (nvl.country, nvl.continent) == ("SE", "EU")
     assert offers["Standard_NC64as_T4_v3:westeurope"].country == "NL"
     assert offers["Standard_NC64as_T4_v3:westeurope"].gpu_count == 4
+
+    mi25 = offers["Standard_NV32as_v4:eastus"]  # NVv4: AMD Radeon Instinct MI25
+    assert (mi25.gpu_model, mi25.gpu_form_factor, mi25.gpu_count, mi25.gpu_memory_gb) == ("MI25", None, 1, 16)
+    assert (str(mi25.price_per_hour), mi25.spot_price, mi25.vcpus, mi25.ram_gb) == ("1.8160", None, 32, 112)
 
 
 def test_zero_missing_and_fractional_rows_are_skipped(replay):

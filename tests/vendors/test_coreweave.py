@@ -50,8 +50,20 @@ def test_hgx_nodes_are_priced_per_node(catalogue):
     l40s = offers["gd-8xl40s-i128@US"]
     assert (l40s.gpu_model, l40s.gpu_form_factor, str(l40s.price_per_hour)) == ("L40S", None, "18.0000")
     pro = offers["rtxp6000-8x@US"]
+    # "NVIDIA RTX PRO 6000 Blackwell Server Edition", as CoreWeave writes it
     assert (pro.gpu_model, pro.gpu_memory_gb, pro.vcpus, pro.ram_gb) == ("RTXPRO6000", 96.0, None, None)
+    assert (pro.gpu_count, pro.gpu_form_factor, str(pro.price_per_hour)) == (8, None, "20.0000")
     assert {o.availability for o in batch.offers} == {"unknown"}
+
+
+def test_a_gpu_the_registry_does_not_know_is_counted_not_dropped(catalogue):
+    renamed = copy.deepcopy(catalogue)
+    row = next(r for r in renamed["instances"] if r["instance_id"] == "gd-8xl40-i128")
+    row.update(name="NVIDIA Tesla M60", gpu="NVIDIA Tesla M60", gpu_memory_gb=8)
+    batch = CoreWeaveHook().parse([renamed], NOW)
+    assert batch.unknown_gpus == {"NVIDIA Tesla M60": 1}  # counted, not guessed
+    assert "gd-8xl40-i128@US" not in by_id(batch)
+    assert len(batch.offers) == 8  # every other priced instance is still an offer
 
 
 def test_a_per_gpu_price_is_multiplied_by_the_gpu_count(catalogue):

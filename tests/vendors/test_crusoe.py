@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
-from gpubroker_provider.hooks.crusoe import CrusoeHook, registry_spelling
+from gpubroker_provider.hooks.crusoe import CrusoeHook
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 
@@ -52,10 +52,27 @@ def test_vm_types_map_to_whole_vm_prices(catalogue):
     assert {o.availability for o in batch.offers} == {"unknown"}
 
 
-def test_vendor_spellings_are_mapped_for_the_registry():
-    assert registry_spelling("NVIDIA H100 80GB HGX") == ("NVIDIA H100 80GB", "SXM")
-    assert registry_spelling("NVIDIA GB200 186GB NVL72") == ("NVIDIA GB200 186GB", None)
-    assert registry_spelling("NVIDIA A100 80GB PCIe") == ("NVIDIA A100 80GB PCIe", None)
+def test_crusoe_spellings_resolve_as_written(catalogue):
+    priced = copy.deepcopy(catalogue)  # give the "Contact sales" rows a price to see how their names resolve
+    for row in priced["gpus"]:
+        if row["usd_per_gpu_hour"] is None:
+            row.update(usd_per_gpu_hour=6.0, price_text="$6.00/GPU-hr")
+    offers = by_id(CrusoeHook().parse([priced], NOW))
+    gb200 = offers["gb200-186gb-nvl-ib.4x@us-southcentral1"]  # "NVIDIA GB200 186GB NVL72": NVL72 is the rack
+    assert (gb200.gpu_model, gb200.gpu_form_factor, gb200.gpu_count, gb200.gpu_memory_gb) == ("GB200", None, 4, 186.0)
+    assert gb200.price_per_hour == Decimal("24.0000")
+    b200 = offers["b200-180gb-sxm-ib.8x@us-southcentral1"]  # "NVIDIA B200 180GB HGX": an SXM board
+    assert (b200.gpu_model, b200.gpu_form_factor, str(b200.price_per_hour)) == ("B200", "SXM", "48.0000")
+
+
+def test_a_gpu_the_registry_does_not_know_is_counted_not_dropped(catalogue):
+    renamed = copy.deepcopy(catalogue)
+    row = next(r for r in renamed["gpus"] if r["vm_type"] == "l40s-48gb")
+    row.update(gpu="NVIDIA Quadro P4000 8GB", gpu_memory_gb=8)
+    batch = CrusoeHook().parse([renamed], NOW)
+    assert batch.unknown_gpus == {"NVIDIA Quadro P4000 8GB": 1}  # counted, not guessed
+    assert not any(o.instance_type.startswith("l40s-48gb.") for o in batch.offers)
+    assert len(batch.offers) == 22 - 10  # its 5 VM sizes x 2 regions are gone, every other offer stays
 
 
 def test_catalogue_is_dated_and_per_gpu_hour(catalogue):

@@ -25,7 +25,8 @@ def test_machine_types_normalise_to_one_gpu_entry_offers(replay):
     rows = recording("cudo", PAYLOAD)["machineTypes"]
     # one CPU-only machine type skipped, one GPU the registry does not know counted
     assert len(batch.offers) == len(rows) - 2
-    assert batch.unknown_gpus == {"RTX 2000 Ada": 1}
+    assert batch.unknown_gpus == {"Quadro P4000": 1}
+    assert "no-luster-1:epyc-rome-p4000:nvidia-quadro-p4000" not in by_id(batch)
     assert all(o.gpu_count == 1 for o in batch.offers)
 
 
@@ -49,7 +50,9 @@ def test_price_is_gpu_plus_minimum_vcpus_and_ram(replay):
         "us-newyork-1:epyc-genoa-l40s:nvidia-l40s-compute": ("L40S", 48, "1.0748", "US"),
         "se-stockholm-1:epyc-milan-a100-pcie:nvidia-a100-80gb-pcie": ("A100", 80, "1.5930", "SE"),
         "br-saopaulo-1:cascade-lake:nvidia-rtx-3080": ("RTX3080", 10, "0.0563", "BR"),
-        "no-luster-1:epyc-rome-v100:nvidia-v100": ("V100", 16, "0.4100", "NO"),
+        # single-size model missing from the hook's table: memory from the registry;
+        # 0.22 + 2 vCPUs at 0.0023 + 2 GiB at 0.0033
+        "us-carlsbad-1:epyc-genoa-rtx-2000-ada:nvidia-rtx-2000-ada": ("RTX2000ADA", 16, "0.2312", "US"),
     }
     for offer_id, (model, memory, price, country) in expected.items():
         offer = offers[offer_id]
@@ -65,6 +68,8 @@ def test_availability_follows_free_gpus(replay):
     assert (nvl.availability, nvl.available_count) == ("unavailable", 0)
     a6000 = offers["no-luster-1:epyc-milan-rtx-a6000:nvidia-rtx-a6000"]
     assert (a6000.availability, a6000.available_count) == ("available", 27)
+    ada = offers["us-carlsbad-1:epyc-genoa-rtx-2000-ada:nvidia-rtx-2000-ada"]
+    assert (ada.vcpus, ada.ram_gb, ada.availability, ada.available_count) == (2, 2, "available", 12)
 
 
 def test_price_change_is_seen_on_the_next_sync(replay):

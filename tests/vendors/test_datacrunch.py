@@ -57,7 +57,8 @@ def test_instance_types_by_location(replay):
     by_id = {o.offer_id: o for o in batch.offers}
     assert batch.pages == 3
     assert len(batch.offers) == 11
-    assert batch.unknown_gpus == {"B300 SXM6 262GB": 1}  # counted, not guessed
+    assert batch.unknown_gpus == {"Tesla P40 24GB": 1}  # counted, not guessed
+    assert "1P40.10V@FIN-03" not in by_id
     assert not any(o.instance_type.startswith("CPU.") for o in batch.offers)  # CPU-only type skipped
 
     h100 = by_id["8H100.80S.176V@FIN-01"]
@@ -72,6 +73,11 @@ def test_instance_types_by_location(replay):
     assert v100.country == "IS"  # from /v1/locations, not guessed from "ICE-01"
     assert {o.region for o in batch.offers if o.instance_type == "1H100.80S.30V"} == {"FIN-01", "FIN-02"}
     assert by_id["1RTX6000ADA.10V@FIN-02"].gpu_model == "RTX6000ADA"
+
+    b300 = by_id["8B300.240V@FIN-02"]
+    assert (b300.gpu_model, b300.gpu_form_factor, b300.gpu_count, b300.gpu_memory_gb) == ("B300", "SXM", 8, 262)
+    assert (str(b300.price_per_hour), str(b300.spot_price)) == ("39.9200", "15.9200")  # whole instance
+    assert (b300.vcpus, b300.ram_gb, b300.region, b300.country) == (240, 2400, "FIN-02", "FI")
 
 
 def test_type_available_nowhere_is_listed_unavailable(replay):

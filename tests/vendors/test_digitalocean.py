@@ -24,9 +24,10 @@ def test_next_links_are_followed_and_every_gpu_size_region_is_an_offer(replay):
     assert set(by_id(batch)) == {
         "gpu-h100x1-80gb:nyc2", "gpu-h100x1-80gb:tor1", "gpu-h100x1-80gb:atl1",
         "gpu-h100x8-640gb:nyc2", "gpu-h100x8-640gb:tor1",
-        "gpu-l40sx1-48gb:tor1", "gpu-4000adax1-20gb:tor1", "gpu-4000adax1-20gb:nyc2",
+        "gpu-l40sx1-48gb:tor1",
         # page 2, reached through links.pages.next
         "gpu-6000adax1-48gb:tor1", "gpu-h200x1-141gb:atl1", "gpu-h200x1-141gb:nyc2", "gpu-mi300x1-192gb:atl1",
+        "gpu-mi350x8-2304gb:atl1",
     }
     assert not batch.memory_mismatches
 
@@ -36,7 +37,8 @@ def test_cpu_sizes_unavailable_sizes_and_unknown_gpus_are_left_out(replay):
     slugs = {o.instance_type for o in batch.offers}
     assert "s-2vcpu-4gb" not in slugs  # no gpu_info
     assert "gpu-h200x8-1128gb" not in slugs  # available: false, no regions
-    assert batch.unknown_gpus == {"amd_mi350x": 1}  # counted once per size, not guessed
+    assert "gpu-p4000x1-8gb" not in slugs  # a GPU the registry does not know, in two regions:
+    assert batch.unknown_gpus == {"nvidia_p4000": 1}  # counted once per size, not guessed
 
 
 def test_vram_is_the_droplet_total_and_prices_are_per_droplet(replay):
@@ -54,11 +56,14 @@ def test_vram_is_the_droplet_total_and_prices_are_per_droplet(replay):
 
 def test_vendor_model_codes_map_to_registry_models(replay):
     offers = by_id(hook(replay).fetch_batch())
-    assert offers["gpu-4000adax1-20gb:nyc2"].gpu_model == "RTX4000ADA"
     assert offers["gpu-6000adax1-48gb:tor1"].gpu_model == "RTX6000ADA"
     mi300x = offers["gpu-mi300x1-192gb:atl1"]
     assert (mi300x.gpu_model, mi300x.gpu_vendor, mi300x.gpu_memory_gb) == ("MI300X", "AMD", 192.0)
     assert offers["gpu-h200x1-141gb:nyc2"].gpu_memory_gb == 141.0
+    mi350x = offers["gpu-mi350x8-2304gb:atl1"]
+    assert (mi350x.gpu_model, mi350x.gpu_vendor, mi350x.gpu_count, mi350x.gpu_memory_gb) == ("MI350X", "AMD", 8, 288.0)
+    assert (str(mi350x.price_per_hour), mi350x.vcpus, mi350x.ram_gb, mi350x.disk_gb) == ("23.8400", 128, 2304.0, 2046.0)
+    assert (mi350x.region, mi350x.country) == ("atl1", "US")
 
 
 def test_next_link_host_is_not_followed(replay):
@@ -66,7 +71,7 @@ def test_next_link_host_is_not_followed(replay):
     body = copy.deepcopy(recording("digitalocean", "sizes-1.json"))
     body["links"]["pages"]["next"] = "https://attacker.example/v2/sizes?page=2&per_page=100"
     replay.put("digitalocean", "sizes-1.json", body)
-    assert len(hook(replay).fetch_batch().offers) == 12
+    assert len(hook(replay).fetch_batch().offers) == 11
 
 
 def test_wrong_key_gets_digitaloceans_error(replay):

@@ -33,10 +33,10 @@ def test_key_travels_in_the_api_key_header_without_a_scheme(replay):
 def test_one_offer_per_configuration_gpu_count_and_region(replay):
     batch, by_id = offers(replay)
     assert batch.pages == 1
-    assert len(batch.offers) == 37
-    # FluidStack's NVLink HGX names are not in the registry: counted once per configuration, no offers.
-    assert batch.unknown_gpus == {"H100_NVLINK_80GB": 1, "A100_NVLINK_80GB": 1}
-    assert not any("NVLINK" in o.offer_id for o in batch.offers)
+    assert len(batch.offers) == 38
+    # a GPU the registry does not know: counted once per configuration, no offers
+    assert batch.unknown_gpus == {"RTX_3050_8GB": 1}
+    assert not any("RTX_3050" in o.offer_id for o in batch.offers)
 
     h100 = by_id["H100_SXM5_80GBx8@TEXAS_USA"]
     assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 8, 80)
@@ -50,6 +50,16 @@ def test_one_offer_per_configuration_gpu_count_and_region(replay):
     assert sorted(o.gpu_count for o in batch.offers if o.instance_type.endswith(" H100_PCIE_80GB")) == [1, 2, 4, 8]
     assert by_id["H100_PCIE_80GBx4@NORWAY"].gpu_form_factor == "PCIe"
     assert str(by_id["H100_PCIE_80GBx4@NORWAY"].price_per_hour) == "9.1600"
+
+    # FluidStack's NVLink (HGX) parts are SXM modules
+    nvlink = by_id["H100_NVLINK_80GBx8@JAPAN"]
+    assert (nvlink.gpu_model, nvlink.gpu_form_factor, nvlink.gpu_count, nvlink.gpu_memory_gb) == ("H100", "SXM", 8, 80)
+    assert (str(nvlink.price_per_hour), nvlink.country) == ("23.9200", "JP")  # "2.99" x 8
+    assert nvlink.instance_type == "8x H100_NVLINK_80GB"
+    a100_nvlink = by_id["A100_NVLINK_80GBx8@ARIZONA_USA"]
+    assert (a100_nvlink.gpu_model, a100_nvlink.gpu_form_factor, a100_nvlink.gpu_count, a100_nvlink.gpu_memory_gb) == (
+        "A100", "SXM", 8, 80)
+    assert (str(a100_nvlink.price_per_hour), a100_nvlink.country) == ("15.6000", "US")  # "1.95" x 8
 
 
 def test_prices_are_exact_decimals_and_memory_is_per_gpu(replay):
@@ -71,7 +81,7 @@ def test_regions_map_to_countries(replay):
     assert {o.region: o.country for o in by_id.values() if o.region != "unknown"} == {
         "CANADA": "CA", "TEXAS_USA": "US", "NORWAY": "NO", "VIRGINIA_USA": "US", "ILLINOIS_USA": "US",
         "SWEDEN": "SE", "NETHERLANDS": "NL", "INDIA": "IN", "CALIFORNIA_USA": "US", "GERMANY": "DE",
-        "ISRAEL": "IL",
+        "JAPAN": "JP", "ARIZONA_USA": "US",
     }
     # the country is the whole name or its last part, never a substring ("INDIANA" is not India)
     assert _location("INDIANA_USA").country == "US"
@@ -114,7 +124,8 @@ def test_wrong_key_gets_fluidstacks_401(replay):
         lambda rows: rows[0].update(regions="CANADA"),
         lambda rows: rows[0].update(gpu_type="H100_SXM5"),
         lambda rows: rows.append(copy.deepcopy(rows[0])),
-        lambda rows: rows[2].update(price_per_gpu_hr="NaN"),  # an unknown GPU's row is still checked
+        # an unknown GPU's row is still checked
+        lambda rows: next(r for r in rows if r["gpu_type"] == "RTX_3050_8GB").update(price_per_gpu_hr="NaN"),
     ],
     ids=["price-not-a-number", "price-zero", "price-null", "missing-price", "count-not-int", "counts-not-a-list",
          "regions-not-a-list", "no-memory-in-gpu-type", "configuration-listed-twice", "unknown-gpu-bad-price"],

@@ -21,13 +21,14 @@ def test_flavors_priced_from_the_pricebook(replay):
     batch = hook(replay).fetch_batch()
     assert batch.pages == 2  # flavors, then the pricebook
     offers = by_id(batch)
-    # CPU-only, spot and unpriced (A100 NVLink) flavors are not offers; RTX PRO 6000 SE is unknown
+    # CPU-only, spot and unpriced (A100 NVLink) flavors are not offers
     assert sorted(offers) == [
         "CANADA-1:n3-H100x1", "CANADA-1:n3-H100x2", "CANADA-1:n3-H100x8", "CANADA-1:n3-L40x1",
+        "CANADA-1:n3-RTX-PRO6000-SEx1",
         "NORWAY-1:n3-A100x1", "NORWAY-1:n3-A100x4", "NORWAY-1:n3-H100-SXM5x8", "NORWAY-1:n3-RTX-A6000x1",
         "US-1:n3-H200x8",
     ]
-    assert batch.unknown_gpus == {"RTX-PRO6000-SE": 1}
+    assert batch.unknown_gpus == {}
 
     h100x8 = offers["CANADA-1:n3-H100x8"]
     assert str(h100x8.price_per_hour) == "15.2000"  # 8 x 1.90 per GPU
@@ -46,6 +47,24 @@ def test_flavors_priced_from_the_pricebook(replay):
     a6000 = offers["NORWAY-1:n3-RTX-A6000x1"]
     assert (a6000.gpu_model, str(a6000.price_per_hour), str(a6000.spot_price)) == ("RTXA6000", "0.5000", "0.2500")
     assert (offers["CANADA-1:n3-L40x1"].gpu_model, offers["CANADA-1:n3-L40x1"].gpu_memory_gb) == ("L40", 48)
+    # "RTX-PRO6000-SE" is not in _GPUS: the registry's one memory size (96 GB) is used
+    pro = offers["CANADA-1:n3-RTX-PRO6000-SEx1"]
+    assert (pro.gpu_model, pro.gpu_form_factor, pro.gpu_count, pro.gpu_memory_gb) == ("RTXPRO6000", None, 1, 96)
+    assert (str(pro.price_per_hour), pro.spot_price, pro.country) == ("1.8000", None, "CA")
+    assert (pro.vcpus, pro.ram_gb, pro.disk_gb, pro.availability) == (30, 180, 1000, "available")
+
+
+def test_a_gpu_the_registry_does_not_know_is_counted_not_dropped(replay):
+    flavors = copy.deepcopy(recording("hyperstack", "flavors.json"))
+    pricebook = copy.deepcopy(recording("hyperstack", "pricebook.json"))
+    next(g for g in flavors["data"] if g["gpu"] == "L40")["gpu"] = "Quadro-P4000"
+    next(p for p in pricebook if p["name"] == "L40")["name"] = "Quadro-P4000"  # priced: only the name is unknown
+    replay.put("hyperstack", "flavors.json", flavors)
+    replay.put("hyperstack", "pricebook.json", pricebook)
+    batch = hook(replay).fetch_batch()
+    assert batch.unknown_gpus == {"Quadro-P4000": 1}
+    assert "CANADA-1:n3-L40x1" not in by_id(batch)
+    assert len(batch.offers) == 9  # every other flavor is still an offer
 
 
 def test_discounted_pricebook_value_is_the_price(replay):

@@ -22,8 +22,9 @@ def offers(replay):
 def test_one_offer_per_instance_type_and_region_with_capacity(replay):
     batch, by_id = offers(replay)
     assert batch.pages == 1
-    assert len(batch.offers) == 13
-    assert batch.unknown_gpus == {"B300 SXM6": 1}  # not in the registry: counted, not guessed
+    assert len(batch.offers) == 12
+    assert batch.unknown_gpus == {"Tesla M60": 1}  # not in the registry: counted, not guessed
+    assert not any(o.instance_type == "gpu_1x_m60" for o in batch.offers)
 
     h100 = by_id["gpu_8x_h100_sxm5@europe-central-1"]
     assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 8, 80)
@@ -32,6 +33,11 @@ def test_one_offer_per_instance_type_and_region_with_capacity(replay):
     assert h100.ram_gb == 1932.7 and h100.disk_gb == 26607.3  # 1800 GiB, 24780 GiB -> GB
     assert h100.vcpus == 208 and h100.spot_price is None
     assert by_id["gpu_8x_h100_sxm5@us-south-1"].country == "US"
+
+    b300 = by_id["gpu_8x_b300_sxm6@us-east-1"]
+    assert (b300.gpu_model, b300.gpu_form_factor, b300.gpu_count, b300.gpu_memory_gb) == ("B300", "SXM", 8, 288)
+    assert str(b300.price_per_hour) == "75.9200"  # 7592 cents/hour for the whole 8-GPU instance
+    assert (b300.country, b300.ram_gb, b300.disk_gb, b300.vcpus) == ("US", 3113.9, 23622.3, 208)
 
     a10 = [o for o in batch.offers if o.instance_type == "gpu_1x_a10"]
     assert sorted(o.region for o in a10) == ["us-east-1", "us-west-1"]

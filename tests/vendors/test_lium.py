@@ -9,6 +9,9 @@ from gpubroker_provider.hooks.lium import LiumHook
 from tests.conftest import REPLAY_KEY, recording
 
 
+GTX_1660_SUPER = "5b2e9d71-3a8c-4f64-b0d7-1e5c9a2f6b83"  # executors-2.json: a GPU the registry does not know
+
+
 def hook(replay) -> LiumHook:
     return LiumHook(base_url=replay.vendor_url("lium"), api_key=REPLAY_KEY)
 
@@ -28,10 +31,10 @@ def test_pages_are_followed_until_a_short_page(replay, six_per_page):
     assert batch.pages == 2
     offers = by_id(batch)
     page1, page2 = recording("lium", "executors-1.json"), recording("lium", "executors-2.json")
-    # page 1: one CPU-only executor skipped, one RTX 4090 D unknown to the registry
-    assert len(offers) == len(page1) - 2 + len(page2)
-    assert {e["id"] for e in page2} <= set(offers)
-    assert batch.unknown_gpus == {"NVIDIA GeForce RTX 4090 D": 1}
+    # page 1: one CPU-only executor skipped; page 2: one GTX 1660 SUPER unknown to the registry
+    assert len(offers) == len(page1) - 1 + len(page2) - 1
+    assert {e["id"] for e in page2} - set(offers) == {GTX_1660_SUPER}
+    assert batch.unknown_gpus == {"NVIDIA GeForce GTX 1660 SUPER": 1}  # counted, not guessed
     assert "e9f03b6d-1c27-48a5-b3e9-0d4c7a2f8b51" not in offers  # CPU-only
 
 
@@ -59,6 +62,11 @@ def test_executor_mapping(replay, six_per_page):
     assert (rtx.gpu_model, rtx.gpu_count, rtx.gpu_memory_gb, str(rtx.price_per_hour), rtx.instance_type) == (
         "RTX4090", 1, 24.0, "0.2900", "NVIDIA GeForce RTX 4090",
     )
+    rtx4090d = offers["d2a58c3b-7f14-4e9d-a6b2-5c8e1f0d9a73"]  # "NVIDIA GeForce RTX 4090 D", 24564 MiB
+    assert (rtx4090d.gpu_model, rtx4090d.gpu_count, rtx4090d.gpu_memory_gb, str(rtx4090d.price_per_hour)) == (
+        "RTX4090D", 2, 24.0, "0.5000",
+    )
+    assert (rtx4090d.country, rtx4090d.instance_type) == ("HK", "2x NVIDIA GeForce RTX 4090 D")
     a6000 = offers["0a7c3e58-94d1-4b26-8f0e-6d2b1a9c5e37"]
     assert (a6000.gpu_model, a6000.gpu_count, str(a6000.price_per_hour), a6000.region) == (
         "RTXA6000", 2, "0.8000", "Dallas, TX, US",

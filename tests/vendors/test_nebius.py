@@ -1,4 +1,4 @@
-"""Nebius static catalogue: per-GPU prices x preset GPUs, GiB -> GB, HGX names, unknown B300."""
+"""Nebius static catalogue: per-GPU prices x preset GPUs, GiB -> GB, HGX names, unknown GPUs counted."""
 
 import copy
 from datetime import datetime, timezone
@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
-from gpubroker_provider.hooks.nebius import NebiusHook, registry_spelling
+from gpubroker_provider.hooks.nebius import NebiusHook
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 
@@ -25,8 +25,8 @@ def by_id(batch):
 def test_presets_map_to_whole_vm_prices_per_region(catalogue):
     batch = NebiusHook().parse([catalogue], NOW)
     offers = by_id(batch)
-    assert len(offers) == len(batch.offers) == 15
-    assert batch.unknown_gpus == {"NVIDIA B300": 1}  # not in the registry: counted, not guessed
+    assert len(offers) == len(batch.offers) == 16
+    assert batch.unknown_gpus == {}
     assert not batch.memory_mismatches
 
     h100 = offers["gpu-h100-sxm/8gpu-128vcpu-1600gb@eu-north1"]
@@ -40,6 +40,11 @@ def test_presets_map_to_whole_vm_prices_per_region(catalogue):
     assert offers["gpu-h200-sxm/8gpu-128vcpu-1600gb@eu-north2"].country == "IS"
     assert offers["gpu-h200-sxm/8gpu-128vcpu-1600gb@eu-west1"].country == "FR"
 
+    b300 = offers["gpu-b300-sxm/8gpu-192vcpu-2768gb@uk-south1"]  # "NVIDIA HGX B300"
+    assert (b300.gpu_model, b300.gpu_form_factor, b300.gpu_count, b300.gpu_memory_gb) == ("B300", "SXM", 8, 288.0)
+    assert b300.price_per_hour == Decimal("76.0000")  # 8 x $9.50 per GPU-hour
+    assert (b300.vcpus, b300.ram_gb, b300.country, b300.continent) == (192, 2972.1, "GB", "EU")  # 2768 GiB
+
     b200 = offers["gpu-b200-sxm/8gpu-160vcpu-1792gb@us-central1"]
     assert (b200.gpu_model, b200.gpu_memory_gb, str(b200.price_per_hour)) == ("B200", 180.0, "68.0000")
 
@@ -48,13 +53,18 @@ def test_presets_map_to_whole_vm_prices_per_region(catalogue):
     assert l40s.price_per_hour == Decimal("1.5500")
     pro = offers["gpu-rtx-pro-6000/1gpu-24vcpu-218gb@eu-north1"]
     assert (pro.gpu_model, pro.gpu_memory_gb, str(pro.price_per_hour)) == ("RTXPRO6000", 96.0, "1.8000")
+    assert pro.gpu_form_factor is None  # "... Blackwell Server Edition" names no form factor
     assert {o.availability for o in batch.offers} == {"unknown"}
 
 
-def test_vendor_spellings_are_mapped_for_the_registry():
-    assert registry_spelling("NVIDIA HGX H100") == ("NVIDIA H100", "SXM")
-    assert registry_spelling("NVIDIA RTX PRO 6000 Blackwell Server Edition") == ("NVIDIA RTX PRO 6000 Blackwell", None)
-    assert registry_spelling("NVIDIA L40S PCIe") == ("NVIDIA L40S PCIe", None)
+def test_a_gpu_the_registry_does_not_know_is_counted_not_dropped(catalogue):
+    renamed = copy.deepcopy(catalogue)
+    row = next(r for r in renamed["presets"] if r["platform"] == "gpu-l40s-d")
+    row.update(gpu="NVIDIA Tesla M60", gpu_memory_gb=8)
+    batch = NebiusHook().parse([renamed], NOW)
+    assert batch.unknown_gpus == {"NVIDIA Tesla M60": 1}  # counted, not guessed
+    assert not any(o.offer_id.startswith("gpu-l40s-d/") for o in batch.offers)
+    assert len(batch.offers) == 15  # every other preset and region is still an offer
 
 
 def test_catalogue_is_dated_and_per_gpu_hour(catalogue):

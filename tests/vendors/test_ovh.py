@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
-from gpubroker_provider.hooks.ovh import EUR_USD, OvhHook
+from gpubroker.fx import EUR_USD
+from gpubroker_provider.hooks.ovh import OvhHook
 from tests.conftest import recording
 
 
@@ -29,18 +30,29 @@ def test_gpu_flavors_become_one_offer_per_orderable_region(replay):
         "h100-380:GRA11", "h100-380:BHS5",  # regions only on the monthly plan
         "h100-760:GRA11", "h100-760:EU-WEST-PAR",
         "a100-180:GRA11", "a100-180:BHS5", "l40s-90:GRA11", "l40s-90:UK1", "l4-90:GRA11", "l4-90:WAW1",
-        "t2-45:GRA9", "t2-45:BHS5", "t2-45:DE1",
+        "t2-45:GRA9", "t2-45:BHS5", "t2-45:DE1", "rtx5000-28:GRA7",
     }
     assert not batch.memory_mismatches
+    assert batch.unknown_gpus == {}
 
 
-def test_cpu_flavors_flavors_without_regions_and_unknown_gpus_are_left_out(replay):
+def test_cpu_flavors_and_flavors_without_regions_are_left_out(replay):
     batch = hook(replay).fetch_batch()
     flavors = {o.instance_type for o in batch.offers}
     assert "b3-8" not in flavors  # no gpu in blobs.technical
     assert "l40s-180" not in flavors  # no region on any of its plans
     assert "volume.high-speed-gen2" not in flavors  # not an instance addon
-    assert batch.unknown_gpus == {"Quadro RTX 5000": 1}
+
+
+def test_a_gpu_the_registry_does_not_know_is_counted_not_dropped(replay):
+    catalog = copy.deepcopy(recording("ovh", "catalog-fr.json"))
+    gpu = addon(catalog, "rtx5000-28.consumption")["blobs"]["technical"]["gpu"]
+    gpu.update(model="Quadro P4000", memory={"size": 8})
+    replay.put("ovh", "catalog-fr.json", catalog)
+    batch = hook(replay).fetch_batch()
+    assert batch.unknown_gpus == {"Quadro P4000": 1}
+    assert "rtx5000-28" not in {o.instance_type for o in batch.offers}
+    assert len(batch.offers) == 13  # every other GPU flavor and region is still an offer
 
 
 def test_micro_cent_eur_prices_are_converted_to_usd(replay):
@@ -56,6 +68,11 @@ def test_micro_cent_eur_prices_are_converted_to_usd(replay):
     two = offers["h100-760:EU-WEST-PAR"]
     assert (two.gpu_count, two.gpu_memory_gb, str(two.price_per_hour), two.country) == (2, 80.0, "6.4960", "FR")
     assert offers["l4-90:GRA11"].price_per_hour == Decimal("0.8700")  # 75000000 -> EUR 0.75
+
+    quadro = offers["rtx5000-28:GRA7"]  # "Quadro RTX 5000"
+    assert (quadro.gpu_model, quadro.gpu_count, quadro.gpu_memory_gb) == ("QUADRORTX5000", 1, 16.0)
+    assert quadro.price_per_hour == Decimal("0.4176")  # 36000000 -> EUR 0.36 x 1.16
+    assert (quadro.vcpus, quadro.ram_gb, quadro.disk_gb, quadro.country) == (4, 28.0, 400.0, "FR")
 
 
 def test_region_codes_map_to_countries(replay):

@@ -23,9 +23,9 @@ def test_gpu_types_normalise_one_offer_per_cloud(replay):
     by_id = offers(batch)
     assert batch.pages == 1
     assert len(batch.offers) == 15
-    # "RTX 2000 Ada" is not in the registry: counted, not guessed; the "unknown" placeholder is not a GPU
-    assert batch.unknown_gpus == {"RTX 2000 Ada": 1}
-    assert not any(o.offer_id.startswith("unknown") for o in batch.offers)
+    # "RTX A2000" is not in the registry: counted, not guessed; the "unknown" placeholder is not a GPU
+    assert batch.unknown_gpus == {"RTX A2000": 1}
+    assert not any(o.offer_id.startswith(("unknown", "NVIDIA RTX A2000")) for o in batch.offers)
 
     h100 = by_id["NVIDIA H100 80GB HBM3:secure"]
     assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 1, 80)
@@ -35,6 +35,12 @@ def test_gpu_types_normalise_one_offer_per_cloud(replay):
 
     nvl = by_id["NVIDIA H100 NVL:community"]
     assert (nvl.gpu_form_factor, nvl.gpu_memory_gb, str(nvl.price_per_hour)) == ("NVL", 94, "2.5900")
+
+    ada = by_id["NVIDIA RTX 2000 Ada Generation:secure"]
+    assert (ada.gpu_model, ada.gpu_count, ada.gpu_memory_gb) == ("RTX2000ADA", 1, 16)
+    assert (str(ada.price_per_hour), str(ada.spot_price), ada.vcpus, ada.ram_gb) == ("0.2400", "0.1400", 6, 31)
+    ada_community = by_id["NVIDIA RTX 2000 Ada Generation:community"]
+    assert (str(ada_community.price_per_hour), str(ada_community.spot_price)) == ("0.2300", "0.1300")
 
 
 def test_clouds_not_offered_are_skipped_and_stock_maps_to_availability(replay):

@@ -25,18 +25,28 @@ def test_every_zone_and_page_is_read(replay):
     assert set(by_id(batch)) == {
         "GPU-3070-S:fr-par-1",
         "H100-1-80G:fr-par-2", "H100-2-80G:fr-par-2", "H100-SXM-2-80G:fr-par-2", "L4-1-24G:fr-par-2",
-        "L40S-1-48G:fr-par-2",  # page 2 of fr-par-2
+        "L40S-1-48G:fr-par-2", "B300-SXM-8-288G:fr-par-2",  # page 2 of fr-par-2
         "L4-1-24G:pl-waw-2", "L40S-2-48G:pl-waw-2", "H100-1-80G:pl-waw-2",
     }
     assert not batch.memory_mismatches
 
 
-def test_cpu_end_of_service_and_unknown_gpu_types_are_left_out(replay):
+def test_cpu_and_end_of_service_types_are_left_out(replay):
     batch = hook(replay).fetch_batch()
     types = {o.instance_type for o in batch.offers}
     assert not types & {"DEV1-S", "DEV1-M", "PRO2-S", "PRO2-XS"}  # gpu: 0
     assert "RENDER-S" not in types  # end_of_service: true
-    assert batch.unknown_gpus == {"B300": 1}  # page 2 of fr-par-2; counted, not guessed
+    assert batch.unknown_gpus == {}  # end-of-service P100 is skipped before the registry is asked
+
+
+def test_a_gpu_the_registry_does_not_know_is_counted_not_dropped(replay):
+    body = copy.deepcopy(recording("scaleway", "servers-pl-waw-2.json"))
+    body["servers"]["L40S-2-48G"]["gpu_info"].update(gpu_name="RTX 3050", gpu_memory=8 * 2**30)
+    replay.put("scaleway", "servers-pl-waw-2.json", body)
+    batch = hook(replay).fetch_batch()
+    assert batch.unknown_gpus == {"RTX 3050": 1}  # counted, not guessed
+    assert "L40S-2-48G:pl-waw-2" not in by_id(batch)
+    assert len(batch.offers) == 9  # every other GPU type and zone is still an offer
 
 
 def test_eur_prices_are_converted_and_memory_is_per_gpu(replay):
@@ -54,6 +64,12 @@ def test_eur_prices_are_converted_and_memory_is_per_gpu(replay):
     l4 = offers["L4-1-24G:pl-waw-2"]
     assert (l4.gpu_memory_gb, l4.price_per_hour, l4.disk_gb, l4.country) == (24.0, Decimal("0.8700"), None, "PL")
     assert offers["GPU-3070-S:fr-par-1"].gpu_model == "RTX3070"
+
+    b300 = offers["B300-SXM-8-288G:fr-par-2"]  # page 2 of fr-par-2
+    assert (b300.gpu_model, b300.gpu_form_factor, b300.gpu_count, b300.gpu_memory_gb) == ("B300", None, 8, 288.0)
+    assert b300.price_per_hour == Decimal("74.0544")  # EUR 63.84 for the whole Instance x 1.16
+    assert (b300.vcpus, b300.ram_gb, b300.disk_gb, b300.country) == (224, 3840.0, 30720.0, "FR")
+    assert b300.availability == "available"
 
 
 def test_stock_levels_map_to_availability(replay):

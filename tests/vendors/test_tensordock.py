@@ -21,7 +21,8 @@ def test_locations_give_one_single_gpu_offer_per_gpu_and_location(replay):
     batch = hook(replay).fetch_batch()
     by_id = {o.offer_id: o for o in batch.offers}
     assert batch.pages == 1 and len(batch.offers) == 8
-    assert batch.unknown_gpus == {"NVIDIA GeForce RTX 5060 Ti PCIe 16GB": 1}  # counted, not guessed
+    assert batch.unknown_gpus == {"NVIDIA GeForce GTX 1660 SUPER PCIe 6GB": 1}  # counted, not guessed
+    assert not any(o.offer_id.endswith(":geforcegtx1660super-pcie-6gb") for o in batch.offers)
 
     h100 = by_id[f"{IDAHO}:h100-sxm5-80gb"]
     assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 1, 80)
@@ -33,6 +34,12 @@ def test_locations_give_one_single_gpu_offer_per_gpu_and_location(replay):
     l40s = next(o for o in batch.offers if o.instance_type == "1x l40s-pcie-48gb")
     assert (str(l40s.price_per_hour), l40s.country, l40s.continent) == ("0.6700", "DE", "EU")
     assert by_id[f"{VIRGINIA}:geforcertx4090-pcie-24gb"].gpu_form_factor == "PCIe"
+
+    rtx5060ti = by_id[f"{VIRGINIA}:geforcertx5060ti-pcie-16gb"]
+    assert (rtx5060ti.gpu_model, rtx5060ti.gpu_count, rtx5060ti.gpu_memory_gb) == ("RTX5060TI", 1, 16)
+    # 0.11 GPU + 2 vCPU x 0.002 + 4 GB RAM x 0.001 + 100 GB storage x 0.00005
+    assert str(rtx5060ti.price_per_hour) == "0.1230"
+    assert (rtx5060ti.country, rtx5060ti.available_count, rtx5060ti.availability) == ("US", 6, Availability.AVAILABLE)
 
 
 def test_gpu_with_nothing_deployable_is_unavailable(replay):

@@ -19,7 +19,8 @@ def test_bundles_search_normalises_every_known_offer(replay):
     rows = recording("vastai", "bundles.json")["offers"]
     assert batch.pages == 1
     assert len(batch.offers) == len(rows) - 1
-    assert batch.unknown_gpus == {"RTX 4090D": 1}  # reported, not dropped silently or guessed
+    assert batch.unknown_gpus == {"GTX 1660 SUPER": 1}  # reported, not dropped silently or guessed
+    assert "18019999" not in {o.offer_id for o in batch.offers}
 
     h100 = next(o for o in batch.offers if o.offer_id == "18013001")
     assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count) == ("H100", "SXM", 8)

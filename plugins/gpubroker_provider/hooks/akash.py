@@ -16,7 +16,7 @@ An offer is ONE GPU of that model (`gpu_count` 1), so `price_per_hour` = `med`.
 `gpu_memory_gb` = the number in `ram` ("80Gi" -> 80): Akash labels cards by their marketed size.
 Inferred: bids come from providers all over the world; the aggregate has no location, so offers are
 region "global" with no country. Models without bids (`price` null) cannot be priced and are
-skipped; GPU names the registry does not know (e.g. "rtx3060ti") are counted as unknown.
+skipped; GPU names the registry does not know (e.g. "rtx3050") are counted as unknown.
 Availability: AVAILABLE with `available_count` = free GPUs when any are free, else UNAVAILABLE.
 """
 

@@ -87,6 +87,8 @@ class VendorHook(BaseHook, ABC):
     """Fetch a GPU vendor's listing over HTTP and normalise it to `Offer`s."""
 
     vendor: ClassVar[Vendor]  # this vendor's row of the vendor table
+    # False where offers join several calls that the primary listing alone cannot stand in for
+    primary_only: ClassVar[bool] = True
     conn_name_attr = "conn_id"
 
     def __init__(
@@ -140,6 +142,10 @@ class VendorHook(BaseHook, ABC):
             observed_at=observed_at,
             **fields,
         )
+
+    def pages_from_primary(self, body: Any) -> list[Any]:
+        """The pages `normalise` takes, from one saved body of the primary listing call."""
+        return [body]
 
     @staticmethod
     def expect(condition: bool, message: str) -> None:

@@ -32,13 +32,7 @@ from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per instance per hour"
 PRICE_BASES = ("instance", "gpu")
-_HGX = re.compile(r"\bHGX\b", re.IGNORECASE)
-_EDITION = re.compile(r"\s*\bServer Edition\b", re.IGNORECASE)
-
-
-def registry_spelling(vendor_gpu: str) -> str:
-    """CoreWeave writes "... RTX PRO 6000 Blackwell Server Edition"; the registry lacks that suffix."""
-    return _EDITION.sub("", vendor_gpu).strip()
+_HGX = re.compile(r"\bHGX\b", re.IGNORECASE)  # in the instance `name`: the `gpu` field may name no form
 
 
 class CoreWeaveHook(StaticCatalogueHook):
@@ -55,7 +49,7 @@ class CoreWeaveHook(StaticCatalogueHook):
             self.expect(basis in PRICE_BASES, f"{row['instance_id']}: unknown price basis {basis!r}")
             if price is None:  # "Contact sales": no public price, no offer
                 continue
-            match = batch.gpu(registry_spelling(row["gpu"]))
+            match = batch.gpu(row["gpu"])  # CoreWeave's spelling, as written
             if match is None:
                 continue
             gpus = row["gpus"]

@@ -15,30 +15,21 @@ one price for all regions, the regions of each type come from the docs; "Contact
 MI300X capacity is in practice sold under reservations, L40S and A100 PCIe on demand: the published
 on-demand list price is recorded anyway. Spot and reserved prices are not recorded.
 "HGX" in a Crusoe GPU name means an SXM board: form factor SXM. "NVL72" names the rack, not a form factor.
+Both are read by the GPU registry: Crusoe's names go to it as written.
 Known limits: a static list goes stale -- re-read the pricing page and bump `as_of` when it changes.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from gpubroker.schema import Availability, FormFactor
+from gpubroker.schema import Availability
 from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per GPU per hour"
-_HGX = re.compile(r"\bHGX\b\s*", re.IGNORECASE)
-_RACK = re.compile(r"\s*\bNVL\d+\b", re.IGNORECASE)
-
-
-def registry_spelling(vendor_gpu: str) -> tuple[str, FormFactor | None]:
-    """Crusoe writes "NVIDIA H100 80GB HGX" / "NVIDIA GB200 186GB NVL72"; the registry knows neither
-    "HGX" (an SXM baseboard) nor "NVL72" (the rack). Returns (name the registry resolves, form factor)."""
-    form = FormFactor.SXM if _HGX.search(vendor_gpu) else None
-    return _RACK.sub("", _HGX.sub("", vendor_gpu)).strip(), form
 
 
 class CrusoeHook(StaticCatalogueHook):
@@ -56,8 +47,7 @@ class CrusoeHook(StaticCatalogueHook):
             if per_gpu is None:  # "Contact sales": no public price, no offer
                 self.expect(bool(row["price_text"]), f"{row['vm_type']}: no price and no price text")
                 continue
-            name, form = registry_spelling(row["gpu"])
-            match = batch.gpu(name)
+            match = batch.gpu(row["gpu"])  # "NVIDIA H100 80GB HGX" -> H100, SXM
             if match is None:
                 continue
             self.expect(_is_number(per_gpu) and per_gpu > 0, f"{row['vm_type']}: bad price {per_gpu!r}")
@@ -79,7 +69,6 @@ class CrusoeHook(StaticCatalogueHook):
                             country=regions[region]["country"],
                             offer_id=f"{vm_type}@{region}",
                             instance_type=vm_type,
-                            gpu_form_factor=form or match.form_factor,
                             gpu_count=n,
                             gpu_memory_gb=float(row["gpu_memory_gb"]),
                             price_per_hour=Decimal(str(per_gpu)) * n,  # per GPU -> whole VM

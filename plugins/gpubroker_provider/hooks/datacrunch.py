@@ -80,10 +80,16 @@ class DataCrunchHook(VendorHook):
         mask_secret(token)
         return token
 
+    def pages_from_primary(self, body: Any) -> list[Any]:
+        return [body, None, []]  # instance types alone: where each is available is unknown
+
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        self.expect(len(pages) == len(LISTINGS) and all(isinstance(p, list) for p in pages),
+        self.expect(len(pages) == len(LISTINGS) and all(isinstance(p, list) for p in pages if p is not None)
+                    and isinstance(pages[0], list),
                     "expected three JSON lists: instance types, availability, locations")
         instance_types, availability, locations = pages
+        known = availability is not None
+        availability = availability or []
         country = {loc["code"]: loc["country_code"] for loc in locations}
         where: dict[str, list[str]] = {}
         for entry in availability:
@@ -98,10 +104,10 @@ class DataCrunchHook(VendorHook):
             if not (match := batch.gpu(name)):
                 continue
             for code in where.get(row["instance_type"], [NOWHERE]):
-                batch.add(self._offer(row, code, country.get(code), match, observed_at))
+                batch.add(self._offer(row, code, country.get(code), match, observed_at, known))
 
     def _offer(self, row: dict[str, Any], code: str, country: str | None, match: gpus.GpuMatch,
-               observed_at: datetime) -> Offer:
+               observed_at: datetime, availability_known: bool = True) -> Offer:
         count = row["gpu"]["number_of_gpus"]
         price, spot = float(row["price_per_hour"]), float(row["spot_price"]) if row.get("spot_price") else None
         available = code != NOWHERE
@@ -118,7 +124,8 @@ class DataCrunchHook(VendorHook):
             ram_gb=row["memory"]["size_in_gigabytes"],
             price_per_hour=price,
             spot_price=spot if spot and spot <= price else None,
-            availability=Availability.AVAILABLE if available else Availability.UNAVAILABLE,
+            availability=Availability.AVAILABLE if available
+            else Availability.UNAVAILABLE if availability_known else Availability.UNKNOWN,
         )
 
 

@@ -12,7 +12,7 @@ included); `price_per_hour` = `usd_per_gpu_hour` x `gpus`. `gpu_memory_gb` is pe
 One offer per (instance type, region); `offer_id` = "<region>:<instance type>". Regions map to
 countries through the catalogue's `regions` table.
 Skipped: CPU-only types (`gpus` 0) and 'Contact sales' rows (`usd_per_gpu_hour` null). GPU names the
-registry does not know (e.g. B300) are counted as unknown. Availability is not published: UNKNOWN.
+registry does not know are counted as unknown. Availability is not published: UNKNOWN.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ def _usd(value: Any) -> Decimal:
 
 class HyperstackHook(VendorHook):
     vendor = VENDORS["hyperstack"]
+    primary_only = False  # prices live in the pricebook, specs in the flavors
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"api_key": api_key}

@@ -59,6 +59,7 @@ COUNTRY = {
 
 class LinodeHook(VendorHook):
     vendor = VENDORS["linode"]
+    primary_only = False  # regions come from /v4/regions/availability
 
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         for path in LISTINGS:

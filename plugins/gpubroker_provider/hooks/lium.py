@@ -16,7 +16,7 @@ Units, per executor:
 Inferred: executors are whole machines rented on demand; an executor in the list is rentable
 (AVAILABLE, one unit). The offer id is the executor id (a UUID stable for the machine).
 Skipped: executors without GPUs; GPU names the registry does not know are counted as unknown
-(e.g. "NVIDIA GeForce RTX 4090 D"). An executor without a location keeps region "unknown".
+(e.g. "NVIDIA GeForce GTX 1660 SUPER"). An executor without a location keeps region "unknown".
 """
 
 from __future__ import annotations

@@ -12,36 +12,26 @@ Preset RAM is GiB (`ram_gib`, "200gb" in a preset name is 200 GiB): converted to
 "<platform>/<preset>@<region>", e.g. "gpu-h100-sxm/8gpu-128vcpu-1600gb@eu-north1".
 
 Inferred / not recorded: availability is "unknown" (a price list says nothing about capacity);
-"NVIDIA HGX <GPU>" names are HGX boards of SXM modules (form factor SXM); the page prices the same in
-every region, the regions of each platform are from the docs. L40S prices are "from" prices: only
+"NVIDIA HGX <GPU>" names are HGX boards of SXM modules (the registry reads "HGX" as SXM); the page
+prices the same in every region, the regions of each platform are from the docs. L40S prices are "from" prices: only
 the smallest preset, whose price that is, is recorded. Preemptible prices, commitment discounts and
 ILS prices (Israeli companies) are not recorded.
 Known limits: a static list goes stale -- re-read the pricing page and bump `as_of` when it changes.
-B300 is not in the GPU registry yet and is counted as unknown.
+Nebius's GPU names go to the registry as written; a name it does not know is counted as unknown.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from gpubroker.schema import Availability, FormFactor
+from gpubroker.schema import Availability
 from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per GPU per hour"
 GIB_IN_GB = 1.073741824
-_HGX = re.compile(r"\bHGX\b\s*", re.IGNORECASE)
-_EDITION = re.compile(r"\s*\bServer Edition\b", re.IGNORECASE)
-
-
-def registry_spelling(vendor_gpu: str) -> tuple[str, FormFactor | None]:
-    """Nebius spells GPUs "NVIDIA HGX H100" / "... Blackwell Server Edition"; the registry does not
-    know "HGX" (an SXM baseboard) or the "Server Edition" suffix yet. Returns (name, form factor)."""
-    form = FormFactor.SXM if _HGX.search(vendor_gpu) else None
-    return _EDITION.sub("", _HGX.sub("", vendor_gpu)).strip(), form
 
 
 class NebiusHook(StaticCatalogueHook):
@@ -55,8 +45,7 @@ class NebiusHook(StaticCatalogueHook):
         self.expect(isinstance(regions, dict) and regions, "expected a regions table")
         self.expect(isinstance(page["presets"], list) and page["presets"], 'expected "presets": [...]')
         for row in page["presets"]:
-            name, form = registry_spelling(row["gpu"])
-            match = batch.gpu(name)
+            match = batch.gpu(row["gpu"])  # "NVIDIA HGX H100" -> H100, SXM
             if match is None:
                 continue
             per_gpu, gpus = row["usd_per_gpu_hour"], row["gpus"]
@@ -74,7 +63,6 @@ class NebiusHook(StaticCatalogueHook):
                         country=regions[region]["country"],
                         offer_id=f"{row['platform']}/{row['preset']}@{region}",
                         instance_type=f"{row['platform']} {row['preset']}",
-                        gpu_form_factor=form or match.form_factor,
                         gpu_count=gpus,
                         gpu_memory_gb=float(row["gpu_memory_gb"]),
                         vcpus=row["vcpus"],

@@ -51,6 +51,7 @@ GIB = 2**30
 
 class ScalewayHook(VendorHook):
     vendor = VENDORS["scaleway"]
+    primary_only = False  # each page is tagged with its zone by fetch_pages
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"X-Auth-Token": api_key}
