@@ -67,7 +67,7 @@ def gpubroker_data_sync():
     def refresh_cache() -> int:
         return sync.refresh_cache()
 
-    batches = FetchOffersOperator.partial(task_id="fetch_offers", max_active_tis_per_dagrun=8).expand(
+    batches = FetchOffersOperator.partial(task_id="fetch_offers", pool="vendor_api", max_active_tis_per_dagrun=8).expand(
         provider=providers()
     )
     landed = gate_and_land.expand(summary=batches.output)

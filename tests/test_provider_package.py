@@ -56,3 +56,9 @@ def test_dags_import_cleanly_with_tags_docs_and_retries():
         assert dag.tags and dag.doc_md, dag_id
         for task in dag.tasks:
             assert task.retries >= 2, f"{dag_id}.{task.task_id}"
+
+
+def test_the_vendor_docs_are_generated_from_the_code():
+    from gpubroker_provider.vendor_docs import render
+
+    assert (ROOT / "plugins" / "VENDORS.md").read_text() == render(), "run: python -m gpubroker_provider.vendor_docs > plugins/VENDORS.md"

@@ -439,3 +439,25 @@ def test_read_returns_last_write_and_versions_count_writes(vault_session, ops):
     # Like Vault, the KV-v2 mount keeps the newest 10 versions (max_versions default).
     assert len(meta["versions"]) == min(writes, 10)
     assert max(int(v) for v in meta["versions"]) == writes
+
+
+# --- vendor API keys through Airflow's VaultBackend ------------------------------------------------
+
+
+def test_vendor_api_keys_resolve_through_airflows_vault_backend(replay):
+    """A vendor connection kept in Vault (VaultBackend, KV v2) gives the hook its key: offers come back."""
+    from airflow.providers.hashicorp.secrets.vault import VaultBackend
+
+    from gpubroker_provider.hooks.vastai import VastAiHook
+
+    server = KvV2TestServer(tokens={TOKEN}, mounts=("airflow",))
+    with serve(server) as url:
+        httpx.post(f"{url}/v1/airflow/data/connections/gpubroker_vastai", headers={"X-Vault-Token": TOKEN},
+                   json={"data": {"conn_type": "gpubroker_vastai", "host": replay.vendor_url("vastai"),
+                                  "password": "replay-key"}}).raise_for_status()  # fmt: skip
+        backend = VaultBackend(url=url, token=TOKEN, kv_engine_version=2, mount_point="airflow",
+                               connections_path="connections")  # fmt: skip
+        conn = backend.get_connection("gpubroker_vastai")
+    assert (conn.conn_type, conn.password) == ("gpubroker_vastai", "replay-key")
+    batch = VastAiHook(base_url=conn.host, api_key=conn.password).fetch_batch()
+    assert len(batch.offers) == 10

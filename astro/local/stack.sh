@@ -232,6 +232,8 @@ start_airflow() {
   if ! running airflow-api-server; then
     say "migrating the Airflow metadata database"
     "$airflow" db migrate >"$LOGS/airflow-migrate.log" 2>&1 || { tail -n 20 "$LOGS/airflow-migrate.log" >&2; die "airflow db migrate failed"; }
+    "$airflow" pools set vendor_api 8 "Concurrent calls to GPU vendor APIs" >>"$LOGS/airflow-migrate.log" 2>&1 \
+      || die "could not create the vendor_api pool (log: $LOGS/airflow-migrate.log)"
   fi
   start airflow-api-server "$airflow" api-server --port "${PORT[airflow-api-server]}" --host 127.0.0.1
   start airflow-scheduler "$airflow" scheduler
