@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from gpubroker import quality, settings, store
+from gpubroker import quality, settings
 from gpubroker.schema import Offer
 from gpubroker_provider import sync
 from gpubroker_provider.vendors import VENDORS

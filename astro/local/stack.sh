@@ -126,8 +126,9 @@ stop() {
 
 # --- services ------------------------------------------------------------------------------
 pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1; }
-pg() { runuser -u postgres -- "$(pg_bin)/$1" "${@:2}"; }
-psql_admin() { runuser -u postgres -- psql -h "$PG_HOME" -p 5432 -v ON_ERROR_STOP=1 -qAtX "$@"; }
+# (cd /: the postgres user may not be allowed into the checkout's directory)
+pg() { (cd / && runuser -u postgres -- "$(pg_bin)/$1" "${@:2}"); }
+psql_admin() { (cd / && runuser -u postgres -- psql -h "$PG_HOME" -p 5432 -v ON_ERROR_STOP=1 -qAtX "$@"); }
 
 start_postgres() {
   if running postgres; then echo "  postgres: already running"; return 0; fi

@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gpubroker import gpus
 from gpubroker_provider.hooks import base
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.genesiscloud import GenesisCloudHook

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -247,8 +247,19 @@ class VendorHook(BaseHook, ABC):
 class StaticCatalogueHook(VendorHook):
     """A vendor with no price API: its published price list, dated, in `catalogues/<slug>.json`.
 
-    The file holds {"source": URL, "as_of": "YYYY-MM-DD", ...vendor rows}; `fetch_pages` yields it.
+    The file holds {"source": URL, "as_of": "YYYY-MM-DD", "currency": "USD", "price_unit": ...,
+    ...vendor rows}; `fetch_pages` yields it.
     """
+
+    price_unit: ClassVar[str]  # how the vendor publishes prices, e.g. "per GPU per hour"
+
+    def check_header(self, page: dict[str, Any]) -> None:
+        """Reject a catalogue that is undated, unsourced, or not in the unit this module converts from."""
+        self.expect(str(page["source"]).startswith("https://"), "catalogue source must be an https URL")
+        date.fromisoformat(page["as_of"])  # ValueError -> malformed
+        self.expect(page["currency"] == "USD", f"expected USD prices, got {page['currency']!r}")
+        self.expect(page["price_unit"] == self.price_unit,
+                    f"expected prices {self.price_unit!r}, got {page['price_unit']!r}")  # fmt: skip
 
     def fetch_raw(self) -> list[Any]:
         return list(self.fetch_pages(None))
@@ -258,6 +269,11 @@ class StaticCatalogueHook(VendorHook):
 
     def fetch_pages(self, client: httpx.Client | None) -> Iterator[Any]:
         yield json.loads((CATALOGUES / f"{self.vendor.slug}.json").read_text())
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number (not a bool, not a numeric string)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _describe(error: Exception) -> str:

@@ -22,12 +22,12 @@ Known limits: a static list goes stale -- re-read the pricing page and bump `as_
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from gpubroker.schema import Availability, FormFactor
-from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook
+from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook, is_number
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per instance per hour"
@@ -37,11 +37,12 @@ _HGX = re.compile(r"\bHGX\b", re.IGNORECASE)  # in the instance `name`: the `gpu
 
 class CoreWeaveHook(StaticCatalogueHook):
     vendor = VENDORS["coreweave"]
+    price_unit = PRICE_UNIT
 
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
         self.expect(len(pages) == 1 and isinstance(pages[0], dict), "expected one catalogue object")
         page = pages[0]
-        self._check_header(page)
+        self.check_header(page)
         region = page["region"]
         self.expect(isinstance(page["instances"], list) and page["instances"], 'expected "instances": [...]')
         for row in page["instances"]:
@@ -54,7 +55,7 @@ class CoreWeaveHook(StaticCatalogueHook):
                 continue
             gpus = row["gpus"]
             self.expect(isinstance(gpus, int) and 1 <= gpus <= 16, f"{row['instance_id']}: bad GPU count {gpus!r}")
-            self.expect(_is_number(price) and price > 0, f"{row['instance_id']}: bad price {price!r}")
+            self.expect(is_number(price) and price > 0, f"{row['instance_id']}: bad price {price!r}")
             whole = Decimal(str(price)) * (gpus if basis == "gpu" else 1)
             form = FormFactor.SXM if _HGX.search(row["name"]) else match.form_factor
             batch.add(
@@ -74,13 +75,3 @@ class CoreWeaveHook(StaticCatalogueHook):
                     availability=Availability.UNKNOWN,
                 )
             )
-
-    def _check_header(self, page: dict[str, Any]) -> None:
-        self.expect(str(page["source"]).startswith("https://"), "catalogue source must be an https URL")
-        date.fromisoformat(page["as_of"])  # ValueError -> malformed
-        self.expect(page["currency"] == "USD", f"expected USD prices, got {page['currency']!r}")
-        self.expect(page["price_unit"] == PRICE_UNIT, f"expected prices {PRICE_UNIT!r}, got {page['price_unit']!r}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -22,12 +22,12 @@ Known limits: a static list goes stale -- re-read the pricing page and bump `as_
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook
+from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook, is_number
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per GPU per hour"
@@ -37,11 +37,12 @@ _VENDOR_PREFIX = re.compile(r"^(NVIDIA|AMD)\s+", re.IGNORECASE)
 
 class JarvisLabsHook(StaticCatalogueHook):
     vendor = VENDORS["jarvislabs"]
+    price_unit = PRICE_UNIT
 
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
         self.expect(len(pages) == 1 and isinstance(pages[0], dict), "expected one catalogue object")
         page = pages[0]
-        self._check_header(page)
+        self.check_header(page)
         regions = page["regions"]
         self.expect(isinstance(regions, dict) and regions, "expected a regions table")
         self.expect(isinstance(page["gpus"], list) and page["gpus"], 'expected "gpus": [...]')
@@ -50,7 +51,7 @@ class JarvisLabsHook(StaticCatalogueHook):
             if match is None:
                 continue
             per_gpu = row["usd_per_gpu_hour"]
-            self.expect(_is_number(per_gpu) and per_gpu > 0, f"{row['gpu']}: bad price {per_gpu!r}")
+            self.expect(is_number(per_gpu) and per_gpu > 0, f"{row['gpu']}: bad price {per_gpu!r}")
             counts = row["gpu_counts"]
             self.expect(
                 isinstance(counts, list) and counts and all(isinstance(n, int) and 1 <= n <= MAX_GPUS for n in counts),
@@ -77,13 +78,3 @@ class JarvisLabsHook(StaticCatalogueHook):
                             availability=Availability.UNKNOWN,
                         )
                     )
-
-    def _check_header(self, page: dict[str, Any]) -> None:
-        self.expect(str(page["source"]).startswith("https://"), "catalogue source must be an https URL")
-        date.fromisoformat(page["as_of"])  # ValueError -> malformed
-        self.expect(page["currency"] == "USD", f"expected USD prices, got {page['currency']!r}")
-        self.expect(page["price_unit"] == PRICE_UNIT, f"expected prices {PRICE_UNIT!r}, got {page['price_unit']!r}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -22,12 +22,12 @@ Nebius's GPU names go to the registry as written; a name it does not know is cou
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook
+from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook, is_number
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per GPU per hour"
@@ -36,11 +36,12 @@ GIB_IN_GB = 1.073741824
 
 class NebiusHook(StaticCatalogueHook):
     vendor = VENDORS["nebius"]
+    price_unit = PRICE_UNIT
 
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
         self.expect(len(pages) == 1 and isinstance(pages[0], dict), "expected one catalogue object")
         page = pages[0]
-        self._check_header(page)
+        self.check_header(page)
         regions = page["regions"]
         self.expect(isinstance(regions, dict) and regions, "expected a regions table")
         self.expect(isinstance(page["presets"], list) and page["presets"], 'expected "presets": [...]')
@@ -49,7 +50,7 @@ class NebiusHook(StaticCatalogueHook):
             if match is None:
                 continue
             per_gpu, gpus = row["usd_per_gpu_hour"], row["gpus"]
-            self.expect(_is_number(per_gpu) and per_gpu > 0, f"{row['preset']}: bad price {per_gpu!r}")
+            self.expect(is_number(per_gpu) and per_gpu > 0, f"{row['preset']}: bad price {per_gpu!r}")
             self.expect(isinstance(gpus, int) and 1 <= gpus <= 16, f"{row['preset']}: bad GPU count {gpus!r}")
             self.expect(row["preset"].startswith(f"{gpus}gpu-"), f"{row['preset']}: GPU count disagrees")
             self.expect(isinstance(row["regions"], list) and row["regions"], f"{row['preset']}: no region")
@@ -71,13 +72,3 @@ class NebiusHook(StaticCatalogueHook):
                         availability=Availability.UNKNOWN,
                     )
                 )
-
-    def _check_header(self, page: dict[str, Any]) -> None:
-        self.expect(str(page["source"]).startswith("https://"), "catalogue source must be an https URL")
-        date.fromisoformat(page["as_of"])  # ValueError -> malformed
-        self.expect(page["currency"] == "USD", f"expected USD prices, got {page['currency']!r}")
-        self.expect(page["price_unit"] == PRICE_UNIT, f"expected prices {PRICE_UNIT!r}, got {page['price_unit']!r}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -19,12 +19,12 @@ Quadro/Pascal-era cards (RTX4000, P-series) are not in the GPU registry and are 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook
+from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook, is_number
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per machine per hour"
@@ -32,11 +32,12 @@ PRICE_UNIT = "per machine per hour"
 
 class PaperspaceHook(StaticCatalogueHook):
     vendor = VENDORS["paperspace"]
+    price_unit = PRICE_UNIT
 
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
         self.expect(len(pages) == 1 and isinstance(pages[0], dict), "expected one catalogue object")
         page = pages[0]
-        self._check_header(page)
+        self.check_header(page)
         datacenters = page["datacenters"]
         self.expect(isinstance(datacenters, dict) and datacenters, "expected a datacenters table")
         self.expect(isinstance(page["machines"], list) and page["machines"], 'expected "machines": [...]')
@@ -46,7 +47,7 @@ class PaperspaceHook(StaticCatalogueHook):
                 continue
             gpus, price = row["gpus"], row["hourly_usd"]
             self.expect(isinstance(gpus, int) and gpus >= 1, f"{row['machine_type']}: bad GPU count {gpus!r}")
-            self.expect(_is_number(price) and price > 0, f"{row['machine_type']}: bad price {price!r}")
+            self.expect(is_number(price) and price > 0, f"{row['machine_type']}: bad price {price!r}")
             self.expect(isinstance(row["datacenters"], list) and row["datacenters"], "machine without datacenter")
             for dc in row["datacenters"]:
                 self.expect(dc in datacenters, f"{row['machine_type']}: unknown datacenter {dc!r}")
@@ -66,13 +67,3 @@ class PaperspaceHook(StaticCatalogueHook):
                         availability=Availability.UNKNOWN,
                     )
                 )
-
-    def _check_header(self, page: dict[str, Any]) -> None:
-        self.expect(str(page["source"]).startswith("https://"), "catalogue source must be an https URL")
-        date.fromisoformat(page["as_of"])  # ValueError -> malformed
-        self.expect(page["currency"] == "USD", f"expected USD prices, got {page['currency']!r}")
-        self.expect(page["price_unit"] == PRICE_UNIT, f"expected prices {PRICE_UNIT!r}, got {page['price_unit']!r}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
