@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from gpubroker_provider import sync
@@ -67,10 +67,14 @@ def gpubroker_data_sync():
     def refresh_cache() -> int:
         return sync.refresh_cache()
 
-    batches = FetchOffersOperator.partial(task_id="fetch_offers", pool="vendor_api", max_active_tis_per_dagrun=8).expand(
-        provider=providers()
-    )
-    landed = gate_and_land.expand(summary=batches.output)
+    @task_group
+    def sync_provider(provider: str) -> None:
+        """One provider end to end: its landing waits for its own fetch only, never another vendor's."""
+        fetched = FetchOffersOperator(task_id="fetch_offers", provider=provider, pool="vendor_api")
+        gate_and_land(fetched.output)
+
+    landed = sync_provider.expand(provider=providers())
+
     @task(trigger_rule="all_done", outlets=[QUARANTINES])
     def announce_quarantines(dag_run=None) -> int:
         """Updates the QUARANTINES asset (so the DQ report rebuilds) only if this run quarantined."""

@@ -6,6 +6,7 @@
 #   stack.sh up          install, then start every service and run one sync
 #   stack.sh up --no-sync
 #   stack.sh down | status | logs SERVICE
+#   stack.sh stop SERVICE      stop one service (`up` starts it again), e.g. to rehearse an outage
 #
 # State, logs and pids live under .stack/ (GPUBROKER_STATE to move it).
 set -euo pipefail
@@ -326,8 +327,9 @@ case ${1:-} in
   install) install ;;
   up) up "${2:-}" ;;
   down) down ;;
+  stop) case ${2:?usage: stack.sh stop SERVICE} in postgres) stop_postgres ;; *) stop "$2" ;; esac ;;
   status) status ;;
   env) airflow_env; env | grep -E '^(AIRFLOW|GPUBROKER)' | grep -v -E 'FERNET|JWT|_CONN_|SECRET' ;;
   logs) tail -n 100 -f "$LOGS/${2:?usage: stack.sh logs SERVICE}.log" ;;
-  *) echo "usage: $0 install|up [--no-sync]|down|status|logs SERVICE" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up [--no-sync]|down|stop SERVICE|status|logs SERVICE" >&2; exit 2 ;;
 esac
