@@ -6,14 +6,16 @@ import json
 import os
 import tempfile
 import threading
+import uuid
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from confluent_kafka import Consumer, TopicPartition
 
-from gpubroker import store
+from gpubroker import settings, store
 from gpubroker_provider.replay.server import create_app
 
 # Airflow reads its config on import: keep the test process's Airflow home out of the user's.
@@ -24,6 +26,17 @@ ROOT = Path(__file__).resolve().parent.parent
 STACK_REPLAY_URL = "http://127.0.0.1:8765"
 REPLAY_KEY = "replay-key"
 RECORDINGS = ROOT / "plugins" / "gpubroker_provider" / "replay" / "recordings"
+
+
+def kafka_tail(topic: str) -> Consumer:
+    """A consumer positioned at the topic's current end: it sees every message produced from now on,
+    whoever produces it and however soon (no group rebalance, no "latest" offset race)."""
+    consumer = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": f"test-{uuid.uuid4()}",
+                         "enable.auto.commit": False})  # fmt: skip
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions]
+    consumer.assign([TopicPartition(topic, p, end) for p, end in zip(partitions, ends)])
+    return consumer
 
 
 def recording(vendor: str, name: str) -> dict:

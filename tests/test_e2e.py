@@ -16,11 +16,11 @@ import uuid
 import httpx
 import pytest
 import websockets
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from gpubroker import settings
 from gpubroker_provider.airflow_api import AirflowApi
-from tests.conftest import recording
+from tests.conftest import kafka_tail, recording
 
 pytestmark = pytest.mark.stack
 WEB = "http://127.0.0.1:8000"
@@ -91,13 +91,7 @@ async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_
 
 def test_flink_forwards_a_change_once_and_drops_a_repeat_of_the_same_price():
     offer_id = f"flink-{uuid.uuid4()}"
-    consumer = Consumer(
-        {"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": f"test-{offer_id}", "auto.offset.reset": "latest"}
-    )
-    consumer.subscribe([settings.Topics.PRICE_CHANGES])
-    deadline = time.monotonic() + 30
-    while not consumer.assignment() and time.monotonic() < deadline:
-        consumer.poll(0.2)
+    consumer = kafka_tail(settings.Topics.PRICE_CHANGES)
 
     producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
     for _ in range(2):  # the same change twice, as a re-sent event would be

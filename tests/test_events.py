@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from gpubroker import events, settings, store
 from gpubroker.schema import PriceUpdate
+from tests.conftest import kafka_tail
 
 
 def update(offer_id: str) -> PriceUpdate:
@@ -37,13 +38,8 @@ def test_kafka_down_keeps_events_then_publishes_them_once_it_is_back(pg):
     assert events.publish_pending(pg, unreachable) == 0
     assert pending(pg) == 3  # nothing lost while Kafka is away
 
-    consumer = Consumer(
-        {"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": f"test-{uuid.uuid4()}", "auto.offset.reset": "latest"}
-    )
-    consumer.subscribe([settings.Topics.PRICE_UPDATES])
+    consumer = kafka_tail(settings.Topics.PRICE_UPDATES)
     deadline = time.monotonic() + 20
-    while not consumer.assignment() and time.monotonic() < deadline:
-        consumer.poll(0.2)
 
     assert events.publish_pending(pg) == 3
     assert pending(pg) == 0

@@ -38,9 +38,15 @@ class AirflowApi:
                 raise TimeoutError(f"DAG {dag_id} not parsed after {timeout:.0f}s")
             time.sleep(1)
 
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def runs(self, dag_id: str, state: str) -> list[dict]:
+        return self._call("GET", f"/dags/{dag_id}/dagRuns", params={"state": state})["dag_runs"]
+
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         self.wait_for_dag(dag_id)
-        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        self.set_paused(dag_id, False)
         run = self._call("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         return run["dag_run_id"]
 
