@@ -69,6 +69,7 @@ async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_
     row["dph_total"] = new = round(before * random.uniform(0.5, 0.95), 4)
 
     h100, rtx = await listen("gpu:H100"), await listen("gpu:RTX4090")
+    updates = kafka_tail(settings.Topics.PRICE_UPDATES)
     stack_replay.put("vastai", "bundles.json", body)
     changed_at = time.monotonic()
     sync_done = asyncio.create_task(asyncio.to_thread(sync, api))
@@ -81,6 +82,9 @@ async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_
     assert update["change_percent"] == pytest.approx((new - before) / before * 100, abs=0.01)
     assert await next_update(rtx, H100_OFFER, timeout=2) is None  # another GPU's subscriber hears nothing
     assert api_price(H100_OFFER) == new
+    emitted = [m.key() for m in updates.consume(100, timeout=5) if not m.error()]
+    updates.close()
+    assert emitted == [f"vastai:{H100_OFFER}".encode()]  # exactly the changed offer, once
     await h100.close()
     await rtx.close()
 

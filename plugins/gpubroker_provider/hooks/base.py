@@ -253,6 +253,12 @@ class StaticCatalogueHook(VendorHook):
 
     price_unit: ClassVar[str]  # how the vendor publishes prices, e.g. "per GPU per hour"
 
+    def catalogue(self, pages: list[Any]) -> dict[str, Any]:
+        """The one catalogue object `fetch_pages` yields, its header checked."""
+        self.expect(len(pages) == 1 and isinstance(pages[0], dict), "expected one catalogue object")
+        self.check_header(pages[0])
+        return pages[0]
+
     def check_header(self, page: dict[str, Any]) -> None:
         """Reject a catalogue that is undated, unsourced, or not in the unit this module converts from."""
         self.expect(str(page["source"]).startswith("https://"), "catalogue source must be an https URL")

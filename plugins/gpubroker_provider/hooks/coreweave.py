@@ -40,9 +40,7 @@ class CoreWeaveHook(StaticCatalogueHook):
     price_unit = PRICE_UNIT
 
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        self.expect(len(pages) == 1 and isinstance(pages[0], dict), "expected one catalogue object")
-        page = pages[0]
-        self.check_header(page)
+        page = self.catalogue(pages)
         region = page["region"]
         self.expect(isinstance(page["instances"], list) and page["instances"], 'expected "instances": [...]')
         for row in page["instances"]:

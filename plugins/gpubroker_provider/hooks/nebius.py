@@ -39,9 +39,7 @@ class NebiusHook(StaticCatalogueHook):
     price_unit = PRICE_UNIT
 
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        self.expect(len(pages) == 1 and isinstance(pages[0], dict), "expected one catalogue object")
-        page = pages[0]
-        self.check_header(page)
+        page = self.catalogue(pages)
         regions = page["regions"]
         self.expect(isinstance(regions, dict) and regions, "expected a regions table")
         self.expect(isinstance(page["presets"], list) and page["presets"], 'expected "presets": [...]')

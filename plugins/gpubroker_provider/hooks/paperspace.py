@@ -35,9 +35,7 @@ class PaperspaceHook(StaticCatalogueHook):
     price_unit = PRICE_UNIT
 
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        self.expect(len(pages) == 1 and isinstance(pages[0], dict), "expected one catalogue object")
-        page = pages[0]
-        self.check_header(page)
+        page = self.catalogue(pages)
         datacenters = page["datacenters"]
         self.expect(isinstance(datacenters, dict) and datacenters, "expected a datacenters table")
         self.expect(isinstance(page["machines"], list) and page["machines"], 'expected "machines": [...]')
