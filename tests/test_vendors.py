@@ -102,3 +102,14 @@ def test_recordings_are_valid_json():
             json.loads((RECORDINGS_DIR / manifest["vendor"] / route["payload"]).read_text())
 
 
+
+
+def test_a_key_from_the_connection_echoed_by_the_vendor_never_reaches_the_error(replay, monkeypatch):
+    """The key comes from the Airflow connection (not an argument) and the vendor's 401 body repeats it."""
+    key = "sk-from-the-connection-42"
+    monkeypatch.setenv("AIRFLOW_CONN_GPUBROKER_VASTAI", json.dumps(
+        {"conn_type": "gpubroker_vastai", "host": replay.vendor_url("vastai"), "password": key}))  # fmt: skip
+    replay.faults("vastai", {"status": 403, "body": {"error": f"key {key} is not allowed"}})
+    with pytest.raises(VendorError, match="HTTP 403") as error:
+        VENDORS["vastai"].hook_class()().fetch_batch()
+    assert key not in str(error.value) and "***" in str(error.value)

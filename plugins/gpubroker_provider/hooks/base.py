@@ -103,6 +103,7 @@ class VendorHook(BaseHook, ABC):
         self.conn_id = conn_id or self.vendor.default_conn_id
         self._base_url = base_url
         self._api_key = api_key
+        self._secret: str | None = None  # the key in use, however it was found: redacted from errors
         self.timeout = timeout
         self.max_attempts = max_attempts
 
@@ -165,6 +166,7 @@ class VendorHook(BaseHook, ABC):
             api_key = api_key or (conn.password if conn else None)
         if api_key:
             mask_secret(api_key)
+            self._secret = api_key
         elif self.vendor.api_key_required:
             raise VendorError(f"{self.vendor.slug}: no API key; set the password of connection {self.conn_id!r}")
         return (base_url or self.vendor.base_url).rstrip("/"), api_key
@@ -210,8 +212,8 @@ class VendorHook(BaseHook, ABC):
             raise _Retryable(f"{method} {path} -> HTTP {response.status_code}", _retry_after(response))
         if response.status_code >= 400:
             detail = response.text[:200]
-            if self._api_key:
-                detail = detail.replace(self._api_key, "***")
+            if self._secret:
+                detail = detail.replace(self._secret, "***")
             raise VendorError(f"{self.vendor.slug}: {method} {path} -> HTTP {response.status_code}: {detail}")
         try:
             return response.json()
