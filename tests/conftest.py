@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import uvicorn
 from confluent_kafka import Consumer, TopicPartition
 
@@ -96,6 +97,20 @@ def stack_replay():
     server.reset()
     yield server
     server.reset()
+
+
+ISOLATED_REDIS = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def isolated_redis(monkeypatch):
+    """The real Redis, in a database of its own (emptied before and after), as the settings' Redis:
+    the running stack's health checks and breakers (database 0) cannot interfere."""
+    client = redis.Redis.from_url(ISOLATED_REDIS)
+    client.flushdb()
+    monkeypatch.setattr(settings, "REDIS_URL", ISOLATED_REDIS)
+    yield client
+    client.flushdb()
 
 
 @pytest.fixture(scope="session")

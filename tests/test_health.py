@@ -6,23 +6,12 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import redis
 
 from gpubroker import health, settings
 from gpubroker_provider import sync
 from gpubroker_provider.replay.connections import exports
 
 T0 = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
-TEST_REDIS = "redis://127.0.0.1:6379/15"
-
-
-@pytest.fixture
-def isolated_redis(monkeypatch):
-    client = redis.Redis.from_url(TEST_REDIS)
-    client.flushdb()
-    monkeypatch.setattr(settings, "REDIS_URL", TEST_REDIS)
-    yield client
-    client.flushdb()
 
 
 def probe(provider, ok=True, latency=0.2, weight=1.0):
