@@ -14,7 +14,7 @@ status:    ## each service up/down with its URL
 	@$(STACK) status
 
 test:      ## install, start the stack (no sync), run the whole test suite
-	@GPUBROKER_WEBHOOK_ALLOWLIST=127.0.0.1 $(STACK) up --no-sync
+	@$(STACK) up --no-sync
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 logs:      ## follow one service's log: make logs S=kafka

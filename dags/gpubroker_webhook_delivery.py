@@ -4,7 +4,7 @@
 Delivers signed webhooks (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`,
 HMAC-SHA256), 10 s timeout, retries with exponential backoff, once per webhook id; every attempt is
 logged in `webhook_delivery`. Targets resolving to internal addresses are refused unless
-allow-listed (GPUBROKER_WEBHOOK_ALLOWLIST).
+allow-listed (GPUBROKER_WEBHOOK_ALLOWLIST, or `manage.py webhook_allowlist add HOST`).
 
 Triggered two ways:
 - **by hand or the REST API**, with conf `{"webhook_url": "https://...", "event_type": "price_change",

@@ -99,7 +99,29 @@ def stack_replay():
     server.reset()
 
 
-ISOLATED_REDIS = "redis://127.0.0.1:6379/15"
+@pytest.fixture(scope="module")
+def stack_webhook_allowlist():
+    """Allow-list hosts as webhook targets in the running stack's database, for one test module;
+    hosts that were not allowed before are removed again afterwards."""
+    added: list[str] = []
+
+    def allow(host: str) -> None:
+        with store.connect() as conn:
+            row = conn.execute(
+                "INSERT INTO webhook_allowlist (host, note, added_at) VALUES (%s, 'tests', now())"
+                " ON CONFLICT (host) DO NOTHING RETURNING host",
+                (host,),
+            ).fetchone()
+        if row:
+            added.append(host)
+
+    yield allow
+    with store.connect() as conn:
+        conn.execute("DELETE FROM webhook_allowlist WHERE host = ANY(%s)", (added,))
+
+
+# A Redis database of the tests' own (GPUBROKER_TEST_REDIS_DB lets two test runs share one Redis).
+ISOLATED_REDIS = f"redis://127.0.0.1:6379/{os.environ.get('GPUBROKER_TEST_REDIS_DB', '15')}"
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Webhook delivery through the running Airflow: REST API conf, and Kafka messages via the triggerer.
 
-Needs the stack started by `make test` (it allow-lists 127.0.0.1 as a webhook target).
+The receiver listens on loopback, so the fixture allow-lists 127.0.0.1 in the stack's database for
+the module (as an operator would), whoever started the stack.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ STATE = Path(os.environ.get("GPUBROKER_STATE", Path(__file__).resolve().parent.p
 
 
 @pytest.fixture(scope="module")
-def receiver():
+def receiver(stack_webhook_allowlist):
     r = Receiver()
+    stack_webhook_allowlist("127.0.0.1")
     yield r
     r.server.should_exit = True
 

@@ -32,6 +32,12 @@ def test_non_positive_or_non_numeric_prices_are_rejected(price):
         offer(price_per_hour=price)
 
 
+@pytest.mark.parametrize("count", [0, -1, 17])
+def test_an_offer_has_one_to_sixteen_gpus(count):
+    with pytest.raises(ValidationError, match="gpu_count"):
+        offer(gpu_count=count)
+
+
 def test_naive_timestamps_and_unknown_fields_are_rejected():
     with pytest.raises(ValidationError, match="timezone-aware"):
         offer(observed_at=datetime(2026, 1, 1))

@@ -46,9 +46,10 @@ def receiver():
 
 
 @pytest.fixture
-def inbox(receiver, monkeypatch):
+def inbox(receiver, pg):
+    """The receiver, allow-listed the way an operator would (a `webhook_allowlist` row)."""
     receiver.statuses.clear(), receiver.received.clear()
-    monkeypatch.setenv("GPUBROKER_WEBHOOK_ALLOWLIST", "127.0.0.1")
+    pg.execute("INSERT INTO webhook_allowlist (host, note, added_at) VALUES ('127.0.0.1', 'test receiver', now())")
     return receiver
 
 
@@ -66,6 +67,14 @@ def test_internal_targets_are_refused_unless_allow_listed(url):
         webhooks.check_target(url, allowed=set())
     host = url.split("/")[2].strip("[]")
     webhooks.check_target(url, allowed={host})
+
+
+def test_delivery_to_an_internal_host_is_refused_until_it_is_allow_listed(pg, receiver):
+    hook = webhooks.Webhook("msg_inside", receiver.url, "test", {})
+    with pytest.raises(webhooks.WebhookRefused, match="internal address"):
+        webhooks.deliver(pg, hook, SECRET)
+    pg.execute("INSERT INTO webhook_allowlist (host, note, added_at) VALUES ('127.0.0.1', '', now())")
+    assert webhooks.deliver(pg, hook, SECRET)["status"] == 200
 
 
 def test_public_targets_pass():

@@ -34,3 +34,6 @@ class Topics:
 WEBAPP_URL = _env("GPUBROKER_WEBAPP_URL", "http://127.0.0.1:8000")
 # Standard Webhooks signing secret ("whsec_" + base64 key); the local stack generates one.
 WEBHOOK_SECRET = _env("GPUBROKER_WEBHOOK_SECRET", "")
+# Webhook hosts exempt from the internal-address check (comma-separated); the `webhook_allowlist`
+# table adds to it at run time (`manage.py webhook_allowlist add HOST`).
+WEBHOOK_ALLOWLIST = frozenset(h.strip().lower() for h in _env("GPUBROKER_WEBHOOK_ALLOWLIST", "").split(",") if h.strip())

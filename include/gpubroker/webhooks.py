@@ -5,7 +5,9 @@ Each request carries `webhook-id`, `webhook-timestamp` and `webhook-signature`
 A delivery is tried with a 10 s timeout and exponential backoff on 5xx, 429 and network errors; every
 attempt is logged in `webhook_delivery`; a webhook id that was delivered once is never sent again.
 Targets that resolve to loopback, private, link-local or reserved addresses are refused unless their
-host is allow-listed (GPUBROKER_WEBHOOK_ALLOWLIST), so a webhook cannot reach inside our network.
+host is allow-listed, so a webhook cannot reach inside our network. The allow-list is
+GPUBROKER_WEBHOOK_ALLOWLIST plus the `webhook_allowlist` table (`manage.py webhook_allowlist add HOST`),
+read at each delivery, so it applies however the stack was started.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import os
 import socket
 import time
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 import tenacity
+
+from gpubroker import settings
 
 TIMEOUT_SECONDS = 10.0
 ATTEMPTS = 5
@@ -73,14 +76,16 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def allowlist() -> set[str]:
-    return {h.strip().lower() for h in os.environ.get("GPUBROKER_WEBHOOK_ALLOWLIST", "").split(",") if h.strip()}
+def allowed_hosts(conn: psycopg.Connection) -> set[str]:
+    """Hosts exempt from the internal-address check: the setting plus the `webhook_allowlist` table."""
+    rows = conn.execute("SELECT host FROM webhook_allowlist").fetchall()
+    return set(settings.WEBHOOK_ALLOWLIST) | {host.lower() for (host,) in rows}
 
 
-def check_target(url: str, allowed: set[str] | None = None) -> None:
+def check_target(url: str, allowed: set[str] = frozenset()) -> None:
     """Refuse URLs whose host resolves to an internal address, unless allow-listed."""
     host = urlsplit(url).hostname or ""
-    if host.lower() in (allowlist() if allowed is None else allowed):
+    if host.lower() in allowed:
         return
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
@@ -115,7 +120,7 @@ def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int 
     """Send once per webhook id, with retries; returns {webhook_id, status, attempts} or raises DeliveryFailed."""
     if already_delivered(conn, hook.webhook_id):
         return {"webhook_id": hook.webhook_id, "status": "already delivered", "attempts": 0}
-    check_target(hook.url)
+    check_target(hook.url, allowed_hosts(conn))
     tries = 0
 
     def attempt() -> int:

@@ -39,6 +39,8 @@ def _database(url: str) -> dict:
         "PORT": str(parts.port or ""),
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
+        # pytest-django's database; a name of its own lets two test runs share one PostgreSQL
+        "TEST": {"NAME": os.environ.get("GPUBROKER_TEST_DATABASE")},
     }
 
 

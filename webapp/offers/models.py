@@ -3,6 +3,7 @@
 Columns mirror `gpubroker.schema.Offer` field for field (a test keeps the two in step).
 """
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from gpubroker.schema import Availability
@@ -28,6 +29,7 @@ class Offer(models.Model):
     availability = models.CharField(max_length=16, choices=[(a.value, a.value) for a in Availability])
     available_count = models.IntegerField(null=True)
     cpu_arch = models.CharField(max_length=16, null=True)
+    inferred = ArrayField(models.CharField(max_length=32), default=list, blank=True)
     observed_at = models.DateTimeField()
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
@@ -141,3 +143,17 @@ class WebhookDelivery(models.Model):
     class Meta:
         db_table = "webhook_delivery"
         indexes = [models.Index(fields=["webhook_id"], name="webhook_delivery_id_idx")]
+
+
+class WebhookAllowedHost(models.Model):
+    """A webhook host exempt from the internal-address check (e.g. a receiver on the private network).
+
+    Read by every delivery, so adding one needs no restart: `manage.py webhook_allowlist add HOST`.
+    """
+
+    host = models.CharField(max_length=253, unique=True)  # lower-case host name or IP literal
+    note = models.TextField(blank=True, default="")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "webhook_allowlist"
