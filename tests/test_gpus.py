@@ -62,3 +62,12 @@ def test_memory_check_accepts_each_variant_within_rounding(model, slack):
     for gb in model.memory_gb:
         assert model.memory_matches(gb * (1 + slack))
     assert not model.memory_matches(max(model.memory_gb) * 1.5)
+
+
+@pytest.mark.parametrize(
+    ("vendor_name", "memory"),
+    [("L40S", 48), ("RTX 4090", 24), ("H100 NVL", 94), ("H100 PCIe", 80), ("H100 SXM", None), ("A100", None)],
+)
+def test_registry_vouches_for_memory_only_where_model_or_form_fixes_it(vendor_name, memory):
+    match = gpus.resolve(vendor_name)
+    assert match.model.memory_for(match.form_factor) == memory

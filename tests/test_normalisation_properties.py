@@ -1,16 +1,21 @@
 """Properties of normalisation, for every vendor (Hypothesis).
 
+- Corruption inside ONE item of a recorded listing — any value in it replaced by a value of the wrong
+  kind, any key removed, or the item itself replaced — never refuses the batch: every other item lands
+  exactly as it does when the corrupted item is left out (same offers, same values), and the corrupted
+  item adds no more offers than it had. Drops are counted, never raised.
+- Corruption outside the items (the envelope) either still parses into valid offers or fails with a
+  PayloadError naming the vendor: never another exception, never offers that break the schema.
 - A well-formed payload yields offers with every required field, positive prices and memory
   consistent with the registry (Vast.ai rows generated from its documented field domains).
-- A malformed payload — any one value of a recorded payload replaced by a value of the wrong kind,
-  or any one key removed — either still parses into valid offers, or fails with a PayloadError
-  naming the vendor: never another exception, never offers that break the schema.
+
+The items of a listing are what the vendor's hook yields from `items(pages)` (for hooks that yield
+(context, item) tuples, the last element), located in the pages by identity.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from datetime import datetime, timezone
 
 import pytest
@@ -18,20 +23,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpubroker import gpus
-from gpubroker_provider.hooks.base import CATALOGUES, PayloadError
+from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.vastai import VastAiHook
-from gpubroker_provider.replay.server import load_manifests
 from gpubroker_provider.vendors import VENDORS
-from tests.conftest import RECORDINGS
+from tests.conftest import REPLAY_KEY
 
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
-MANIFESTS = load_manifests()
+_RAW: dict[str, list] = {}
 
 
-def recorded_pages(slug: str) -> list:
-    if VENDORS[slug].mode == "static":
-        return [json.loads((CATALOGUES / f"{slug}.json").read_text())]
-    return [json.loads((RECORDINGS / slug / r["payload"]).read_text()) for r in MANIFESTS[slug]["routes"]]
+@pytest.fixture(scope="module")
+def raw_pages(replay_server):
+    """Each vendor's recorded listing, fetched once over HTTP exactly as a sync fetches it."""
+
+    def pages(slug: str) -> list:
+        if slug not in _RAW:
+            hook = VENDORS[slug].hook_class()(base_url=replay_server.vendor_url(slug), api_key=REPLAY_KEY)
+            _RAW[slug] = hook.fetch_raw()
+        return copy.deepcopy(_RAW[slug])
+
+    replay_server.reset()
+    return pages
 
 
 def paths(node, prefix=()):
@@ -45,41 +57,81 @@ def paths(node, prefix=()):
             yield from paths(value, (*prefix, index))
 
 
-def replaced(document, path, value):
-    document = copy.deepcopy(document)
-    if not path:
-        return value
-    parent = document
-    for step in path[:-1]:
-        parent = parent[step]
-    if value is _DELETE:
-        if isinstance(parent, dict):
-            del parent[path[-1]]
-        else:
-            parent.pop(path[-1])
-    else:
-        parent[path[-1]] = value
+def item_paths(slug: str, pages: list) -> list[tuple]:
+    """(page index, *path) of every item the hook reads, found by identity in the pages."""
+    wanted = {id(item[-1] if isinstance(item, tuple) else item) for item in VENDORS[slug].hook_class()().items(pages)}
+    found = []
+    for index, page in enumerate(pages):
+        found += [(index, *path) for path in paths(page) if path and id(_at(page, path)) in wanted]
+    return found
+
+
+def _at(document, path):
+    for step in path:
+        document = document[step]
     return document
 
 
 _DELETE = object()
+
+
+def replaced(pages: list, path: tuple, value) -> list:
+    """A deep copy of `pages` with the value at `path` (page index first) replaced or deleted."""
+    pages = copy.deepcopy(pages)
+    if len(path) == 1:
+        pages[path[0]] = value
+        return pages
+    parent = _at(pages, path[:-1])
+    if value is _DELETE:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return pages
+
+
 WRONG = st.sampled_from([_DELETE, None, "", "n/a", -1, 0, 1e30, [], {}, {"unexpected": True}, True])
+SLUGS = sorted(VENDORS)
 
 
-@pytest.mark.parametrize("slug", sorted(VENDORS))
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("slug", SLUGS)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_any_single_corruption_is_a_payload_error_or_valid_offers(slug, data):
-    pages = recorded_pages(slug)
-    page_index = data.draw(st.integers(0, len(pages) - 1), label="page")
-    path = data.draw(st.sampled_from(list(paths(pages[page_index]))), label="path")
-    corrupted = list(pages)
-    corrupted[page_index] = replaced(pages[page_index], path, data.draw(WRONG, label="value"))
+def test_corrupting_one_item_leaves_every_other_item_landing(slug, raw_pages, data):
+    pages = raw_pages(slug)
+    items = item_paths(slug, pages)
+    assert items, f"{slug}: no items found in the recorded listing"
+    item = data.draw(st.sampled_from(items), label="item")
+    inside = [item + tail for tail in paths(_at(pages, item))]
+    path = data.draw(st.sampled_from(inside), label="path")
+    value = data.draw(WRONG, label="value")
     hook = VENDORS[slug].hook_class()()
+
+    whole = hook.parse(pages, NOW).offers
+    without_item = hook.parse(replaced(pages, item, _DELETE), NOW).offers
+    corrupted = hook.parse(replaced(pages, path, value), NOW).offers  # never refused: one item at most
+
+    assert set(without_item) <= set(corrupted), f"{slug}: corrupting {path} changed other items' offers"
+    assert len(set(corrupted) - set(without_item)) <= len(whole) - len(without_item)
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_corrupting_the_envelope_is_a_payload_error_or_valid_offers(slug, raw_pages, data):
+    pages = raw_pages(slug)
+    items = item_paths(slug, pages)
+    outside = [
+        (index, *path)
+        for index, page in enumerate(pages)
+        for path in paths(page)
+        if not any((index, *path)[: len(item)] == item for item in items)
+    ]
+    path = data.draw(st.sampled_from(outside), label="path")
+    corrupted = replaced(pages, path, data.draw(WRONG, label="value"))
     try:
-        batch = hook.parse(corrupted, NOW)
+        batch = VENDORS[slug].hook_class()().parse(corrupted, NOW)
     except PayloadError as error:
-        assert str(error).startswith(f"{slug}: malformed payload")
+        assert str(error).startswith(f"{slug}: ")
         return
     for offer in batch.offers:  # whatever parsed is a complete, valid offer
         assert offer.provider == slug and offer.price_per_hour > 0 and offer.gpu_count >= 1
@@ -111,7 +163,7 @@ def test_well_formed_vast_payloads_yield_complete_offers(rows):
     for row in rows:
         row["gpu_ram"] = MEMORY_MIB[row["gpu_name"]]
     batch = VastAiHook().parse([{"offers": rows}], NOW)
-    assert len(batch.offers) == len(rows) and not batch.memory_mismatches
+    assert len(batch.offers) == len(rows) and not batch.memory_mismatches and not batch.dropped
     for offer, row in zip(batch.offers, rows):
         assert offer.price_per_hour > 0 and offer.offer_id == str(row["id"])
         assert gpus.BY_NAME[offer.gpu_model].memory_matches(offer.gpu_memory_gb)

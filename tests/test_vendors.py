@@ -6,11 +6,12 @@ Vendor-specific mapping and pagination tests live in tests/vendors/test_<slug>.p
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
 from gpubroker import gpus
-from gpubroker_provider.hooks.base import PayloadError, VendorError
+from gpubroker_provider.hooks.base import PayloadError, TooManyDropped, VendorError
 from gpubroker_provider.replay.server import load_manifests
 from gpubroker_provider.vendors import VENDORS
 from tests.conftest import RECORDINGS as RECORDINGS_DIR
@@ -19,6 +20,7 @@ from tests.conftest import REPLAY_KEY
 API = sorted(slug for slug, v in VENDORS.items() if v.mode == "api")
 STATIC = sorted(slug for slug, v in VENDORS.items() if v.mode == "static")
 MANIFESTS = load_manifests()
+VARIANTS = [(slug, variant) for slug in API for variant in VENDORS[slug].hook_class().variants]
 
 
 def hook(replay, slug, key=REPLAY_KEY, **kwargs):
@@ -81,11 +83,41 @@ def test_wrong_key_gets_the_vendors_error_without_the_key(replay, slug):
 
 
 @pytest.mark.parametrize("slug", API)
-def test_malformed_payload_rejects_the_whole_batch(replay, slug):
+def test_a_wrong_envelope_rejects_the_whole_batch(replay, slug):
     for route in MANIFESTS[slug]["routes"]:
         replay.put(slug, route["payload"], {"unexpected": [{"shape": True}]})
     with pytest.raises(PayloadError, match=f"{slug}: malformed payload"):
         hook(replay, slug).fetch_batch()
+
+
+@pytest.mark.parametrize(("slug", "variant"), VARIANTS, ids=[f"{s}-{v.name}" for s, v in VARIANTS])
+def test_every_documented_variant_normalises_without_drops(replay, slug, variant):
+    replay.put(slug, variant.route, (RECORDINGS_DIR / slug / f"variant-{variant.name}.json").read_bytes())
+    batch = hook(replay, slug).fetch_batch()
+    assert not batch.dropped, batch.dropped
+    check_batch(batch, slug)
+
+
+@pytest.mark.parametrize("slug", API)
+def test_every_variant_fixture_is_declared_by_its_hook(slug):
+    declared = {f"variant-{v.name}.json" for v in VENDORS[slug].hook_class().variants}
+    assert {p.name for p in (RECORDINGS_DIR / slug).glob("variant-*.json")} == declared
+    assert {v.route for v in VENDORS[slug].hook_class().variants} <= {r["payload"] for r in MANIFESTS[slug]["routes"]}
+
+
+@pytest.mark.parametrize("slug", sorted(VENDORS))
+def test_a_batch_whose_items_are_all_broken_is_refused_with_its_reasons(replay, slug):
+    hook_class = VENDORS[slug].hook_class()
+    threshold = hook_class.drop_threshold
+    assert 0 < threshold < 1, "a drop threshold is a share of the items"
+    pages = (hook(replay, slug) if slug in API else hook_class()).fetch_raw()
+    for item in hook_class().items(pages):  # every item broken in place: none can be parsed
+        row = item[-1] if isinstance(item, tuple) else item
+        if isinstance(row, dict):
+            row.clear()
+            row["broken"] = True
+    with pytest.raises(TooManyDropped, match=f"^{slug}: \\d+ of \\d+ items dropped, more than the {threshold:.0%}"):
+        hook_class().parse(pages, datetime.now(timezone.utc))
 
 
 @pytest.mark.parametrize("slug", STATIC)

@@ -22,6 +22,14 @@ class GpuModel:
     vendor: str  # "NVIDIA", "AMD", "Intel"
     memory_gb: tuple[float, ...]  # every per-GPU memory variant sold
     aliases: tuple[str, ...] = ()
+    memory_by_form: tuple[tuple[FormFactor, float], ...] = ()  # where the form factor fixes the memory
+
+    def memory_for(self, form: FormFactor | None) -> float | None:
+        """Per-GPU memory the registry can vouch for without the vendor saying: the model's one
+        size, or the size its form factor fixes (H100 NVL: 94 GB); None when it cannot tell."""
+        if len(self.memory_gb) == 1:
+            return self.memory_gb[0]
+        return dict(self.memory_by_form).get(form) if form else None
 
     @property
     def price_band(self) -> tuple[float, float]:
@@ -44,7 +52,8 @@ MODELS: tuple[GpuModel, ...] = (
     GpuModel("GB200", _NV, (186, 192)),
     GpuModel("H200", _NV, (141,), ("h200nvl",)),
     GpuModel("GH200", _NV, (96, 144)),
-    GpuModel("H100", _NV, (80, 94), ("h100nvl", "h10080gb", "h100mega")),
+    GpuModel("H100", _NV, (80, 94), ("h100nvl", "h10080gb", "h100mega"),
+             ((FormFactor.PCIE, 80), (FormFactor.NVL, 94))),  # SXM boards come in 80 and 94 GB
     GpuModel("H800", _NV, (80,)),
     GpuModel("A100", _NV, (40, 80), ("a10040gb", "a10080gb", "a100x")),
     GpuModel("A800", _NV, (40, 80)),

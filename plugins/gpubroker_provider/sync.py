@@ -55,6 +55,9 @@ def normalise(raw_ref: str) -> dict:
         "offers": len(batch.offers),
         "unknown_gpus": dict(batch.unknown_gpus),
         "memory_mismatches": dict(batch.memory_mismatches),
+        "items": batch.items,  # listing items read; of them, by reason:
+        "dropped": dict(batch.dropped),  # could not be parsed (bad data)
+        "skipped": dict(batch.skipped),  # not GPU offers by design (CPU plans, storage SKUs, ...)
     }
 
 

@@ -67,15 +67,62 @@ def test_api_key_travels_as_query_parameter(replay):
     "mutate",
     [
         lambda body: body.update(errors=[{"message": "Cannot query field \"securePrice\""}], data=None),
-        lambda body: body["data"]["gpuTypes"][3]["lowestPrice"].update(stockStatus="Plenty"),
-        lambda body: body["data"]["gpuTypes"][5].pop("securePrice"),
-        lambda body: body["data"]["gpuTypes"][5].update(communityPrice="cheap"),
+        lambda body: body["data"].update(gpuTypes={"not": "a list"}),
     ],
-    ids=["graphql-errors", "unknown-stock-status", "missing-price", "price-not-a-number"],
+    ids=["graphql-errors-without-data", "gpu-types-not-a-list"],
 )
-def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
+def test_a_wrong_envelope_rejects_the_whole_batch(replay, mutate):
     body = copy.deepcopy(recording("runpod", "gpu-types.json"))
     mutate(body)
     replay.put("runpod", "gpu-types.json", body)
     with pytest.raises(PayloadError, match="runpod: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda row: row["lowestPrice"].update(stockStatus="Plenty"), "unknown stockStatus 'Plenty'"),
+        (lambda row: [row.pop("securePrice"), row.pop("communityPrice")], "missing field 'securePrice'"),
+        (lambda row: row.update(communityPrice="cheap"), "field 'communityPrice' is not a number"),
+    ],
+    ids=["unknown-stock-status", "no-price-at-all", "price-not-a-number"],
+)
+def test_a_broken_gpu_type_is_dropped_with_its_reason_and_the_rest_land(replay, mutate, reason):
+    body = copy.deepcopy(recording("runpod", "gpu-types.json"))
+    mutate(body["data"]["gpuTypes"][5])  # RTX 4090
+    replay.put("runpod", "gpu-types.json", body)
+    batch = hook(replay).fetch_batch()
+    assert batch.dropped == {reason: 1}
+    assert len(batch.offers) == 13 and not any("RTX 4090" in o.offer_id for o in batch.offers)
+
+
+def test_a_query_without_lowest_price_gives_unknown_availability(replay):
+    replay.put("runpod", "gpu-types.json", recording("runpod", "variant-without-lowest-price.json"))
+    batch = hook(replay).fetch_batch()
+    by_id = offers(batch)
+    assert batch.skipped == {"placeholder GPU type 'unknown'": 1}
+    assert {o.availability for o in batch.offers} == {Availability.UNKNOWN}
+    l40s = by_id["NVIDIA L40S:community"]
+    assert (str(l40s.price_per_hour), str(l40s.spot_price), l40s.vcpus, l40s.ram_gb) == ("0.7900", "0.4000", None, None)
+    assert "NVIDIA GeForce RTX 5090:secure" not in by_id  # secureCloud false
+    assert "NVIDIA A40:community" not in by_id  # communityPrice null
+
+
+def test_a_query_for_fewer_fields_prices_each_cloud_it_names_and_infers_memory(replay):
+    replay.put("runpod", "gpu-types.json", recording("runpod", "variant-fewer-fields.json"))
+    batch = hook(replay).fetch_batch()
+    by_id = offers(batch)
+    assert len(batch.offers) == 9 and not batch.dropped
+    h100 = by_id["NVIDIA H100 PCIe:community"]
+    assert (h100.gpu_memory_gb, h100.inferred, h100.spot_price) == (80, ("gpu_memory_gb",), None)  # PCIe: 80 GB
+    assert by_id["AMD Instinct MI300X OAM:secure"].gpu_memory_gb == 192
+    assert "AMD Instinct MI300X OAM:community" not in by_id  # no community price
+
+
+def test_a_partial_graphql_answer_is_read_and_a_failed_lowest_price_means_unknown(replay):
+    replay.put("runpod", "gpu-types.json", recording("runpod", "variant-partial-errors.json"))
+    by_id = offers(hook(replay).fetch_batch())
+    assert by_id["NVIDIA A40:secure"].availability == Availability.UNKNOWN  # its lowestPrice resolver failed
+    assert (by_id["NVIDIA A40:secure"].vcpus, by_id["NVIDIA A40:secure"].ram_gb) == (None, None)
+    assert by_id["NVIDIA RTX 6000 Ada Generation:secure"].availability == Availability.LIMITED

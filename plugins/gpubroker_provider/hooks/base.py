@@ -6,6 +6,13 @@ map to offers (`normalise`, mostly a declarative field mapping through `self.off
 HTTP concerns — 5 s timeout, retries with exponential backoff, 429/503 + Retry-After, clear
 errors that never carry the key — live here, once.
 
+Parsing is item by item, here, once: `items(pages)` checks each page's envelope and yields the
+listing's items; `item_offers(item, ...)` maps ONE item to its offers. An item that cannot be parsed
+is dropped with a counted reason (`Batch.dropped`), an item that is not a GPU offer by design
+(CPU-only plan, storage SKU, another product family) is counted as skipped (`Batch.skipped`), and
+neither sinks the batch. A batch is refused (`PayloadError`) only for a wrong envelope, or when the
+dropped share of the items that were not skipped passes the hook's `drop_threshold`.
+
 Vendors without a price API are `StaticCatalogueHook`s: their published price list is a dated
 JSON file in `catalogues/`, read instead of an HTTP call.
 """
@@ -15,11 +22,12 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import httpx
 import tenacity
@@ -35,6 +43,7 @@ from gpubroker_provider.vendors import Vendor
 TIMEOUT_SECONDS = 5.0
 MAX_ATTEMPTS = 4
 MAX_RETRY_AFTER_SECONDS = 30.0
+DROP_THRESHOLD = 0.5  # refuse a batch when more than half of its (not skipped) items are dropped
 CATALOGUES = Path(__file__).resolve().parent.parent / "catalogues"
 
 
@@ -46,28 +55,105 @@ class PayloadError(ValueError):
     """The vendor answered, but not in its documented format: the whole batch is rejected."""
 
 
+class TooManyDropped(PayloadError):
+    """More of the batch's items were dropped than the vendor's drop threshold allows."""
+
+
+class NotAnOffer(Exception):
+    """An item that is not a GPU offer by design (CPU-only plan, storage SKU, ...): skipped, counted."""
+
+
+def skip(reason: str) -> NoReturn:
+    """Leave the current item out as not a GPU offer, e.g. `skip("CPU-only plan")`."""
+    raise NotAnOffer(reason)
+
+
+# What a broken item raises: it is dropped with the error as its reason, the batch goes on.
+ITEM_ERRORS = (LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A documented shape of a vendor's answer that the hook accepts besides its main recording."""
+
+    name: str  # fixture `replay/recordings/<slug>/variant-<name>.json`
+    route: str  # the recorded payload it stands in for, e.g. "bundles.json"
+    shape: str  # what differs, in one line
+
+
 @dataclass
 class Batch:
-    """What one sync of one vendor produced: offers, plus what the registry could not vouch for."""
+    """What one sync of one vendor produced: offers, plus what the registry could not vouch for,
+    what was dropped as unparseable and what was skipped as not a GPU offer (each by reason)."""
 
     provider: str
     offers: list[Offer] = field(default_factory=list)
     unknown_gpus: Counter[str] = field(default_factory=Counter)  # vendor GPU names not in the registry
     memory_mismatches: Counter[str] = field(default_factory=Counter)  # "H100: 12.0 GB" the registry denies
+    dropped: Counter[str] = field(default_factory=Counter)  # reason -> items that could not be parsed
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> items that are not GPU offers
+    items: int = 0  # listing items read
     pages: int = 0
+    _pending: list[Offer] | None = field(default=None, repr=False)  # the current item's offers
+    _pending_unknown: list[str] = field(default_factory=list, repr=False)  # ... and its unknown GPUs
+    _offer_ids: set[str] = field(default_factory=set, repr=False)
 
     def gpu(self, vendor_name: str) -> gpus.GpuMatch | None:
         """Registry match for a vendor GPU name; None (and counted) when the registry does not know it."""
         try:
             return gpus.resolve(vendor_name)
         except gpus.UnknownGpu:
-            self.unknown_gpus[vendor_name] += 1
+            if self._pending is None:
+                self.unknown_gpus[vendor_name] += 1
+            else:
+                self._pending_unknown.append(vendor_name)
             return None
 
     def add(self, offer: Offer) -> None:
-        if offer.gpu_count and not gpus.BY_NAME[offer.gpu_model].memory_matches(offer.gpu_memory_gb):
-            self.memory_mismatches[f"{offer.gpu_model}: {offer.gpu_memory_gb:g} GB"] += 1
-        self.offers.append(offer)
+        if self._pending is None:
+            self._land([offer])
+        else:
+            self._pending.append(offer)  # lands when its whole item has been parsed
+
+    @contextmanager
+    def item(self) -> Iterator[None]:
+        """One listing item: its offers land together, or it is dropped (or skipped) and counted."""
+        self.items += 1
+        self._pending, self._pending_unknown = [], []
+        try:
+            yield
+            self._land(self._pending)
+            self.unknown_gpus.update(self._pending_unknown)
+        except NotAnOffer as reason:
+            self.skipped[str(reason)] += 1
+        except ITEM_ERRORS as error:
+            self.dropped[_describe(error)] += 1
+        finally:
+            self._pending = None
+
+    def each(self, items: Iterable[Any], parse: Callable[[Any], Any]) -> list[Any]:
+        """`parse(item)` for each item, item by item: what parses, in order; the rest dropped or skipped."""
+        parsed = []
+        for item in items:
+            with self.item():
+                parsed.append(parse(item))
+        return parsed
+
+    @property
+    def dropped_share(self) -> float:
+        """Dropped items over the items that were not skipped as not GPU offers (0 when none)."""
+        considered = self.items - self.skipped.total()
+        return self.dropped.total() / considered if considered else 0.0
+
+    def _land(self, offers: list[Offer]) -> None:
+        ids = [o.offer_id for o in offers]
+        if twice := next((i for i in ids if i in self._offer_ids or ids.count(i) > 1), None):
+            raise ValueError("offer_id listed twice")
+        for offer in offers:
+            if not gpus.BY_NAME[offer.gpu_model].memory_matches(offer.gpu_memory_gb):
+                self.memory_mismatches[f"{offer.gpu_model}: {offer.gpu_memory_gb:g} GB"] += 1
+        self._offer_ids.update(ids)
+        self.offers.extend(offers)
 
 
 class _Retryable(Exception):
@@ -89,6 +175,9 @@ class VendorHook(BaseHook, ABC):
     vendor: ClassVar[Vendor]  # this vendor's row of the vendor table
     # False where offers join several calls that the primary listing alone cannot stand in for
     primary_only: ClassVar[bool] = True
+    # refuse the batch when a larger share of its (not skipped) items is dropped as unparseable
+    drop_threshold: ClassVar[float] = DROP_THRESHOLD
+    variants: ClassVar[tuple[Variant, ...]] = ()  # accepted shapes besides the main recording
     conn_name_attr = "conn_id"
 
     def __init__(
@@ -120,19 +209,37 @@ class VendorHook(BaseHook, ABC):
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         """Yield each decoded response of the listing, following the vendor's pagination."""
 
-    @abstractmethod
+    def items(self, pages: list[Any]) -> Iterator[Any]:
+        """Each item of the listing, after checking each page's envelope (an error here refuses the batch).
+        Hooks yielding (context, item) tuples put the item last."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its items yet")
+
+    def item_offers(self, item: Any, observed_at: datetime, batch: Batch) -> Iterable[Offer]:
+        """The offers of ONE item. A KeyError/TypeError/ValueError drops this item only (counted by
+        reason); `skip(reason)` leaves out an item that is not a GPU offer."""
+        raise NotImplementedError(f"{type(self).__name__} maps no single item: it overrides normalise")
+
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        """Add the offers of `pages` to `batch`. KeyError/TypeError/ValueError mean malformed."""
+        """Add the offers of every item of `pages` to `batch`, item by item. Vendors whose offers join
+        several listings override this, reading each listing's items through `batch.each`."""
+        for item in self.items(pages):
+            with batch.item():
+                for offer in self.item_offers(item, observed_at, batch):
+                    batch.add(offer)
 
     # --- helpers for vendor modules ----------------------------------------------------------
     def offer(self, match: gpus.GpuMatch, observed_at: datetime, *, region: str, **fields: Any) -> Offer:
         """An Offer with provider, GPU identity, country and continent filled in.
 
         `country=` (ISO code or name) overrides the region lookup; `gpu_form_factor=` overrides the
-        form factor read from the GPU name.
+        form factor read from the GPU name. `gpu_memory_gb=None` (the vendor did not say) is filled
+        from the registry when the model comes in one memory size, and marked inferred.
         """
         location = regions.country(fields.pop("country")) if "country" in fields else regions.from_place(region)
         fields.setdefault("gpu_form_factor", match.form_factor)
+        if fields.get("gpu_memory_gb") is None:
+            fields["gpu_memory_gb"] = registry_memory(match)
+            fields["inferred"] = (*fields.get("inferred", ()), "gpu_memory_gb")
         return Offer(
             provider=self.vendor.slug,
             gpu_model=match.model.name,
@@ -231,14 +338,19 @@ class VendorHook(BaseHook, ABC):
             next(iter(self.fetch_pages(client)), None)
 
     def parse(self, pages: list[Any], observed_at: datetime) -> Batch:
-        """Offers from raw pages; anything malformed rejects the whole batch (PayloadError)."""
+        """Offers from raw pages, item by item. A wrong envelope refuses the whole batch (PayloadError),
+        and so does a dropped share above `drop_threshold` (TooManyDropped)."""
         batch = Batch(provider=self.vendor.slug, pages=len(pages))
         try:
             self.normalise(pages, observed_at, batch)
-        except PayloadError as error:
-            raise PayloadError(f"{self.vendor.slug}: malformed payload: {error}") from None
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError, ValidationError) as error:
+        except ITEM_ERRORS as error:
             raise PayloadError(f"{self.vendor.slug}: malformed payload: {_describe(error)}") from None
+        if batch.dropped_share > self.drop_threshold:
+            reasons = "; ".join(f"{reason} ({n})" for reason, n in batch.dropped.most_common(3))
+            raise TooManyDropped(
+                f"{self.vendor.slug}: {batch.dropped.total()} of {batch.items - batch.skipped.total()} items dropped, "
+                f"more than the {self.drop_threshold:.0%} this vendor allows: {reasons}"
+            )
         return batch
 
     def fetch_batch(self) -> Batch:
@@ -284,10 +396,34 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def number(row: dict[str, Any], key: str) -> int | float:
+    """`row[key]`, a JSON number; missing or anything else drops the item with a reason naming the field."""
+    if not is_number(value := row[key]):
+        raise ValueError(f"field {key!r} is not a number")
+    return value
+
+
+def number_or_none(row: dict[str, Any], key: str) -> int | float | None:
+    """`row[key]` as a JSON number, None when missing or null (an optional field)."""
+    return None if row.get(key) is None else number(row, key)
+
+
+def registry_memory(match: gpus.GpuMatch) -> float:
+    """Per-GPU memory from the registry, where the model (and form factor) fixes it."""
+    memory = match.model.memory_for(match.form_factor)
+    if memory is None:
+        sizes = "/".join(f"{m:g}" for m in match.model.memory_gb)
+        raise ValueError(f"no GPU memory given and {match.model.name} comes in {sizes} GB")
+    return memory
+
+
 def _describe(error: Exception) -> str:
+    """A reason that names what was wrong, short enough to count items by."""
     if isinstance(error, ValidationError):
         first = error.errors()[0]
         return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
     if isinstance(error, KeyError):
         return f"missing field {error.args[0]!r}"
+    if type(error) in (ValueError, PayloadError) and str(error):
+        return str(error)  # raised by our own checks, already worded as a reason
     return f"{type(error).__name__}: {error}"

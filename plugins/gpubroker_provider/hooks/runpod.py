@@ -19,6 +19,15 @@ is the whole offer's price. offer_id `<id>:<cloud>`. Region: the query names no 
 region is "global" and country unknown. Inferred: availability from `stockStatus` (shared by both
 clouds): High/Medium -> available, Low -> limited, null -> unavailable. The placeholder type RunPod
 lists with id "unknown" is skipped (not a GPU); names the registry lacks are counted by `batch.gpu`.
+
+Shapes accepted (each GPU type parsed on its own):
+- the answer to GPU_TYPES_QUERY above;
+- a query without `lowestPrice` (or `lowestPrice: null`): availability unknown, vCPUs/RAM empty;
+- a query selecting fewer fields: without the `secureCloud`/`communityCloud` flags a cloud is sold
+  where its price is set; without `memoryInGb` the memory comes from the registry (marked inferred);
+  missing spot prices mean none. A type with neither `securePrice` nor `communityPrice` is dropped;
+- a partial GraphQL answer, `data` beside `errors` (e.g. a `lowestPrice` resolver that failed for
+  one type): the data is read, the errors logged. `errors` without `data` refuses the batch.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import httpx
 
 from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, number_or_none, skip
 from gpubroker_provider.vendors import VENDORS
 
 GPU_TYPES_QUERY = """query GpuTypes {
@@ -54,6 +63,14 @@ PLACEHOLDER_ID = "unknown"
 
 class RunPodHook(VendorHook):
     vendor = VENDORS["runpod"]
+    variants = (
+        Variant("without-lowest-price", "gpu-types.json", "`gpuTypes` queried without `lowestPrice`: "
+                "availability unknown, no vCPUs/RAM"),
+        Variant("fewer-fields", "gpu-types.json", "only `id displayName securePrice communityPrice`: no cloud "
+                "flags, spot prices or memory (memory from the registry)"),
+        Variant("partial-errors", "gpu-types.json", "GraphQL `data` with `errors` beside it; "
+                "`lowestPrice: null` where its resolver failed"),
+    )
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {}
@@ -64,27 +81,36 @@ class RunPodHook(VendorHook):
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         yield self.request(client, "POST", "/graphql", json={"query": GPU_TYPES_QUERY})
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
-            self.expect(isinstance(page, dict) and not page.get("errors"), f"GraphQL errors: {_messages(page)}")
-            gpu_types = page["data"]["gpuTypes"]
-            self.expect(isinstance(gpu_types, list), 'expected {"data": {"gpuTypes": [...]}}')
-            for row in gpu_types:
-                if row["id"] == PLACEHOLDER_ID:
-                    continue
-                match = batch.gpu(row["displayName"])
-                for cloud in CLOUDS:
-                    if match and (offer := self._offer(row, cloud, match, observed_at)):
-                        batch.add(offer)
+            self.expect(isinstance(page, dict), "expected a GraphQL answer object")
+            data = page.get("data")
+            self.expect(isinstance(data, dict), f"GraphQL errors: {_messages(page)}")
+            self.expect(isinstance(data.get("gpuTypes"), list), 'expected {"data": {"gpuTypes": [...]}}')
+            if page.get("errors"):
+                self.log.warning("runpod: partial GraphQL answer: %s", _messages(page))
+            yield from data["gpuTypes"]
+
+    def item_offers(self, row: dict[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        if row["id"] == PLACEHOLDER_ID:
+            skip("placeholder GPU type 'unknown'")
+        if not any(price_field in row for _sold, price_field, _spot in CLOUDS.values()):
+            raise KeyError("securePrice")  # neither cloud's price was asked for: nothing to price
+        match = batch.gpu(row["displayName"])
+        for cloud in CLOUDS:
+            if match and (offer := self._offer(row, cloud, match, observed_at)):
+                yield offer
 
     def _offer(self, row: dict[str, Any], cloud: str, match: gpus.GpuMatch, observed_at: datetime) -> Offer | None:
         sold, price_field, spot_field = CLOUDS[cloud]
-        price = row[price_field]
-        if not row[sold] or not price:
+        price = number_or_none(row, price_field)
+        if not row.get(sold, True) or not price:
             return None
-        spot = row.get(spot_field) or None
+        spot = number_or_none(row, spot_field) or None
         lowest = row.get("lowestPrice") or {}
-        self.expect(lowest.get("stockStatus") in STOCK, f"unknown stockStatus {lowest.get('stockStatus')!r}")
+        stock = lowest.get("stockStatus")
+        self.expect(stock in STOCK, f"unknown stockStatus {stock!r}")
+        memory = row.get("memoryInGb")
         return self.offer(
             match,
             observed_at,
@@ -92,12 +118,12 @@ class RunPodHook(VendorHook):
             offer_id=f"{row['id']}:{cloud}",
             instance_type=f"1x {row['displayName']} ({cloud.title()} Cloud)",
             gpu_count=1,
-            gpu_memory_gb=float(row["memoryInGb"]),
+            gpu_memory_gb=None if memory is None else float(memory),
             vcpus=lowest.get("minVcpu"),
             ram_gb=lowest.get("minMemory"),
             price_per_hour=price,
             spot_price=spot if spot and spot <= price else None,
-            availability=STOCK[lowest.get("stockStatus")],
+            availability=STOCK[stock] if lowest else Availability.UNKNOWN,
         )
 
 
