@@ -80,9 +80,9 @@ def probe(provider: str) -> dict:
         error = str(refused)
     except Exception as failure:  # any failure is the provider's health, reported not raised
         error = f"{type(failure).__name__}: {failure}"
-    state = breaker.state()
-    return {"provider": provider, "ok": error is None, "error": error, "state": state.state.value,
-            "latency": round(time.monotonic() - started, 3), "weight": breaker.weight()}  # fmt: skip
+    snapshot = breaker.snapshot()
+    return {"provider": provider, "ok": error is None, "error": error, "state": snapshot.state.value,
+            "latency": round(time.monotonic() - started, 3), "weight": snapshot.weight}  # fmt: skip
 
 
 def check_health(providers: list[str], workers: int = 8) -> dict:

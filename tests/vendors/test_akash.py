@@ -6,6 +6,7 @@ import pytest
 
 from gpubroker_provider.hooks.akash import AkashHook, gpu_memory_gb
 from gpubroker_provider.hooks.base import PayloadError
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import recording
 
 PAYLOAD = "gpu-prices.json"
@@ -65,21 +66,30 @@ def test_memory_quantities():
         gpu_memory_gb("80 GB")
 
 
-@pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda body: body.pop("models"),
-        lambda body: body["models"][1]["price"].pop("med"),
-        lambda body: body["models"][1]["price"].update(currency="AKT"),
-        lambda body: body["models"][2].update(ram="80GB"),
-        lambda body: body["models"][0]["price"].update(med=-1),
-        lambda body: body["models"][0]["availability"].update(available="many"),
-    ],
-    ids=["no-models", "no-median", "not-usd", "ram-not-a-quantity", "negative-price", "bad-availability"],
-)
-def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
-    body = copy.deepcopy(recording("akash", PAYLOAD))
-    mutate(body)
-    replay.put("akash", PAYLOAD, body)
-    with pytest.raises(PayloadError, match="akash: malformed payload"):
+def test_a_wrong_envelope_rejects_the_whole_batch(replay):
+    replay.put("akash", PAYLOAD, {"availability": {"total": 1, "available": 1}})
+    with pytest.raises(PayloadError, match="akash: malformed payload: expected"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda model: model["price"].pop("med"), "missing field 'med'"),
+        (lambda model: model["price"].update(currency="AKT"), "unexpected currency 'AKT'"),
+        (lambda model: model.update(ram="80GB"), "unexpected GPU memory '80GB'"),
+        (lambda model: model["price"].update(med=-1), "price_per_hour: Input should be greater than 0"),
+        (lambda model: model["availability"].update(available="many"), "invalid literal for int() with base 10: 'many'"),
+    ],
+    ids=["no-median", "not-usd", "ram-not-a-quantity", "negative-price", "bad-availability"],
+)
+def test_a_broken_model_is_dropped_with_its_reason_and_the_rest_land(replay, mutate, reason):
+    whole, broken = with_one_item_broken(replay, hook, "akash", PAYLOAD, lambda body: mutate(body["models"][0]))
+    assert broken.dropped == {reason: 1}
+    assert len(lost(whole, broken)) == 1
+
+
+def test_models_without_bids_are_skipped_not_dropped(replay):
+    batch = hook(replay).fetch_batch()
+    unpriced = sum(1 for model in recording("akash", PAYLOAD)["models"] if model["price"] is None)
+    assert unpriced and batch.skipped == {"no bids: nothing to price": unpriced} and not batch.dropped

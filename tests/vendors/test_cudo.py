@@ -80,21 +80,34 @@ def test_price_change_is_seen_on_the_next_sync(replay):
     assert str(h100.price_per_hour) == "2.1880"
 
 
-@pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda body: body.update(machineTypes={"rows": []}),
-        lambda body: body["machineTypes"][0].update(gpuPriceHr=0.45),  # a bare number, not {"value": ...}
-        lambda body: body["machineTypes"][1]["vcpuPriceHr"].pop("value"),
-        lambda body: body["machineTypes"][2].pop("maxGpuFree"),
-        lambda body: body["machineTypes"][3]["gpuPriceHr"].update(value="-0.35"),
-    ],
-    ids=["machine-types-not-a-list", "price-not-a-decimal-object", "missing-price-value", "missing-free-gpus",
-         "negative-price"],
-)
-def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
-    body = copy.deepcopy(recording("cudo", PAYLOAD))
-    mutate(body)
-    replay.put("cudo", PAYLOAD, body)
+def test_a_wrong_envelope_rejects_the_whole_batch(replay):
+    replay.put("cudo", PAYLOAD, {"machineTypes": {"rows": []}})
     with pytest.raises(PayloadError, match="cudo: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda row: row.update(gpuPriceHr=0.45), "TypeError: 'float' object is not subscriptable"),  # not {"value": ...}
+        (lambda row: row["vcpuPriceHr"].pop("value"), "missing field 'value'"),
+        (lambda row: row.pop("maxGpuFree"), "missing field 'maxGpuFree'"),
+        (lambda row: row["gpuPriceHr"].update(value="-9.35"), "price_per_hour: Input should be greater than 0"),
+    ],
+    ids=["price-not-a-decimal-object", "missing-price-value", "missing-free-gpus", "negative-price"],
+)
+def test_a_broken_machine_type_is_dropped_with_its_reason_and_the_rest_land(replay, mutate, reason):
+    body = copy.deepcopy(recording("cudo", PAYLOAD))
+    whole = len(hook(replay).fetch_batch().offers)
+    mutate(body["machineTypes"][1])
+    replay.put("cudo", PAYLOAD, body)
+    batch = hook(replay).fetch_batch()
+    assert batch.dropped == {reason: 1}
+    assert len(batch.offers) == whole - 1
+    assert "se-smedjebacken-1:sapphire-rapids-h100:nvidia-h100-sxm" not in by_id(batch)
+
+
+def test_cpu_only_machine_types_are_skipped_not_dropped(replay):
+    batch = hook(replay).fetch_batch()
+    cpu_only = sum(1 for row in recording("cudo", PAYLOAD)["machineTypes"] if not row["gpuModelId"])
+    assert cpu_only and batch.skipped == {"CPU-only machine type": cpu_only} and not batch.dropped

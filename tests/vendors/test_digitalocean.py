@@ -7,6 +7,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError, VendorError
 from gpubroker_provider.hooks.digitalocean import DigitalOceanHook
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 
@@ -79,20 +80,36 @@ def test_wrong_key_gets_digitaloceans_error(replay):
         hook(replay, key="not-the-key").fetch_batch()
 
 
-@pytest.mark.parametrize(
-    "payload, mutate",
-    [
-        ("sizes-2.json", lambda body: body.pop("sizes")),
-        ("sizes-1.json", lambda body: body["sizes"][1]["gpu_info"].pop("vram")),
-        ("sizes-1.json", lambda body: body["sizes"][2]["gpu_info"]["vram"].update(unit="furlongs")),
-        ("sizes-2.json", lambda body: body["sizes"][0].update(price_hourly="1.57")),
-        ("sizes-1.json", lambda body: body["sizes"][3]["gpu_info"].update(count=0)),
-    ],
-    ids=["no-sizes", "no-vram", "unknown-vram-unit", "price-as-text", "zero-gpus"],
-)
-def test_malformed_payload_rejects_the_whole_batch(replay, payload, mutate):
-    body = copy.deepcopy(recording("digitalocean", payload))
-    mutate(body)
-    replay.put("digitalocean", payload, body)
+def test_a_wrong_envelope_rejects_the_whole_batch(replay):
+    body = copy.deepcopy(recording("digitalocean", "sizes-2.json"))
+    body.pop("sizes")
+    replay.put("digitalocean", "sizes-2.json", body)
     with pytest.raises(PayloadError, match="digitalocean: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("payload", "index", "mutate", "reason"),
+    [
+        ("sizes-1.json", 2, lambda size: size["gpu_info"]["vram"].update(unit="furlongs"), "unknown gpu_info.vram unit 'furlongs'"),
+        ("sizes-2.json", 0, lambda size: size.update(price_hourly="1.57"), "field 'price_hourly' is not a number"),
+        ("sizes-1.json", 3, lambda size: size["gpu_info"].update(count=0), "gpu_info.count 0"),
+    ],
+    ids=["unknown-vram-unit", "price-as-text", "zero-gpus"],
+)
+def test_a_broken_size_is_dropped_with_its_reason_and_the_rest_land(replay, payload, index, mutate, reason):
+    slug = recording("digitalocean", payload)["sizes"][index]["slug"]
+    whole, broken = with_one_item_broken(replay, hook, "digitalocean", payload, lambda body: mutate(body["sizes"][index]))
+    assert broken.dropped == {reason: 1}
+    assert lost(whole, broken) == {o.offer_id for o in whole.offers if o.instance_type == slug} != set()
+
+
+def test_cpu_droplets_are_skipped_not_dropped_and_a_size_without_vram_takes_the_registrys(replay):
+    body = copy.deepcopy(recording("digitalocean", "sizes-1.json"))
+    size = next(s for s in body["sizes"] if s.get("gpu_info", {}).get("model") == "nvidia_l40s")
+    size["gpu_info"].pop("vram")
+    replay.put("digitalocean", "sizes-1.json", body)
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped["CPU Droplet size (no gpu_info)"] >= 1 and not batch.dropped
+    l40s = next(o for o in batch.offers if o.instance_type == size["slug"])
+    assert (l40s.gpu_memory_gb, l40s.inferred) == (48, ("gpu_memory_gb",))

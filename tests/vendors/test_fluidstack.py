@@ -8,6 +8,7 @@ import pytest
 from gpubroker.schema import Availability
 from gpubroker_provider.hooks.base import PayloadError, VendorError
 from gpubroker_provider.hooks.fluidstack import FluidStackHook, _location
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 PAYLOAD = "list_available_configurations.json"
@@ -113,29 +114,35 @@ def test_wrong_key_gets_fluidstacks_401(replay):
 
 
 @pytest.mark.parametrize(
-    "mutate",
+    ("mutate", "reason"),
     [
-        lambda rows: rows[0].update(price_per_gpu_hr="contact sales"),
-        lambda rows: rows[0].update(price_per_gpu_hr="0"),
-        lambda rows: rows[0].update(price_per_gpu_hr=None),
-        lambda rows: rows[0].pop("price_per_gpu_hr"),
-        lambda rows: rows[0].update(gpu_counts=[1, "8"]),
-        lambda rows: rows[0].update(gpu_counts=8),
-        lambda rows: rows[0].update(regions="CANADA"),
-        lambda rows: rows[0].update(gpu_type="H100_SXM5"),
-        lambda rows: rows.append(copy.deepcopy(rows[0])),
-        # an unknown GPU's row is still checked
-        lambda rows: next(r for r in rows if r["gpu_type"] == "RTX_3050_8GB").update(price_per_gpu_hr="NaN"),
+        (lambda rows: rows[0].update(price_per_gpu_hr="contact sales"), "price_per_gpu_hr is not a number"),
+        (lambda rows: rows[0].update(price_per_gpu_hr="0"), "price_per_gpu_hr is not a positive price"),
+        (lambda rows: rows[0].update(price_per_gpu_hr=None), "price_per_gpu_hr is not a price"),
+        (lambda rows: rows[0].pop("price_per_gpu_hr"), "missing field 'price_per_gpu_hr'"),
+        (lambda rows: rows[0].update(gpu_counts=[1, "8"]), "gpu_counts is not a list of positive integers"),
+        (lambda rows: rows[0].update(gpu_counts=8), "gpu_counts is not a list of positive integers"),
+        (lambda rows: rows[0].update(regions="CANADA"), "regions is not a list of names"),
+        (lambda rows: rows[0].update(gpu_type="H100_SXM5"), "no GPU memory given and H100 comes in 80/94 GB"),
+        (lambda rows: rows.append(copy.deepcopy(rows[0])), "offer_id listed twice"),
     ],
     ids=["price-not-a-number", "price-zero", "price-null", "missing-price", "count-not-int", "counts-not-a-list",
-         "regions-not-a-list", "no-memory-in-gpu-type", "configuration-listed-twice", "unknown-gpu-bad-price"],
+         "regions-not-a-list", "no-memory-in-gpu-type", "configuration-listed-twice"],
 )
-def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
-    body = copy.deepcopy(recording("fluidstack", PAYLOAD))
-    mutate(body)
-    replay.put("fluidstack", PAYLOAD, body)
-    with pytest.raises(PayloadError, match="fluidstack: malformed payload"):
-        hook(replay).fetch_batch()
+def test_a_broken_configuration_is_dropped_with_its_reason_and_the_rest_land(replay, mutate, reason):
+    whole, broken = with_one_item_broken(replay, hook, "fluidstack", PAYLOAD, mutate)
+    assert broken.dropped == {reason: 1}
+    gone = lost(whole, broken)
+    assert gone == (set() if reason == "offer_id listed twice" else {o for o in gone if o.startswith("H100_SXM5_80GBx")})
+    assert gone or reason == "offer_id listed twice"
+
+
+def test_an_unknown_gpus_row_is_still_checked(replay):
+    def mutate(rows):
+        next(r for r in rows if r["gpu_type"] == "RTX_3050_8GB").update(price_per_gpu_hr="NaN")
+
+    _, broken = with_one_item_broken(replay, hook, "fluidstack", PAYLOAD, mutate)
+    assert broken.dropped == {"price_per_gpu_hr is not a positive price": 1}
 
 
 def test_an_object_instead_of_the_bare_array_is_rejected(replay):

@@ -63,19 +63,51 @@ def test_instance_types_without_capacity_are_listed_unavailable(replay):
     assert all(o.availability == Availability.AVAILABLE for o in by_id.values() if not o.offer_id.endswith("@none"))
 
 
+def test_a_wrong_envelope_rejects_the_whole_batch(replay):
+    replay.put("lambda", "instance-types.json", {"data": [{"name": "gpu_1x_a10"}]})
+    with pytest.raises(PayloadError, match="lambda: malformed payload"):
+        hook(replay).fetch_batch()
+
+
 @pytest.mark.parametrize(
-    "mutate",
+    ("mutate", "reason"),
     [
-        lambda data: data["gpu_1x_a10"]["instance_type"].update(gpu_description="A10 24GB"),
-        lambda data: data["gpu_1x_a10"]["instance_type"].pop("price_cents_per_hour"),
-        lambda data: data["gpu_1x_a10"].update(regions_with_capacity_available={"name": "us-east-1"}),
-        lambda data: data["gpu_1x_a10"]["instance_type"].update(name="gpu_1x_a10_renamed"),
+        (lambda entry: entry["instance_type"].update(gpu_description="A10 24GB"),
+         "unparseable gpu_description 'A10 24GB'"),
+        (lambda entry: entry["instance_type"].pop("price_cents_per_hour"), "missing field 'price_cents_per_hour'"),
+        (lambda entry: entry.update(regions_with_capacity_available={"name": "us-east-1"}),
+         "regions_with_capacity_available is not a list"),
+        (lambda entry: entry["instance_type"].update(name="gpu_1x_a10_renamed"), "instance type keyed under another name"),
     ],
     ids=["unparseable-gpu-description", "missing-price", "regions-not-a-list", "key-name-mismatch"],
 )
-def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
+def test_a_broken_instance_type_is_dropped_with_its_reason_and_the_rest_land(replay, mutate, reason):
     body = copy.deepcopy(recording("lambda", "instance-types.json"))
-    mutate(body["data"])
+    mutate(body["data"]["gpu_1x_a10"])
     replay.put("lambda", "instance-types.json", body)
-    with pytest.raises(PayloadError, match="lambda: malformed payload"):
-        hook(replay).fetch_batch()
+    batch = hook(replay).fetch_batch()
+    assert batch.dropped == {reason: 1}
+    assert len(batch.offers) == 10 and not any(o.instance_type == "gpu_1x_a10" for o in batch.offers)
+
+
+def test_the_older_layout_reads_gpus_from_the_description(replay):
+    replay.put("lambda", "instance-types.json", recording("lambda", "variant-older-layout.json"))
+    batch, by_id = offers(replay)
+    assert batch.skipped == {"CPU-only instance type": 1} and not batch.dropped
+    v100 = by_id["gpu_8x_v100@none"]
+    assert (v100.gpu_model, v100.gpu_count, v100.gpu_memory_gb, str(v100.price_per_hour)) == ("V100", 8, 16, "4.4000")
+    h100 = by_id["gpu_1x_h100_pcie@us-west-3"]
+    assert (h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb, h100.country) == ("PCIe", 1, 80, "US")
+    a6000 = by_id["gpu_4x_a6000@asia-northeast-1"]
+    assert (a6000.gpu_model, a6000.gpu_count, a6000.country) == ("RTXA6000", 4, "JP")
+
+
+def test_the_newer_layout_reads_architecture_and_regions_without_descriptions(replay):
+    replay.put("lambda", "instance-types.json", recording("lambda", "variant-newer-layout.json"))
+    batch, by_id = offers(replay)
+    assert batch.skipped == {"CPU-only instance type": 1} and not batch.dropped
+    assert (by_id["gpu_1x_gh200@us-east-3"].cpu_arch, by_id["gpu_1x_gh200@us-east-3"].gpu_memory_gb) == ("arm64", 96)
+    b200 = by_id["gpu_8x_b200_sxm6@us-south-2"]
+    assert (b200.gpu_model, b200.gpu_form_factor, b200.gpu_count, b200.country) == ("B200", "SXM", 8, "US")
+    h100 = by_id["gpu_8x_h100_sxm5@asia-northeast-2"]
+    assert (h100.country, h100.disk_gb, h100.ram_gb) == ("KR", None, 1932.7)  # no storage_gib sent

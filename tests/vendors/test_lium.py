@@ -6,6 +6,8 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.lium import LiumHook
+from gpubroker import gpus
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 
@@ -83,22 +85,29 @@ def test_the_key_travels_in_x_api_key(replay):
 
 
 @pytest.mark.parametrize(
-    "mutate",
+    ("mutate", "reason"),
     [
-        lambda body: body[0]["specs"]["gpu"].pop("details"),
-        lambda body: body[0]["specs"]["gpu"].update(count=4),  # 8 GPU details for a 4-GPU executor
-        lambda body: body[1].update(price_per_hour="cheap"),
-        lambda body: body[2]["specs"]["gpu"]["details"][0].pop("capacity"),
-        lambda body: body[5].update(price_per_hour=0),
+        (lambda ex: ex["specs"]["gpu"].pop("details"), "missing field 'details'"),
+        (lambda ex: ex["specs"]["gpu"].update(count=4), "gpu.count != len(gpu.details)"),  # 8 details, 4 GPUs
+        (lambda ex: ex.update(price_per_hour="cheap"), "field 'price_per_hour' is not a number"),
+        (lambda ex: ex.update(price_per_hour=0), "price_per_hour: Input should be greater than 0"),
     ],
-    ids=["no-gpu-details", "count-disagrees-with-details", "price-not-a-number", "no-gpu-memory", "zero-price"],
+    ids=["no-gpu-details", "count-disagrees-with-details", "price-not-a-number", "zero-price"],
 )
-def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
+def test_a_broken_executor_is_dropped_with_its_reason_and_the_rest_land(replay, six_per_page, mutate, reason):
+    whole, broken = with_one_item_broken(
+        replay, hook, "lium", "executors-1.json", lambda body: mutate(body[0]))  # fmt: skip
+    assert broken.dropped == {reason: 1}
+    assert lost(whole, broken) == {recording("lium", "executors-1.json")[0]["id"]}
+
+
+def test_gpu_memory_not_reported_comes_from_the_registry(replay, six_per_page):
     body = copy.deepcopy(recording("lium", "executors-1.json"))
-    mutate(body)
+    body[1]["specs"]["gpu"]["details"][0].pop("capacity")
     replay.put("lium", "executors-1.json", body)
-    with pytest.raises(PayloadError, match="lium: malformed payload"):
-        hook(replay).fetch_batch()
+    offer = by_id(hook(replay).fetch_batch())[body[1]["id"]]
+    assert offer.gpu_memory_gb == gpus.resolve(body[1]["specs"]["gpu"]["details"][0]["name"]).model.memory_gb[0]
+    assert offer.inferred == ("gpu_memory_gb",)
 
 
 def test_an_object_instead_of_an_array_is_rejected(replay):

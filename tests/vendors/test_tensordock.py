@@ -48,19 +48,33 @@ def test_gpu_with_nothing_deployable_is_unavailable(replay):
     assert (a6000.availability, a6000.available_count, str(a6000.price_per_hour)) == (Availability.UNAVAILABLE, 0, "0.4150")
 
 
-@pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda locs: locs[0]["gpus"][0].pop("pricing"),
-        lambda locs: locs[0]["gpus"][0].update(max_count=-1),
-        lambda locs: locs[0]["gpus"][0].update(price_per_hr="2.25/hr"),
-        lambda locs: locs[2]["gpus"][0].update(displayName="L40S PCIe", v0Name="l40s-pcie"),
-    ],
-    ids=["no-resource-pricing", "negative-max-count", "price-not-a-number", "no-memory-in-name"],
-)
-def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
-    body = copy.deepcopy(recording("tensordock", "locations.json"))
-    mutate(body["data"]["locations"])
-    replay.put("tensordock", "locations.json", body)
+def test_a_wrong_envelope_rejects_the_whole_batch(replay):
+    replay.put("tensordock", "locations.json", {"data": {"locations": [{"id": "x", "gpus": "none"}]}})
     with pytest.raises(PayloadError, match="tensordock: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda gpu: gpu.pop("pricing"), "missing field 'pricing'"),
+        (lambda gpu: gpu.update(max_count=-1), "max_count is not a count"),
+        (lambda gpu: gpu.update(price_per_hr="2.25/hr"), "field 'price_per_hr' is not a number"),
+    ],
+    ids=["no-resource-pricing", "negative-max-count", "price-not-a-number"],
+)
+def test_a_broken_gpu_is_dropped_with_its_reason_and_the_rest_land(replay, mutate, reason):
+    body = copy.deepcopy(recording("tensordock", "locations.json"))
+    mutate(body["data"]["locations"][0]["gpus"][0])
+    replay.put("tensordock", "locations.json", body)
+    batch = hook(replay).fetch_batch()
+    assert batch.dropped == {reason: 1}
+    assert len(batch.offers) == 7 and not any(o.instance_type == "1x h100-sxm5-80gb" for o in batch.offers)
+
+
+def test_a_gpu_name_without_memory_takes_it_from_the_registry(replay):
+    body = copy.deepcopy(recording("tensordock", "locations.json"))
+    body["data"]["locations"][2]["gpus"][0].update(displayName="L40S PCIe", v0Name="l40s-pcie")
+    replay.put("tensordock", "locations.json", body)
+    l40s = next(o for o in hook(replay).fetch_batch().offers if o.instance_type == "1x l40s-pcie")
+    assert (l40s.gpu_memory_gb, l40s.inferred) == (48, ("gpu_memory_gb",))

@@ -7,6 +7,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError, VendorError
 from gpubroker_provider.hooks.vultr import VultrHook
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 
@@ -92,19 +93,35 @@ def test_wrong_key_gets_vultrs_error(replay):
         hook(replay, key="not-the-key").fetch_batch()
 
 
-@pytest.mark.parametrize(
-    "payload, mutate",
-    [
-        ("plans-vcg-1.json", lambda body: body.update(plans={"vcg-a16-6c-64g-16vram": {}})),
-        ("plans-vcg-2.json", lambda body: body["plans"][0].pop("locations")),
-        ("plans-vcg-1.json", lambda body: body["plans"][1].update(gpu_vram_gb="16")),
-        ("plans-metal.json", lambda body: body["plans_metal"][1].update(hourly_cost="n/a")),
-    ],
-    ids=["plans-not-a-list", "missing-locations", "vram-as-text", "price-not-a-number"],
-)
-def test_malformed_payload_rejects_the_whole_batch(replay, payload, mutate):
-    body = copy.deepcopy(recording("vultr", payload))
-    mutate(body)
-    replay.put("vultr", payload, body)
+def test_a_wrong_envelope_rejects_the_whole_batch(replay):
+    replay.put("vultr", "plans-vcg-1.json", {"plans": {"vcg-a16-6c-64g-16vram": {}}, "meta": {"links": {"next": ""}}})
     with pytest.raises(PayloadError, match="vultr: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("payload", "mutate", "reason", "plan"),
+    [
+        ("plans-vcg-2.json", lambda body: body["plans"][0].pop("locations"), "missing field 'locations'",
+         "vcg-a100-12c-120g-80vram"),
+        ("plans-vcg-1.json", lambda body: body["plans"][2].update(gpu_vram_gb="48"),
+         "TypeError: '>=' not supported between instances of 'str' and 'int'", "vcg-a40-24c-120g-48vram"),
+        ("plans-metal.json", lambda body: body["plans_metal"][1].update(hourly_cost="n/a"),
+         "TypeError: price 'n/a' is not a number", "vbm-112c-2048gb-8-h100-gpu"),
+    ],
+    ids=["missing-locations", "vram-as-text", "price-not-a-number"],
+)
+def test_a_broken_plan_is_dropped_with_its_reason_and_the_rest_land(replay, payload, mutate, reason, plan):
+    whole, broken = with_one_item_broken(replay, hook, "vultr", payload, mutate)
+    assert broken.dropped == {reason: 1}
+    assert lost(whole, broken) == {o.offer_id for o in whole.offers if o.instance_type == plan}
+
+
+def test_plans_of_every_type_in_one_listing_keep_only_the_gpu_ones(replay):
+    replay.put("vultr", "plans-vcg-1.json", recording("vultr", "variant-all-types.json"))
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped["not a GPU plan (type 'vc2')"] == 2 and batch.skipped["not a GPU plan (type 'voc')"] == 1
+    assert not batch.dropped
+    h100 = by_id(batch)["vcg-h100-16c-200g-80vram:lax"]
+    assert (h100.gpu_model, h100.gpu_count, h100.gpu_memory_gb, h100.price_per_hour) == ("H100", 1, 80.0, Decimal("3.0000"))
+    assert not any(o.instance_type.startswith(("vc2", "vhf", "vhp", "voc")) for o in batch.offers)

@@ -16,7 +16,7 @@ An offer is ONE GPU of that model (`gpu_count` 1), so `price_per_hour` = `med`.
 `gpu_memory_gb` = the number in `ram` ("80Gi" -> 80): Akash labels cards by their marketed size.
 Inferred: bids come from providers all over the world; the aggregate has no location, so offers are
 region "global" with no country. Models without bids (`price` null) cannot be priced and are
-skipped; GPU names the registry does not know (e.g. "rtx3050") are counted as unknown.
+skipped (counted); GPU names the registry does not know (e.g. "rtx3050") are counted as unknown.
 Availability: AVAILABLE with `available_count` = free GPUs when any are free, else UNAVAILABLE.
 """
 
@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 
-from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker.schema import Availability, Offer
+from gpubroker_provider.hooks.base import Batch, VendorHook, number, skip
 from gpubroker_provider.vendors import VENDORS
 
 GPU_PRICES = "/v1/gpu-prices"
@@ -54,29 +54,29 @@ class AkashHook(VendorHook):
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         yield self.request(client, "GET", GPU_PRICES)
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
             self.expect(isinstance(page, dict) and isinstance(page.get("models"), list), 'expected {"models": [...]}')
-            for model in page["models"]:
-                price = model["price"]
-                if price is None:
-                    continue  # no bids: nothing to price
-                self.expect(price["currency"] == "USD", f"unexpected currency {price['currency']!r}")
-                if (match := batch.gpu(f"{model['model']} {model['interface']}")) is None:
-                    continue
-                free = int(model["availability"]["available"])
-                batch.add(
-                    self.offer(
-                        match,
-                        observed_at,
-                        region=REGION,
-                        country=None,
-                        offer_id="-".join((model["vendor"], model["model"], model["ram"], model["interface"])).lower(),
-                        instance_type=f"1x {model['vendor']} {model['model']} {model['ram']} {model['interface']}",
-                        gpu_count=1,
-                        gpu_memory_gb=gpu_memory_gb(model["ram"]),
-                        price_per_hour=price["med"],
-                        availability=Availability.AVAILABLE if free > 0 else Availability.UNAVAILABLE,
-                        available_count=free,
-                    )
-                )
+            yield from page["models"]
+
+    def item_offers(self, model: dict[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        price = model["price"]
+        if price is None:
+            skip("no bids: nothing to price")
+        self.expect(price["currency"] == "USD", f"unexpected currency {price['currency']!r}")
+        if (match := batch.gpu(f"{model['model']} {model['interface']}")) is None:
+            return
+        free = int(model["availability"]["available"])
+        yield self.offer(
+            match,
+            observed_at,
+            region=REGION,
+            country=None,
+            offer_id="-".join((model["vendor"], model["model"], model["ram"], model["interface"])).lower(),
+            instance_type=f"1x {model['vendor']} {model['model']} {model['ram']} {model['interface']}",
+            gpu_count=1,
+            gpu_memory_gb=gpu_memory_gb(model["ram"]),
+            price_per_hour=number(price, "med"),
+            availability=Availability.AVAILABLE if free > 0 else Availability.UNAVAILABLE,
+            available_count=free,
+        )

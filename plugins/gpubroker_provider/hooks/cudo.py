@@ -18,7 +18,8 @@ the row allows with ONE GPU: ceil(minVcpuPerGpu) vCPUs (at least 1) and the leas
 need, ceil(vCPUs / maxVcpuPerMemoryGib) GiB. `price_per_hour` = GPU + those vCPUs + that RAM; boot
 disk (`minStorageGibPriceHr`) and IPv4 (`ipv4PriceHr`) are billed on top and left out, as other
 vendors' GPU prices leave them out. The listing carries no GPU memory: it comes from `_GPUS` below
-(Cudo's advertised size per GPU model), or from the registry when the model has a single size.
+(Cudo's advertised size per GPU model), or from the registry when the model has a single size
+(marked inferred); a model sold in several sizes and not in `_GPUS` is dropped with that reason.
 Availability: AVAILABLE when a host can still place one GPU (`maxGpuFree` >= 1), else UNAVAILABLE;
 `available_count` is `totalGpuFree`.
 Rows without a GPU (`gpuModelId` empty: CPU-only machine types) are skipped. Known limit: prices for
@@ -37,7 +38,7 @@ import httpx
 
 from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.hooks.base import Batch, VendorHook, skip
 from gpubroker_provider.vendors import VENDORS
 
 MACHINE_TYPES = "/v1/vms/machine-types-2"
@@ -88,32 +89,28 @@ class CudoHook(VendorHook):
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         yield self.request(client, "GET", MACHINE_TYPES)
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
             self.expect(
                 isinstance(page, dict) and isinstance(page.get("machineTypes"), list),
                 'expected {"machineTypes": [...]}',
             )
-            for row in page["machineTypes"]:
-                if not row["gpuModelId"]:
-                    continue  # CPU-only machine type
-                if found := self._gpu(row["gpuModel"], batch):
-                    batch.add(self._offer(row, *found, observed_at))
+            yield from page["machineTypes"]
+
+    def item_offers(self, row: dict[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        if not row["gpuModelId"]:
+            skip("CPU-only machine type")
+        if found := self._gpu(row["gpuModel"], batch):
+            yield self._offer(row, *found, observed_at)
 
     @staticmethod
-    def _gpu(cudo_name: str, batch: Batch) -> tuple[gpus.GpuMatch, float] | None:
+    def _gpu(cudo_name: str, batch: Batch) -> tuple[gpus.GpuMatch, float | None] | None:
+        """Registry match and Cudo's advertised memory (None: the registry's, where it has one size)."""
         name, memory = _GPUS.get(cudo_name, (cudo_name, None))
         match = batch.gpu(name)
-        if match is None:
-            return None
-        if memory is None:
-            if len(match.model.memory_gb) != 1:  # size not knowable from the listing: report, skip
-                batch.unknown_gpus[cudo_name] += 1
-                return None
-            memory = match.model.memory_gb[0]
-        return match, memory
+        return (match, memory) if match else None
 
-    def _offer(self, row: dict[str, Any], match: gpus.GpuMatch, memory: float, observed_at: datetime) -> Offer:
+    def _offer(self, row: dict[str, Any], match: gpus.GpuMatch, memory: float | None, observed_at: datetime) -> Offer:
         vcpus = max(1, math.ceil(row["minVcpuPerGpu"]))
         ram_gib = math.ceil(vcpus / row["maxVcpuPerMemoryGib"])
         price = _usd(row["gpuPriceHr"]) + vcpus * _usd(row["vcpuPriceHr"]) + ram_gib * _usd(row["memoryGibPriceHr"])

@@ -15,7 +15,8 @@ Units of the fields used:
 - `gpu_info.model` e.g. "nvidia_h100", "amd_mi300x", "nvidia_rtx4000_ada": handed to the registry.
 - `regions`: region slugs where the size can be created now; `available: false` sizes are skipped.
 One offer per size per listed region (offer_id `<slug>:<region>`), availability "available".
-Sizes without `gpu_info` (CPU Droplets) are skipped.
+Each size is an item. Skipped (counted): sizes without `gpu_info` (CPU Droplets) and GPU sizes that
+cannot be created anywhere now. A size without `gpu_info.vram` gets the registry's memory (inferred).
 Known limits: the AMD-only endpoint api-amd.digitalocean.com is not read.
 """
 
@@ -27,8 +28,8 @@ from typing import Any
 
 import httpx
 
-from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker.schema import Availability, Offer
+from gpubroker_provider.hooks.base import Batch, VendorHook, number, skip
 from gpubroker_provider.vendors import VENDORS
 
 PATH = "/v2/sizes"
@@ -56,39 +57,46 @@ class DigitalOceanHook(VendorHook):
                 return
             params = dict(httpx.URL(next_link).params)
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
             self.expect(isinstance(page, dict) and isinstance(page.get("sizes"), list), 'expected {"sizes": [...]}')
-            for size in page["sizes"]:
-                self._size(size, observed_at, batch)
+            yield from page["sizes"]
 
-    def _size(self, size: dict[str, Any], observed_at: datetime, batch: Batch) -> None:
-        gpu = size.get("gpu_info")
-        if not gpu or not size["available"] or not size["regions"]:
-            return  # a CPU Droplet, or a GPU size that cannot be created anywhere now
+    def item_offers(self, size: dict[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        slug, gpu = size["slug"], size.get("gpu_info")
+        if not gpu:
+            skip("CPU Droplet size (no gpu_info)")
+        if not size["available"] or not size["regions"]:
+            skip("GPU size that cannot be created anywhere now")
         if (match := batch.gpu(gpu["model"])) is None:
             return
         count = int(gpu["count"])
-        self.expect(count >= 1, f"{size['slug']}: gpu_info.count {count}")
-        vram = gpu["vram"]["amount"] * VRAM_UNIT_TO_GB[gpu["vram"]["unit"].lower()]
+        self.expect(count >= 1, f"gpu_info.count {count}")
+        vram = _vram_gb(gpu["vram"]) if gpu.get("vram") else None
         for region in size["regions"]:
-            batch.add(
-                self.offer(
-                    match,
-                    observed_at,
-                    region=region,
-                    country=COUNTRY.get(region.rstrip("0123456789")),
-                    offer_id=f"{size['slug']}:{region}",
-                    instance_type=size["slug"],
-                    gpu_count=count,
-                    gpu_memory_gb=round(vram / count, 1),
-                    vcpus=int(size["vcpus"]),
-                    ram_gb=round(size["memory"] / 1024, 1),
-                    disk_gb=float(size["disk"]),
-                    price_per_hour=_number(size["price_hourly"]),
-                    availability=Availability.AVAILABLE,
-                )
+            yield self.offer(
+                match,
+                observed_at,
+                region=region,
+                country=COUNTRY.get(region.rstrip("0123456789")),
+                offer_id=f"{slug}:{region}",
+                instance_type=slug,
+                gpu_count=count,
+                gpu_memory_gb=None if vram is None else round(vram / count, 1),
+                vcpus=int(size["vcpus"]),
+                ram_gb=round(size["memory"] / 1024, 1),
+                disk_gb=float(size["disk"]),
+                price_per_hour=number(size, "price_hourly"),
+                availability=Availability.AVAILABLE,
             )
+
+
+def _vram_gb(vram: dict[str, Any]) -> float:
+    """{amount, unit} -> GB as advertised; an unknown unit drops the size."""
+    unit = vram["unit"].lower()
+    if unit not in VRAM_UNIT_TO_GB:
+        raise ValueError(f"unknown gpu_info.vram unit {unit!r}")
+    return vram["amount"] * VRAM_UNIT_TO_GB[unit]
 
 
 def _next_link(page: Any) -> str | None:
@@ -96,9 +104,3 @@ def _next_link(page: Any) -> str | None:
     if not isinstance(page, dict):
         return None
     return ((page.get("links") or {}).get("pages") or {}).get("next") or None
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{value!r} is not a number")
-    return value

@@ -31,9 +31,11 @@ would run. Region -> country: the whole name as a country ("GERMANY"), else its 
 Not in the answer: vCPUs, RAM and disk (the API sizes them from the GPU count but does not say
 how: left empty), spot prices (none sold on demand), how many instances are free
 (available_count empty), CPU architecture. `estimated_provisioning_time_minutes` is ignored.
-Rejected as malformed (whole batch): a non-list answer, a price that is not a positive finite decimal,
-a GPU count that is not a positive integer, regions that are not a list of strings, a known GPU whose
-name carries no "_<N>GB" memory, and the same (gpu_type, count, region) listed twice.
+Each configuration is an item: one that is not an object, has a price that is not a positive finite
+decimal, GPU counts that are not positive integers, regions that are not a list of names, or repeats
+an offer already listed, is dropped with that reason; the rest land. A known GPU whose name carries no
+"_<N>GB" gets its memory from the registry when the model has one size (marked inferred). Anything but
+a JSON array refuses the batch.
 """
 
 from __future__ import annotations
@@ -64,37 +66,31 @@ class FluidStackHook(VendorHook):
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         yield self.request(client, "GET", "/list_available_configurations")
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        seen: set[str] = set()
+    def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
             self.expect(isinstance(page, list), "expected a JSON array of configurations")
-            for row in page:
-                self.expect(isinstance(row, dict), "a configuration is not an object")
-                gpu_type = row["gpu_type"]
-                self.expect(isinstance(gpu_type, str) and gpu_type != "", "gpu_type is not a name")
-                per_gpu = _usd(row["price_per_gpu_hr"], gpu_type)
-                counts = row["gpu_counts"]
-                self.expect(
-                    isinstance(counts, list)
-                    and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts),
-                    f"{gpu_type}: gpu_counts is not a list of positive integers",
-                )
-                places = row["regions"]
-                self.expect(
-                    isinstance(places, list) and all(isinstance(p, str) and p for p in places),
-                    f"{gpu_type}: regions is not a list of names",
-                )
-                if not (match := batch.gpu(gpu_type)):
-                    continue
-                memory_gb = _memory_gb(gpu_type)
-                for count in counts:
-                    for place in places or [None]:
-                        offer = self._offer(gpu_type, count, place, per_gpu, memory_gb, match, observed_at)
-                        self.expect(offer.offer_id not in seen, f"{offer.offer_id} is listed twice")
-                        seen.add(offer.offer_id)
-                        batch.add(offer)
+            yield from page
 
-    def _offer(self, gpu_type: str, count: int, place: str | None, per_gpu: Decimal, memory_gb: float,
+    def item_offers(self, row: dict[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        gpu_type = row["gpu_type"]
+        self.expect(isinstance(gpu_type, str) and gpu_type != "", "gpu_type is not a name")
+        per_gpu = _usd(row["price_per_gpu_hr"])
+        counts = row["gpu_counts"]
+        self.expect(
+            isinstance(counts, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts),
+            "gpu_counts is not a list of positive integers",
+        )
+        places = row["regions"]
+        self.expect(isinstance(places, list) and all(isinstance(p, str) and p for p in places),
+                    "regions is not a list of names")  # fmt: skip
+        if not (match := batch.gpu(gpu_type)):
+            return
+        memory_gb = _memory_gb(gpu_type)
+        for count in counts:
+            for place in places or [None]:
+                yield self._offer(gpu_type, count, place, per_gpu, memory_gb, match, observed_at)
+
+    def _offer(self, gpu_type: str, count: int, place: str | None, per_gpu: Decimal, memory_gb: float | None,
                match: gpus.GpuMatch, observed_at: datetime) -> Offer:
         location = _location(place)
         return self.offer(
@@ -111,25 +107,23 @@ class FluidStackHook(VendorHook):
         )
 
 
-def _usd(value: Any, gpu_type: str) -> Decimal:
+def _usd(value: Any) -> Decimal:
     """'2.89' (USD per GPU-hour, documented as a string; a JSON number is accepted) -> Decimal."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"{gpu_type}: price_per_gpu_hr {value!r} is not a price")
+        raise ValueError("price_per_gpu_hr is not a price")
     try:
         price = Decimal(str(value).strip())
     except InvalidOperation:
-        raise ValueError(f"{gpu_type}: price_per_gpu_hr {value!r} is not a number") from None
+        raise ValueError("price_per_gpu_hr is not a number") from None
     if not price.is_finite() or price <= 0:
-        raise ValueError(f"{gpu_type}: price_per_gpu_hr {value!r} is not a positive price")
+        raise ValueError("price_per_gpu_hr is not a positive price")
     return price
 
 
-def _memory_gb(gpu_type: str) -> float:
-    """'A100_SXM4_80GB' -> 80.0: the memory of ONE GPU, in GB."""
+def _memory_gb(gpu_type: str) -> float | None:
+    """'A100_SXM4_80GB' -> 80.0: the memory of ONE GPU, in GB; None without "_<N>GB" (the registry's)."""
     found = MEMORY_SUFFIX.search(gpu_type)
-    if found is None:
-        raise ValueError(f"gpu_type {gpu_type!r} does not end in _<N>GB")
-    return float(found["gb"])
+    return float(found["gb"]) if found else None
 
 
 def _location(place: str | None) -> regions.Location:

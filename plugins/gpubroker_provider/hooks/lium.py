@@ -29,7 +29,7 @@ import httpx
 
 from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.hooks.base import Batch, VendorHook, number, skip
 from gpubroker_provider.vendors import VENDORS
 
 EXECUTORS = "/api/executors"
@@ -60,17 +60,19 @@ class LiumHook(VendorHook):
             if not isinstance(page, list) or len(page) < self.page_size:
                 return  # a short page is the last; a non-list is rejected by normalise
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
             self.expect(isinstance(page, list), "expected a JSON array of executors")
-            for executor in page:
-                gpu = executor["specs"]["gpu"]
-                if not gpu["count"]:
-                    continue  # CPU-only executor
-                details = gpu["details"]
-                self.expect(len(details) == gpu["count"], f"executor {executor['id']}: gpu.count != len(details)")
-                if match := batch.gpu(details[0]["name"]):
-                    batch.add(self._offer(executor, match, observed_at))
+            yield from page
+
+    def item_offers(self, executor: dict[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        gpu = executor["specs"]["gpu"]
+        if not gpu["count"]:
+            skip("CPU-only executor")
+        details = gpu["details"]
+        self.expect(len(details) == gpu["count"], "gpu.count != len(gpu.details)")
+        if match := batch.gpu(details[0]["name"]):
+            yield self._offer(executor, match, observed_at)
 
     def _offer(self, executor: dict[str, Any], match: gpus.GpuMatch, observed_at: datetime) -> Offer:
         specs = executor["specs"]
@@ -86,11 +88,15 @@ class LiumHook(VendorHook):
             offer_id=str(executor["id"]),
             instance_type=name if gpu["count"] == 1 else f"{gpu['count']}x {name}",
             gpu_count=gpu["count"],
-            gpu_memory_gb=round(gpu["details"][0]["capacity"] / MIB_PER_GB, 1),
+            gpu_memory_gb=_maybe_gb(gpu["details"][0].get("capacity"), MIB_PER_GB),  # None: from the registry
             vcpus=int(specs["cpu"]["count"]),
             ram_gb=round(specs["ram"]["total"] / KIB_PER_GB, 1),
-            disk_gb=round(disk["total"] / KIB_PER_GB, 1) if disk else None,
-            price_per_hour=executor["price_per_hour"],
+            disk_gb=_maybe_gb(disk["total"], KIB_PER_GB) if disk else None,
+            price_per_hour=number(executor, "price_per_hour"),
             availability=Availability.AVAILABLE,
             available_count=1,
         )
+
+
+def _maybe_gb(amount: float | None, units_per_gb: int) -> float | None:
+    return None if amount is None else round(amount / units_per_gb, 1)

@@ -16,6 +16,8 @@ the 100 GB storage minimum; 2 vCPUs / 4 GB RAM is its documented example configu
 is `price_per_hr` + 2 x per_vcpu_hr + 4 x per_gb_ram_hr + 100 x per_gb_storage_hr.
 offer_id `<location id>:<v0Name>`; region "<city>, <country>" (country by name); available_count
 = `max_count` (0 -> unavailable). No spot prices in this listing.
+Each GPU of each location is an item; a GPU name without "<n>GB" (in `displayName` or `v0Name`)
+gets its memory from the registry when the model has one size (marked inferred).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import httpx
 
 from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.hooks.base import Batch, VendorHook, number
 from gpubroker_provider.vendors import VENDORS
 
 BASE_VCPUS, BASE_RAM_GB, MIN_STORAGE_GB = 2, 4, 100
@@ -42,24 +44,29 @@ class TensorDockHook(VendorHook):
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         yield self.request(client, "GET", "/api/v2/locations")
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[tuple[dict[str, Any], Any]]:
+        """(location, one GPU offered there): each GPU of each location is an item."""
         for page in pages:
             locations = page["data"]["locations"]
             self.expect(isinstance(locations, list), 'expected {"data": {"locations": [...]}}')
             for location in locations:
-                for gpu in location["gpus"]:
-                    if match := batch.gpu(gpu["displayName"]):
-                        batch.add(self._offer(location, gpu, match, observed_at))
+                gpus_there = location.get("gpus") if isinstance(location, dict) else None
+                self.expect(isinstance(gpus_there, list), 'expected each location to list its "gpus"')
+                yield from ((location, gpu) for gpu in gpus_there)
+
+    def item_offers(self, item: tuple[dict[str, Any], Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        location, gpu = item
+        if match := batch.gpu(gpu["displayName"]):
+            yield self._offer(location, gpu, match, observed_at)
 
     def _offer(self, location: dict[str, Any], gpu: dict[str, Any], match: gpus.GpuMatch,
                observed_at: datetime) -> Offer:
         rates = gpu["pricing"]
-        price = (gpu["price_per_hr"] + BASE_VCPUS * rates["per_vcpu_hr"] + BASE_RAM_GB * rates["per_gb_ram_hr"]
-                 + MIN_STORAGE_GB * rates["per_gb_storage_hr"])
+        price = (number(gpu, "price_per_hr") + BASE_VCPUS * number(rates, "per_vcpu_hr")
+                 + BASE_RAM_GB * number(rates, "per_gb_ram_hr") + MIN_STORAGE_GB * number(rates, "per_gb_storage_hr"))
         memory = MEMORY.search(gpu["displayName"]) or MEMORY.search(gpu["v0Name"])
-        self.expect(memory is not None, f"no GPU memory in {gpu['displayName']!r}")
         count = gpu["max_count"]
-        self.expect(isinstance(count, int) and count >= 0, f"bad max_count {count!r}")
+        self.expect(isinstance(count, int) and count >= 0, "max_count is not a count")
         return self.offer(
             match,
             observed_at,
@@ -68,7 +75,7 @@ class TensorDockHook(VendorHook):
             offer_id=f"{location['id']}:{gpu['v0Name']}",
             instance_type=f"1x {gpu['v0Name']}",
             gpu_count=1,
-            gpu_memory_gb=float(memory.group(1)),
+            gpu_memory_gb=float(memory.group(1)) if memory else None,  # else from the registry
             vcpus=BASE_VCPUS,
             ram_gb=BASE_RAM_GB,
             disk_gb=MIN_STORAGE_GB,

@@ -24,6 +24,9 @@ Inferred, vendor specific:
 - `locations` lists where the plan can be deployed: one offer per location, availability
   "available" (the catalogue has no stock levels). `deploy_ondemand: false` plans (preemptible
   only) are skipped: prices here are on-demand.
+Each plan is an item. Skipped as not (whole, on-demand) GPU offers: CPU-only bare-metal plans,
+plans of another type (`vc2`, `vhf`, `vhp`, `voc` in a `type=all` answer), preemptible-only plans
+and vGPU slices. A bare-metal GPU plan without `gpu_vram_gb` gets the registry's memory per card.
 Known limits: per-account region availability (`/v2/regions/{id}/availability`) is not read.
 """
 
@@ -36,8 +39,8 @@ from typing import Any
 
 import httpx
 
-from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker.schema import Availability, Offer
+from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, skip
 from gpubroker_provider.vendors import VENDORS
 
 PER_PAGE = 100  # Vultr default 100, max 500
@@ -62,6 +65,10 @@ COUNTRY = {
 
 class VultrHook(VendorHook):
     vendor = VENDORS["vultr"]
+    variants = (
+        Variant("all-types", "plans-vcg-1.json", "`/v2/plans?type=all`: Cloud Compute, High Frequency, High "
+                "Performance and Optimized plans (no GPU fields) beside the Cloud GPU ones"),
+    )
 
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         for _kind, path, query, _key in LISTINGS:
@@ -75,32 +82,32 @@ class VultrHook(VendorHook):
                     break
                 seen.add(cursor)
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[tuple[str, Any]]:
+        """(listing kind, plan) for every plan of every page."""
         for page in pages:
             self.expect(isinstance(page, dict), "expected a JSON object")
             kind, key = next(((k, key) for k, _p, _q, key in LISTINGS if key in page), (None, None))
             self.expect(kind is not None and isinstance(page[key], list), 'expected {"plans": [...]} or {"plans_metal": [...]}')
-            for plan in page[key]:
-                self._plan(kind, plan, observed_at, batch)
+            yield from ((kind, plan) for plan in page[key])
 
-    def _plan(self, kind: str, plan: dict[str, Any], observed_at: datetime, batch: Batch) -> None:
+    def item_offers(self, item: tuple[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        kind, plan = item
         if kind == "metal" and not plan["id"].endswith("-gpu"):
-            return  # a CPU-only bare-metal plan
-        if plan.get("deploy_ondemand") is False or not plan["locations"]:
-            return  # preemptible only (no on-demand price), or deployable nowhere
+            skip("CPU-only bare-metal plan")
+        if kind == "vcg" and plan.get("type", "vcg") != "vcg" and not plan.get("gpu_type"):
+            skip(f"not a GPU plan (type {plan['type']!r})")
+        if plan.get("deploy_ondemand") is False:
+            skip("preemptible only: no on-demand price")
         card = _card(kind, plan)
         if (match := batch.gpu(card.replace("_", " "))) is None:
             return
         count = _gpu_count(kind, plan, CARD_GB.get(card) or max(match.model.memory_gb))
         if count is None:
-            return  # a vGPU slice of one card, not a whole GPU
+            skip("a vGPU slice of one card, not a whole GPU")
         disks = (plan.get("disk_count") or 1) if kind == "metal" else 1
         for region in filter(None, plan["locations"]):
-            price = _hourly_price(kind, plan, region)
-            if price <= 0:
-                continue
-            batch.add(
-                self.offer(
+            if (price := _hourly_price(kind, plan, region)) > 0:
+                yield self.offer(
                     match,
                     observed_at,
                     region=region,
@@ -108,14 +115,13 @@ class VultrHook(VendorHook):
                     offer_id=f"{plan['id']}:{region}",
                     instance_type=plan["id"],
                     gpu_count=count,
-                    gpu_memory_gb=round(plan["gpu_vram_gb"] / count, 1),
-                    vcpus=int(plan["cpu_threads"] if kind == "metal" else plan["vcpu_count"]),
+                    gpu_memory_gb=round(plan["gpu_vram_gb"] / count, 1) if "gpu_vram_gb" in plan else None,
+                    vcpus=int(plan.get("cpu_threads") or plan["cpu_count"]) if kind == "metal" else int(plan["vcpu_count"]),
                     ram_gb=round(plan["ram"] / 1024, 1),
                     disk_gb=float(plan["disk"] * disks),
                     price_per_hour=price,
                     availability=Availability.AVAILABLE,
                 )
-            )
 
 
 def _next_cursor(page: Any) -> str | None:
