@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gpubroker import health, settings
+from gpubroker.breaker import Breaker
 from gpubroker_provider import sync
 from gpubroker_provider.replay.connections import exports
 
@@ -52,5 +53,5 @@ def test_check_health_probes_over_http_and_feeds_the_breaker(pg_url, pg, isolate
     statuses = result["statuses"]
     assert statuses["lambda"] == "down" and statuses["vastai"] != "down" and statuses["coreweave"] != "down"
     assert sorted(result["changed"]) == ["coreweave", "lambda", "vastai"]
-    breaker = json.loads(isolated_redis.get("gpubroker:breaker:lambda"))
-    assert breaker["outcomes"] == [False]  # the failed probe was recorded in lambda's breaker
+    lambda_breaker = Breaker("lambda", isolated_redis).snapshot()
+    assert (lambda_breaker.failures_total, lambda_breaker.successes_total) == (1, 0)  # the failed probe was recorded

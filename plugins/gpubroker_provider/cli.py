@@ -44,9 +44,8 @@ def breaker_state(slug: str) -> str:
     try:
         from gpubroker.breaker import Breaker
 
-        breaker = Breaker(slug)
-        state = breaker.state()
-        return f"{state.state.value} ({breaker.weight():.2f})"
+        snapshot = Breaker(slug).snapshot()
+        return f"{snapshot.state.value} ({snapshot.weight:.2f})"
     except Exception:  # Redis not running: the table is still useful without it
         return "-"
 
