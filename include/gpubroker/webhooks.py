@@ -1,37 +1,67 @@
-"""Webhook delivery in the Standard Webhooks format (https://www.standardwebhooks.com/).
+"""Webhook delivery in the Standard Webhooks format (https://www.standardwebhooks.com/), SSRF-safe.
 
 Each request carries `webhook-id`, `webhook-timestamp` and `webhook-signature`
 (`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` under the secret `whsec_<base64 key>`).
-A delivery is tried with a 10 s timeout and exponential backoff on 5xx, 429 and network errors; every
+A delivery is tried up to 5 times with exponential backoff on 5xx, 429 and network errors; every
 attempt is logged in `webhook_delivery`; a webhook id that was delivered once is never sent again.
-Targets that resolve to loopback, private, link-local or reserved addresses are refused unless their
-host is allow-listed, so a webhook cannot reach inside our network. The allow-list is
-GPUBROKER_WEBHOOK_ALLOWLIST plus the `webhook_allowlist` table (`manage.py webhook_allowlist add HOST`),
-read at each delivery, so it applies however the stack was started.
+
+Where a webhook may go (a webhook URL comes from users and from anyone who can write to the
+`gpubroker.webhooks` topic, so it must not reach inside our network):
+- `check_url(url)`, static, no DNS: http(s) only; no user name or password; a host name of plain
+  labels, not ending in a dot; an IP only as a canonical literal (`127.1`, `2130706433`,
+  `0x7f000001`, `017700000001`... are refused) and only a public one.
+- `pin(url)`, at every attempt: resolve the host once and refuse it if ANY address is not public:
+  loopback, private, link-local (cloud metadata 169.254.169.254, fd00:ec2::254), shared 100.64/10,
+  unique-local, multicast, reserved, unspecified, and IPv6 forms that embed a private IPv4
+  (IPv4-mapped, 6to4, Teredo, NAT64). The connection then goes to that checked address, with the
+  original Host header, TLS SNI and certificate check (so a DNS answer that changes between the
+  check and the connection, or between attempts, cannot redirect the request).
+- Allow-list: the only exemption from the address checks. GPUBROKER_WEBHOOK_ALLOWLIST plus the
+  `webhook_allowlist` table (`manage.py webhook_allowlist add HOST`), read at each delivery.
+Per attempt: redirects are not followed (a 3xx is a failed delivery), at most 64 KiB of the
+response is read (raw, never decompressed), and the whole attempt — connect, TLS, send, read —
+has a 10 s deadline. Environment proxies are ignored (they would bypass the pinned address).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import ipaddress
 import json
+import logging
+import re
 import socket
+import ssl
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal, get_args
 
 import httpx
 import psycopg
+import pydantic
 import tenacity
 
 from gpubroker import settings
 
-TIMEOUT_SECONDS = 10.0
+__all__ = [
+    "DeliveryFailed", "Pinned", "Webhook", "WebhookRefused", "WebhookRequest", "allowed_hosts", "check_url",
+    "deliver", "from_kafka_message", "pin", "sign", "stable_id", "system_resolver",
+]  # fmt: skip
+
+TIMEOUT_SECONDS = 10.0  # the whole attempt
+MAX_RESPONSE_BYTES = 64 * 1024
 ATTEMPTS = 5
-EVENT_TYPES = ("price_update", "price_change", "anomaly", "health_update", "quarantine", "test")
+EventType = Literal["price_update", "price_change", "anomaly", "health_update", "quarantine", "test"]
+EVENT_TYPES = get_args(EventType)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[str]]  # (host, port) -> addresses, as getaddrinfo gives them
+
+log = logging.getLogger(__name__)
 
 
 class WebhookRefused(ValueError):
@@ -40,6 +70,154 @@ class WebhookRefused(ValueError):
 
 class DeliveryFailed(RuntimeError):
     """The target did not accept the webhook after every attempt."""
+
+
+# --- where a webhook may go ------------------------------------------------------------------
+# Special-purpose blocks (IANA registries) named in refusals; Python 3.11's `is_global` misses the last two.
+_NOT_GLOBAL = {ipaddress.ip_network(block): name for block, name in [
+    ("100.64.0.0/10", "carrier-grade NAT"), ("192.0.0.0/24", "IETF protocol assignments"),
+    ("64:ff9b:1::/48", "local-use NAT64")]}  # fmt: skip
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")
+
+
+def not_public(ip: IPAddress) -> str | None:
+    """Why an address may not be a webhook target, or None when it may."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = {"IPv4-mapped": ip.ipv4_mapped, "6to4": ip.sixtofour,
+                    "NAT64": ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None,
+                    "Teredo": ip.teredo[1] if ip.teredo else None}  # fmt: skip
+        for form, v4 in embedded.items():
+            if v4 is not None and (why := not_public(v4)):
+                return f"{form} form of {v4}, {why}"
+        if ip in _NAT64:
+            return None  # a public IPv4 behind the well-known NAT64 prefix (DNS64 networks)
+    for why in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
+        if getattr(ip, f"is_{why}"):
+            return why.replace("_", "-")
+    for block, name in _NOT_GLOBAL.items():
+        if ip in block:
+            return f"{name}, {block}"
+    return None if ip.is_global else "not a public address"
+
+
+def _parse(url: str) -> httpx.URL:
+    """The URL as httpx will send it, refused unless http(s), without userinfo, with a plain host."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as error:
+        raise WebhookRefused(f"webhook URL {url!r} is not a valid URL: {error}") from None
+    if parsed.scheme not in ("http", "https"):
+        raise WebhookRefused(f"webhook URL must be http or https, got {parsed.scheme or 'no'} scheme in {url!r}")
+    if parsed.userinfo:
+        raise WebhookRefused("webhook URL must not carry a user name or password")
+    host = _host(parsed)
+    if not host:
+        raise WebhookRefused(f"webhook URL {url!r} has no host")
+    if host.endswith("."):
+        raise WebhookRefused(f"webhook host {host!r} ends in a dot; write it without the trailing dot")
+    _literal(host)
+    return parsed
+
+
+def _host(url: httpx.URL) -> str:
+    return url.raw_host.decode("ascii").lower()  # IDNA-encoded by httpx
+
+
+def _literal(host: str) -> IPAddress | None:
+    """The IP a host spells, None for a name; refuses numeric encodings and malformed names."""
+    if ":" in host:
+        if "%" in host:
+            raise WebhookRefused(f"webhook host {host!r}: IPv6 zone identifiers are not allowed")
+        try:
+            return ipaddress.IPv6Address(host)
+        except ValueError:
+            raise WebhookRefused(f"webhook host {host!r} is not a valid IPv6 address") from None
+    labels = host.split(".")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):  # browsers and inet_aton read any such host as an IPv4
+        try:
+            return ipaddress.IPv4Address(host)  # canonical dotted decimal only
+        except ValueError:
+            raise WebhookRefused(f"webhook host {host!r} is a numeric host encoding; write the address "
+                                 "as four decimal numbers (a.b.c.d)") from None  # fmt: skip
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        raise WebhookRefused(f"webhook host {host!r} is not a valid host name")
+    return None
+
+
+def check_url(url: str, allowed: Collection[str] = frozenset()) -> httpx.URL:
+    """Static checks, no DNS (for a URL given to the API): raises WebhookRefused with the reason."""
+    parsed = _parse(url)
+    host = _host(parsed)
+    literal = _literal(host)
+    if literal is not None and host not in allowed and (why := not_public(literal)):
+        raise WebhookRefused(f"webhook host {host!r} is an internal address ({why}); not allow-listed")
+    return parsed
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    return list(dict.fromkeys(info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A checked webhook URL and the checked address its connection must go to."""
+
+    url: httpx.URL
+    address: IPAddress
+
+    @property
+    def host(self) -> str:
+        return _host(self.url)
+
+    @property
+    def connect_url(self) -> httpx.URL:
+        return self.url.copy_with(host=str(self.address))
+
+
+def pin(url: str, allowed: Collection[str] = frozenset(), resolver: Resolver = system_resolver) -> Pinned:
+    """Check the URL, resolve its host once and refuse it unless every address is public (or the
+    host is allow-listed); returns the address to connect to."""
+    parsed = check_url(url, allowed)
+    host = _host(parsed)
+    literal = _literal(host)
+    if literal is not None:
+        return Pinned(parsed, literal)
+    try:
+        addresses = [ipaddress.ip_address(a) for a in resolver(host, parsed.port or {"http": 80, "https": 443}[parsed.scheme])]
+    except (OSError, UnicodeError, ValueError):
+        addresses = []
+    if not addresses:
+        raise WebhookRefused(f"webhook host {host!r} does not resolve")
+    if host not in allowed:
+        for address in addresses:
+            if why := not_public(address):
+                raise WebhookRefused(f"webhook host {host!r} resolves to {address} ({why}); not allow-listed")
+    return Pinned(parsed, addresses[0])
+
+
+def allowed_hosts(conn: psycopg.Connection) -> set[str]:
+    """Hosts exempt from the internal-address check: the setting plus the `webhook_allowlist` table."""
+    rows = conn.execute("SELECT host FROM webhook_allowlist").fetchall()
+    return set(settings.WEBHOOK_ALLOWLIST) | {host.lower() for (host,) in rows}
+
+
+# --- what a webhook is -----------------------------------------------------------------------
+def _well_formed(url: str) -> str:
+    _parse(url)  # the allow-list-independent checks; addresses are checked at delivery
+    return url
+
+
+class WebhookRequest(pydantic.BaseModel):
+    """A delivery request (DAG-run conf or a `gpubroker.webhooks` message)."""
+
+    model_config = pydantic.ConfigDict(frozen=True)
+
+    webhook_url: Annotated[str, pydantic.AfterValidator(_well_formed)]
+    event_type: EventType
+    payload: dict[str, Any]
+    webhook_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,15 +229,13 @@ class Webhook:
 
     @classmethod
     def from_request(cls, request: dict[str, Any], default_id: str) -> Webhook:
-        """Validate a delivery request (DAG-run conf or a `gpubroker.webhooks` message)."""
-        url, event_type, payload = request.get("webhook_url"), request.get("event_type"), request.get("payload")
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            raise WebhookRefused(f"webhook_url must be an http(s) URL, got {url!r}")
-        if event_type not in EVENT_TYPES:
-            raise WebhookRefused(f"event_type must be one of {', '.join(EVENT_TYPES)}, got {event_type!r}")
-        if not isinstance(payload, dict):
-            raise WebhookRefused("payload must be a JSON object")
-        return cls(str(request.get("webhook_id") or default_id), url, event_type, payload)
+        """Validate a delivery request; raises WebhookRefused naming the bad field."""
+        try:
+            valid = WebhookRequest.model_validate(request)
+        except pydantic.ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in error.errors())
+            raise WebhookRefused(f"webhook request refused: {problems}") from None
+        return cls(valid.webhook_id or default_id, valid.webhook_url, valid.event_type, valid.payload)
 
     def body(self, timestamp: int) -> bytes:
         return json.dumps({"type": self.event_type, "timestamp": timestamp, "data": self.payload}).encode()
@@ -76,25 +252,26 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def allowed_hosts(conn: psycopg.Connection) -> set[str]:
-    """Hosts exempt from the internal-address check: the setting plus the `webhook_allowlist` table."""
-    rows = conn.execute("SELECT host FROM webhook_allowlist").fetchall()
-    return set(settings.WEBHOOK_ALLOWLIST) | {host.lower() for (host,) in rows}
-
-
-def check_target(url: str, allowed: set[str] = frozenset()) -> None:
-    """Refuse URLs whose host resolves to an internal address, unless allow-listed."""
-    host = urlsplit(url).hostname or ""
-    if host.lower() in allowed:
-        return
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except socket.gaierror:
-        raise WebhookRefused(f"webhook host {host!r} does not resolve") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
-            raise WebhookRefused(f"webhook host {host!r} resolves to internal address {ip}; not allow-listed")
+# --- sending ---------------------------------------------------------------------------------
+async def _post(target: Pinned, body: bytes, headers: dict[str, str], timeout: float,
+                verify: ssl.SSLContext | bool) -> tuple[int, bytes]:  # fmt: skip
+    """POST to the pinned address (Host and SNI of the original name); at most 64 KiB read;
+    the whole exchange within `timeout` seconds. Returns (status, start of the body)."""
+    headers = {**headers, "host": target.url.netloc.decode("ascii"), "accept-encoding": "identity"}
+    async with asyncio.timeout(timeout):
+        async with httpx.AsyncClient(verify=verify, trust_env=False, follow_redirects=False, timeout=timeout) as client:
+            request = client.build_request("POST", target.connect_url, content=body, headers=headers,
+                                           extensions={"sni_hostname": target.host})  # fmt: skip
+            response = await client.send(request, stream=True)
+            received = b""
+            try:
+                async for chunk in response.aiter_raw():
+                    received += chunk
+                    if len(received) >= MAX_RESPONSE_BYTES:
+                        break
+            finally:
+                await response.aclose()
+    return response.status_code, received[:MAX_RESPONSE_BYTES]
 
 
 class _Retry(Exception):
@@ -115,34 +292,50 @@ def already_delivered(conn: psycopg.Connection, webhook_id: str) -> bool:
     return row.fetchone() is not None
 
 
-def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int = ATTEMPTS,
-            backoff: float = 1.0) -> dict[str, Any]:  # fmt: skip
-    """Send once per webhook id, with retries; returns {webhook_id, status, attempts} or raises DeliveryFailed."""
+def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int = ATTEMPTS, backoff: float = 1.0,
+            *, timeout: float = TIMEOUT_SECONDS, resolver: Resolver = system_resolver,
+            verify: ssl.SSLContext | bool = True) -> dict[str, Any]:  # fmt: skip
+    """Send once per webhook id, with retries; returns {webhook_id, status, attempts}.
+
+    Raises WebhookRefused when the target is refused (checked again at every attempt) and
+    DeliveryFailed when it does not accept. `resolver` and `verify` (a TLS context or True for the
+    system's CAs) are seams for tests; `timeout` bounds each whole attempt, in seconds.
+    """
     if already_delivered(conn, hook.webhook_id):
         return {"webhook_id": hook.webhook_id, "status": "already delivered", "attempts": 0}
-    check_target(hook.url, allowed_hosts(conn))
+    allowed = allowed_hosts(conn)
     tries = 0
 
     def attempt() -> int:
         nonlocal tries
         tries += 1
+        try:
+            target = pin(hook.url, allowed, resolver)
+        except WebhookRefused as refused:
+            _log(conn, hook, tries, None, 0, f"refused: {refused}", False)
+            raise
         timestamp = int(time.time())
         body = hook.body(timestamp)
         headers = {"content-type": "application/json", "webhook-id": hook.webhook_id,
                    "webhook-timestamp": str(timestamp), "webhook-signature": sign(secret, hook.webhook_id, timestamp, body)}  # fmt: skip
         started = time.monotonic()
         try:
-            response = httpx.post(hook.url, content=body, headers=headers, timeout=TIMEOUT_SECONDS)
-        except httpx.HTTPError as error:
-            _log(conn, hook, tries, None, int((time.monotonic() - started) * 1000), type(error).__name__, False)
-            raise _Retry(type(error).__name__) from None
-        ok = response.is_success
-        _log(conn, hook, tries, response.status_code, int((time.monotonic() - started) * 1000), "" if ok else response.text[:200], ok)
-        if response.status_code >= 500 or response.status_code == 429:
-            raise _Retry(f"HTTP {response.status_code}")
+            status, received = asyncio.run(_post(target, body, headers, timeout, verify))
+        except (httpx.HTTPError, TimeoutError) as error:
+            why = f"no answer within {timeout:g} s" if isinstance(error, TimeoutError) else type(error).__name__
+            _log(conn, hook, tries, None, int((time.monotonic() - started) * 1000), why, False)
+            raise _Retry(why) from None
+        ok = 200 <= status < 300
+        text = received[:200].decode(errors="replace")
+        _log(conn, hook, tries, status, int((time.monotonic() - started) * 1000), "" if ok else text, ok)
+        if status >= 500 or status == 429:
+            raise _Retry(f"HTTP {status}")
+        if 300 <= status < 400:
+            raise DeliveryFailed(f"{hook.url} answered webhook {hook.webhook_id} with a redirect (HTTP {status}); "
+                                 "redirects are not followed: give the final URL")  # fmt: skip
         if not ok:
-            raise DeliveryFailed(f"{hook.url} refused webhook {hook.webhook_id}: HTTP {response.status_code}")
-        return response.status_code
+            raise DeliveryFailed(f"{hook.url} refused webhook {hook.webhook_id}: HTTP {status}")
+        return status
 
     try:
         status = tenacity.Retrying(
@@ -157,11 +350,13 @@ def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int 
 
 
 def from_kafka_message(message) -> dict[str, Any] | None:
-    """`apply_function` of the webhook AssetWatcher: a `gpubroker.webhooks` message -> request, or None to skip."""
+    """`apply_function` of the webhook AssetWatcher: a `gpubroker.webhooks` message -> request, or None
+    to skip it. The URL's static checks run here; its addresses are checked at delivery, as for REST."""
     try:
         request = json.loads(message.value())
         request.setdefault("webhook_id", stable_id(message.topic(), message.partition(), message.offset()))
         Webhook.from_request(request, request["webhook_id"])
         return request
-    except (ValueError, TypeError, AttributeError, WebhookRefused):
+    except (ValueError, TypeError, AttributeError) as skipped:  # WebhookRefused is a ValueError
+        log.warning("skipping gpubroker.webhooks message at offset %s: %s", message.offset(), skipped)
         return None
