@@ -18,6 +18,7 @@ from gpubroker.schema import Availability
 from gpubroker_provider.hooks.base import PayloadError, VendorError
 from gpubroker_provider.hooks.datacrunch import DataCrunchHook
 from gpubroker_provider.replay.server import create_app
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import RECORDINGS, REPLAY_KEY, Replay, recording
 
 SECRET = "dc-secret-8f3a9c"
@@ -111,20 +112,65 @@ def test_token_answer_without_access_token_is_malformed(oauth):
     assert SECRET not in str(error.value)
 
 
-@pytest.mark.parametrize(
-    ("payload", "mutate"),
-    [
-        ("instance-types.json", lambda body: body[1]["gpu"].update(description="H100 SXM5 80GB")),
-        ("instance-types.json", lambda body: body[2]["gpu"].update(number_of_gpus=4)),
-        ("instance-types.json", lambda body: body[1].update(price_per_hour="2,29")),
-        ("instance-availability.json", lambda body: body[0].update(location_code="FIN-09")),
-        ("locations.json", lambda body: body.clear() or body.append({"code": "FIN-01"})),
-    ],
-    ids=["no-count-prefix", "gpu-count-disagrees", "price-not-a-number", "unknown-location", "location-without-country"],
-)
-def test_malformed_payload_rejects_the_whole_batch(replay, payload, mutate):
-    body = copy.deepcopy(recording("datacrunch", payload))
-    mutate(body)
-    replay.put("datacrunch", payload, body)
-    with pytest.raises(PayloadError, match="datacrunch: malformed payload"):
+def test_a_wrong_envelope_rejects_the_whole_batch(replay):
+    replay.put("datacrunch", "instance-types.json", {"instance_types": recording("datacrunch", "instance-types.json")})
+    with pytest.raises(PayloadError, match="datacrunch: malformed payload: expected three JSON lists"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("payload", "mutate", "reason", "lost_ids"),
+    [
+        ("instance-types.json", lambda body: body[1]["gpu"].update(description="H100 SXM5 80GB"),
+         "unparseable gpu description 'H100 SXM5 80GB'", {"1H100.80S.30V@FIN-01", "1H100.80S.30V@FIN-02"}),
+        ("instance-types.json", lambda body: body[2]["gpu"].update(number_of_gpus=4),
+         "GPU count disagrees with the GPU description", {"8H100.80S.176V@FIN-01"}),
+        ("instance-types.json", lambda body: body[1].update(price_per_hour="2,29"),
+         "could not convert string to float: '2,29'", {"1H100.80S.30V@FIN-01", "1H100.80S.30V@FIN-02"}),
+    ],
+    ids=["no-count-prefix", "gpu-count-disagrees", "price-not-a-number"],
+)
+def test_a_broken_row_is_dropped_with_its_reason_and_the_rest_land(replay, payload, mutate, reason, lost_ids):
+    whole, broken = with_one_item_broken(replay, hook, "datacrunch", payload, mutate)
+    assert broken.dropped == {reason: 1}
+    assert lost(whole, broken) == lost_ids & {o.offer_id for o in whole.offers}
+
+
+def test_an_availability_row_at_an_unknown_location_is_dropped_and_its_types_are_listed_unavailable(replay):
+    whole, broken = with_one_item_broken(
+        replay, hook, "datacrunch", "instance-availability.json", lambda body: body[2].update(location_code="FIN-09"))
+    assert broken.dropped == {"availability at an unknown location 'FIN-09'": 1}
+    by_id = {o.offer_id: o for o in broken.offers}
+    assert "1B200.31V@FIN-03" not in by_id and by_id["1B200.31V@none"].availability == Availability.UNAVAILABLE
+    untouched = {o.offer_id for o in whole.offers if not o.offer_id.endswith("@FIN-03")}
+    assert untouched <= set(by_id)
+
+
+def test_a_location_without_a_country_is_dropped_with_the_availability_there(replay):
+    whole, broken = with_one_item_broken(
+        replay, hook, "datacrunch", "locations.json", lambda body: body[3].pop("country_code"))  # ICE-01
+    assert broken.dropped == {"missing field 'country_code'": 1, "availability at an unknown location 'ICE-01'": 1}
+    assert not any(o.offer_id.endswith("@ICE-01") for o in broken.offers)
+
+
+def test_the_verda_layout_reads_currency_and_local_nvme(replay):
+    replay.put("datacrunch", "instance-types.json", recording("datacrunch", "variant-verda-layout.json"))
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped == {"CPU-only instance type": 1} and not batch.dropped
+    by_id = {o.offer_id: o for o in batch.offers}
+    assert {o.availability for o in batch.offers} == {Availability.UNAVAILABLE}  # none listed as available
+    h200 = by_id["8H200.141S.176V@none"]
+    assert (h200.gpu_model, h200.gpu_count, h200.gpu_memory_gb, str(h200.price_per_hour)) == ("H200", 8, 141, "28.7200")
+    v100 = by_id["1V100.6V@none"]
+    assert (v100.disk_gb, str(v100.spot_price)) == (225, "0.1400")
+
+
+def test_a_price_in_another_currency_is_dropped(replay):
+    def mutate(body):
+        body[0]["currency"] = "eur"
+
+    replay.put("datacrunch", "instance-types.json", recording("datacrunch", "variant-verda-layout.json"))
+    body = recording("datacrunch", "variant-verda-layout.json")
+    mutate(body)
+    replay.put("datacrunch", "instance-types.json", body)
+    assert hook(replay).fetch_batch().dropped == {"prices in 'eur', not USD": 1}

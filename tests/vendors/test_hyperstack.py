@@ -6,6 +6,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.hyperstack import HyperstackHook
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 
@@ -82,24 +83,35 @@ def test_pricebook_change_reprices_every_flavor_of_that_gpu(replay):
     assert [str(offers[f"CANADA-1:n3-H100x{n}"].price_per_hour) for n in (1, 2, 8)] == ["2.1000", "4.2000", "16.8000"]
 
 
-@pytest.mark.parametrize(
-    ("payload", "mutate"),
-    [
-        ("flavors.json", lambda body: body.update(status=False)),
-        ("flavors.json", lambda body: body["data"][0]["flavors"][0].pop("gpu_count")),
-        ("flavors.json", lambda body: body["data"][0]["flavors"][1].update(stock_available="yes")),
-        ("pricebook.json", lambda body: body.clear() or body.append({"name": "H100-80G-PCIe"})),  # no value
-        ("pricebook.json", lambda body: body[0].update(value="n/a")),
-    ],
-    ids=["status-false", "missing-gpu-count", "stock-not-boolean", "pricebook-entry-without-value",
-         "price-not-a-number"],
-)
-def test_malformed_payload_rejects_the_whole_batch(replay, payload, mutate):
-    body = copy.deepcopy(recording("hyperstack", payload))
-    mutate(body)
-    replay.put("hyperstack", payload, body)
+def test_a_wrong_envelope_rejects_the_whole_batch(replay):
+    body = copy.deepcopy(recording("hyperstack", "flavors.json"))
+    body.update(status=False)
+    replay.put("hyperstack", "flavors.json", body)
     with pytest.raises(PayloadError, match="hyperstack: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("payload", "mutate", "reason", "lost_ids"),
+    [
+        ("flavors.json", lambda body: body["data"][0]["flavors"][0].pop("gpu_count"), "missing field 'gpu_count'",
+         {"CANADA-1:n3-H100x1"}),
+        ("flavors.json", lambda body: body["data"][0]["flavors"][1].update(stock_available="yes"),
+         "stock_available must be a boolean", {"CANADA-1:n3-H100x2"}),
+        ("pricebook.json", lambda body: body[0].update(value="n/a"), "not a price: 'n/a'",
+         set()),  # H100-80G-PCIe unpriced: its flavors are skipped (below)
+    ],
+    ids=["missing-gpu-count", "stock-not-boolean", "price-not-a-number"],
+)
+def test_a_broken_flavor_or_price_is_dropped_with_its_reason_and_the_rest_land(replay, payload, mutate, reason,
+                                                                              lost_ids):
+    whole, broken = with_one_item_broken(replay, hook, "hyperstack", payload, mutate)
+    assert broken.dropped == {reason: 1}
+    if payload == "pricebook.json":
+        assert broken.skipped["no pricebook entry for its GPU"] - whole.skipped["no pricebook entry for its GPU"] == 3
+        assert lost(whole, broken) == {"CANADA-1:n3-H100x1", "CANADA-1:n3-H100x2", "CANADA-1:n3-H100x8"}
+    else:
+        assert lost(whole, broken) == lost_ids
 
 
 def test_pricebook_wrapped_in_an_envelope_is_rejected(replay):

@@ -7,6 +7,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.linode import LinodeHook
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import recording
 
 
@@ -72,19 +73,27 @@ def test_a_gpu_family_without_a_card_is_counted_not_guessed(replay):
     assert "g3-gpu-b200-1:us-ord" not in by_id(batch)
 
 
-@pytest.mark.parametrize(
-    "payload, mutate",
-    [
-        ("types-1.json", lambda body: body.update(data={"g1-gpu-rtx6000-1": {}})),
-        ("types-2.json", lambda body: body["data"][0].pop("region_prices")),
-        ("types-1.json", lambda body: body["data"][1]["price"].update(hourly="1.50")),
-        ("availability.json", lambda body: body["data"][0].pop("available")),
-    ],
-    ids=["data-not-a-list", "no-region-prices", "price-as-text", "no-available-flag"],
-)
-def test_malformed_payload_rejects_the_whole_batch(replay, payload, mutate):
-    body = copy.deepcopy(recording("linode", payload))
-    mutate(body)
-    replay.put("linode", payload, body)
+def test_a_wrong_envelope_rejects_the_whole_batch(replay):
+    replay.put("linode", "types-1.json", {"data": {"g1-gpu-rtx6000-1": {}}, "page": 1, "pages": 2})
     with pytest.raises(PayloadError, match="linode: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("payload", "index", "mutate", "reason"),
+    [
+        ("types-2.json", 0, lambda row: row.pop("region_prices"), "missing field 'region_prices'"),
+        ("types-1.json", 1, lambda row: row["price"].update(hourly="1.50"), "TypeError: price '1.50' is not a number"),
+        ("availability.json", 0, lambda row: row.pop("available"), "missing field 'available'"),
+    ],
+    ids=["no-region-prices", "price-as-text", "no-available-flag"],
+)
+def test_a_broken_row_is_dropped_with_its_reason_and_the_rest_land(replay, payload, index, mutate, reason):
+    row = recording("linode", payload)["data"][index]
+    whole, broken = with_one_item_broken(replay, hook, "linode", payload, lambda body: mutate(body["data"][index]))
+    assert broken.dropped == {reason: 1}
+    gone = lost(whole, broken)
+    if "plan" in row:  # an availability row: that type is no longer offered in that region
+        assert gone == {f"{row['plan']}:{row['region']}"}
+    else:
+        assert gone == {o.offer_id for o in whole.offers if o.instance_type == row["id"]} != set()

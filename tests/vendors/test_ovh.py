@@ -8,6 +8,7 @@ import pytest
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker.fx import EUR_USD
 from gpubroker_provider.hooks.ovh import OvhHook
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import recording
 
 
@@ -93,17 +94,34 @@ def test_a_usd_catalogue_is_used_as_is(replay):
 
 @pytest.mark.parametrize(
     "mutate",
-    [
-        lambda body: body.pop("addons"),
-        lambda body: body["locale"].update(currencyCode="GBP"),
-        lambda body: addon(body, "a100-180.consumption")["pricings"][0].update(price=2.75),
-        lambda body: addon(body, "l4-90.consumption")["blobs"]["technical"]["gpu"].pop("memory"),
-    ],
-    ids=["no-addons", "unknown-currency", "price-not-micro-cents", "gpu-without-memory"],
+    [lambda body: body.pop("addons"), lambda body: body["locale"].update(currencyCode="GBP")],
+    ids=["no-addons", "unknown-currency"],
 )
-def test_malformed_payload_rejects_the_whole_batch(replay, mutate):
+def test_a_wrong_envelope_rejects_the_whole_batch(replay, mutate):
     body = copy.deepcopy(recording("ovh", "catalog-fr.json"))
     mutate(body)
     replay.put("ovh", "catalog-fr.json", body)
     with pytest.raises(PayloadError, match="ovh: malformed payload"):
         hook(replay).fetch_batch()
+
+
+def test_a_broken_plan_is_dropped_with_its_reason_and_its_flavor_keeps_the_others(replay):
+    def mutate(body):
+        addon(body, "a100-180.consumption")["pricings"][0].update(price=2.75)  # not 10^-8 units
+        addon(body, "h100-380.monthly.postpaid")["configurations"][0].update(values=["GRA11", None])
+
+    whole, broken = with_one_item_broken(replay, hook, "ovh", "catalog-fr.json", mutate)
+    assert broken.dropped == {"TypeError: price 2.75 is not an integer of 10^-8 currency units": 1,
+                              "region values are not names": 1}  # fmt: skip
+    # a100-180 had one plan; h100-380 loses the regions its monthly plan named, keeps its hourly price
+    assert lost(whole, broken) == {"a100-180:GRA11", "a100-180:BHS5", "h100-380:GRA11", "h100-380:BHS5"}
+
+
+def test_storage_and_cpu_addons_are_skipped_and_gpu_memory_not_stated_comes_from_the_registry(replay):
+    body = copy.deepcopy(recording("ovh", "catalog-fr.json"))
+    addon(body, "l4-90.consumption")["blobs"]["technical"]["gpu"].pop("memory")
+    replay.put("ovh", "catalog-fr.json", body)
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped == {"not an instance plan (storage, network, ...)": 1, "CPU instance flavor": 1}
+    l4 = by_id(batch)["l4-90:GRA11"]
+    assert (l4.gpu_memory_gb, l4.inferred) == (24, ("gpu_memory_gb",))

@@ -7,6 +7,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError, VendorError
 from gpubroker_provider.hooks.scaleway import EUR_USD, ScalewayHook
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 
@@ -86,19 +87,30 @@ def test_the_key_travels_as_x_auth_token(replay):
     assert ScalewayHook(api_key="k").auth_headers("k") == {"X-Auth-Token": "k"}
 
 
-@pytest.mark.parametrize(
-    "payload, mutate",
-    [
-        ("servers-pl-waw-2.json", lambda body: body.update(servers=list(body["servers"].values()))),
-        ("servers-fr-par-2-2.json", lambda body: body["servers"]["L40S-1-48G"].pop("gpu_info")),
-        ("servers-fr-par-1.json", lambda body: body["servers"]["GPU-3070-S"].update(hourly_price="0.98")),
-        ("availability-fr-par-2.json", lambda body: body["servers"]["L4-1-24G"].pop("availability")),
-    ],
-    ids=["servers-as-a-list", "gpu-type-without-gpu-info", "price-as-text", "availability-without-level"],
-)
-def test_malformed_payload_rejects_the_whole_batch(replay, payload, mutate):
-    body = copy.deepcopy(recording("scaleway", payload))
-    mutate(body)
-    replay.put("scaleway", payload, body)
+def test_a_wrong_envelope_rejects_the_whole_batch(replay):
+    body = copy.deepcopy(recording("scaleway", "servers-pl-waw-2.json"))
+    body.update(servers=list(body["servers"].values()))
+    replay.put("scaleway", "servers-pl-waw-2.json", body)
     with pytest.raises(PayloadError, match="scaleway: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("payload", "mutate", "reason", "lost_ids"),
+    [
+        ("servers-fr-par-2-2.json", lambda body: body["servers"]["L40S-1-48G"].pop("gpu_info"),
+         "missing field 'gpu_info'", {"L40S-1-48G:fr-par-2"}),
+        ("servers-fr-par-1.json", lambda body: body["servers"]["GPU-3070-S"].update(hourly_price="0.98"),
+         "TypeError: hourly_price '0.98' is not a number", {"GPU-3070-S:fr-par-1"}),
+        ("availability-fr-par-2.json", lambda body: body["servers"]["L4-1-24G"].pop("availability"),
+         "missing field 'availability'", set()),  # the type stays, its stock level unknown
+    ],
+    ids=["gpu-type-without-gpu-info", "price-as-text", "availability-without-level"],
+)
+def test_a_broken_type_is_dropped_with_its_reason_and_the_rest_land(replay, payload, mutate, reason, lost_ids):
+    whole, broken = with_one_item_broken(replay, hook, "scaleway", payload, mutate)
+    assert broken.dropped == {reason: 1}
+    if lost_ids:
+        assert lost(whole, broken) == lost_ids
+    else:
+        assert by_id(broken)["L4-1-24G:fr-par-2"].availability == "unknown"

@@ -19,12 +19,20 @@ Fields and units (instance types):
   `gpu.description` ("8x H100 SXM5 80GB") — count prefix, GPU name, form factor, per-GPU memory;
   `gpu.number_of_gpus`; `gpu_memory.size_in_gigabytes` — GB for ALL the instance's GPUs together
     (divided by the GPU count for the per-GPU figure); `memory.size_in_gigabytes` — RAM, GB;
-  `cpu.number_of_cores` — vCPUs. Storage is billed separately ("dynamic"): disk left empty.
+  `cpu.number_of_cores` — vCPUs. Storage is billed separately (`storage.description` "dynamic"):
+  disk left empty, except where a type comes with local NVMe (`storage.size_in_gigabytes`, GB).
 Offers: one per instance type and location listing it in `availabilities` (offer_id
 `<instance_type>@<location_code>`, available); a type available nowhere keeps one offer in region
 "unknown" (offer_id `<instance_type>@none`, unavailable). Country from /v1/locations' `country_code`.
-Skipped: CPU-only types (`number_of_gpus` 0). Not used: `dynamic_price` (DataCrunch's variable
-price) — the listing price is the fixed `price_per_hour`.
+Not used: `dynamic_price` (DataCrunch's variable price) — the listing price is the fixed
+`price_per_hour`.
+Items: every location, availability row and instance type, each read on its own. Skipped (counted):
+CPU-only types (`number_of_gpus` 0). Dropped with their reason: an availability row at a location
+the locations listing does not name, a type priced in another currency than USD, a type whose GPU
+description disagrees with its GPU count.
+Layouts accepted: the DataCrunch answers above, and the Verda one (DataCrunch renamed, same API):
+`currency` ("usd"), `manufacturer`, `display_name`, `supported_os`, `p2p: null`, model names
+without memory ("H100"), and local NVMe given as `storage.size_in_gigabytes`.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from airflow.sdk.log import mask_secret
 
 from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, PayloadError, VendorHook
+from gpubroker_provider.hooks.base import Batch, PayloadError, Variant, VendorHook, skip
 from gpubroker_provider.vendors import VENDORS
 
 TOKEN_PATH = "/v1/oauth2/token"
@@ -50,6 +58,10 @@ NOWHERE = "none"
 
 class DataCrunchHook(VendorHook):
     vendor = VENDORS["datacrunch"]
+    variants = (
+        Variant("verda-layout", "instance-types.json", "Verda's instance types: `currency`, `manufacturer`, "
+                "`display_name`, `supported_os`, local NVMe in `storage.size_in_gigabytes`"),
+    )
     _credentials: str | None = None
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
@@ -83,34 +95,47 @@ class DataCrunchHook(VendorHook):
     def pages_from_primary(self, body: Any) -> list[Any]:
         return [body, None, []]  # instance types alone: where each is available is unknown
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[tuple[str, Any]]:
+        """("location", row), ("availability", row) and ("type", row) for every row of the three listings."""
         self.expect(len(pages) == len(LISTINGS) and all(isinstance(p, list) for p in pages if p is not None)
                     and isinstance(pages[0], list),
-                    "expected three JSON lists: instance types, availability, locations")
+                    "expected three JSON lists: instance types, availability, locations")  # fmt: skip
         instance_types, availability, locations = pages
-        known = availability is not None
-        availability = availability or []
-        country = {loc["code"]: loc["country_code"] for loc in locations}
+        yield from (("location", row) for row in locations)
+        yield from (("availability", row) for row in availability or [])
+        yield from (("type", row) for row in instance_types)
+
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        listed = list(self.items(pages))
+        rows = {kind: [row for k, row in listed if k == kind] for kind in ("location", "availability", "type")}
+        country = dict(batch.each(rows["location"], lambda loc: (loc["code"], loc["country_code"])))
         where: dict[str, list[str]] = {}
-        for entry in availability:
-            self.expect(entry["location_code"] in country, f"unknown location {entry['location_code']!r}")
-            for name in entry["availabilities"]:
-                where.setdefault(name, []).append(entry["location_code"])
-        for row in instance_types:
-            if row["gpu"]["number_of_gpus"] == 0:
-                continue
-            count, name = _gpu(row["gpu"]["description"])
-            self.expect(count == row["gpu"]["number_of_gpus"], f"{row['instance_type']}: GPU count disagrees")
-            if not (match := batch.gpu(name)):
-                continue
+        for code, names in batch.each(rows["availability"], lambda entry: _where(entry, country)):
+            for name in names:
+                where.setdefault(name, []).append(code)
+        known = pages[1] is not None  # None: only the instance types were read (`pages_from_primary`)
+        for row in rows["type"]:
+            with batch.item():
+                for offer in self._type(row, where, country, known, observed_at, batch):
+                    batch.add(offer)
+
+    def _type(self, row: dict[str, Any], where: dict[str, list[str]], country: dict[str, str], known: bool,
+              observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        if row["gpu"]["number_of_gpus"] == 0:
+            skip("CPU-only instance type")
+        self.expect(row.get("currency", "usd").lower() == "usd", f"prices in {row.get('currency')!r}, not USD")
+        count, name = _gpu(row["gpu"]["description"])
+        self.expect(count == row["gpu"]["number_of_gpus"], "GPU count disagrees with the GPU description")
+        if match := batch.gpu(name):
             for code in where.get(row["instance_type"], [NOWHERE]):
-                batch.add(self._offer(row, code, country.get(code), match, observed_at, known))
+                yield self._offer(row, code, country.get(code), match, observed_at, known)
 
     def _offer(self, row: dict[str, Any], code: str, country: str | None, match: gpus.GpuMatch,
                observed_at: datetime, availability_known: bool = True) -> Offer:
         count = row["gpu"]["number_of_gpus"]
         price, spot = float(row["price_per_hour"]), float(row["spot_price"]) if row.get("spot_price") else None
         available = code != NOWHERE
+        local_disk = (row.get("storage") or {}).get("size_in_gigabytes")  # local NVMe; absent: "dynamic"
         return self.offer(
             match,
             observed_at,
@@ -122,11 +147,22 @@ class DataCrunchHook(VendorHook):
             gpu_memory_gb=row["gpu_memory"]["size_in_gigabytes"] / count,
             vcpus=row["cpu"]["number_of_cores"],
             ram_gb=row["memory"]["size_in_gigabytes"],
+            disk_gb=local_disk,
             price_per_hour=price,
             spot_price=spot if spot and spot <= price else None,
             availability=Availability.AVAILABLE if available
             else Availability.UNAVAILABLE if availability_known else Availability.UNKNOWN,
         )
+
+
+def _where(entry: dict[str, Any], country: dict[str, str]) -> tuple[str, list[str]]:
+    """(location code, instance types deployable there) of one availability row, at a known location."""
+    code, names = entry["location_code"], entry["availabilities"]
+    if code not in country:
+        raise ValueError(f"availability at an unknown location {code!r}")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("availabilities is not a list of instance types")
+    return code, names
 
 
 def _gpu(description: str) -> tuple[int, str]:

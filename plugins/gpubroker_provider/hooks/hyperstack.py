@@ -16,11 +16,12 @@ now (`original_value` is the list price before a time-limited discount); we take
 Spot: GPU names ending in "-spot" are the spot variants of the same card. They are not separate
 on-demand offers: their pricebook value x `gpu_count` becomes `spot_price` of the on-demand flavor.
 Inferred: per-GPU memory is not in the payload; it is read from the vendor's GPU name through the
-`_GPUS` table below (e.g. "80G" in "H100-80G-PCIe").
-Unknown: a GPU the registry lacks, or one with several memory sizes and not in `_GPUS`, is counted
-in `batch.unknown_gpus` and skipped.
-Skipped: CPU-only groups (`gpu` ""), spot groups (see above), flavors whose GPU has no pricebook
-entry (nothing to price them with; logged). Regions map to countries through `_COUNTRY`.
+`_GPUS` table below (e.g. "80G" in "H100-80G-PCIe"), else taken from the registry where the model has
+one size (marked inferred).
+Items: each pricebook entry and each flavor. Skipped (counted): CPU-only flavors (`gpu` ""), spot
+flavors (see above) and flavors whose GPU has no pricebook entry (nothing to price them with).
+A GPU the registry lacks is counted in `batch.unknown_gpus`; a flavor or pricebook entry that cannot
+be read is dropped with its reason. Regions map to countries through `_COUNTRY`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import httpx
 
 from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.hooks.base import Batch, VendorHook, skip
 from gpubroker_provider.vendors import VENDORS
 
 FLAVORS = "/v1/core/flavors"
@@ -70,6 +71,10 @@ def _usd(value: Any) -> Decimal:
         raise ValueError(f"not a price: {value!r}") from None
 
 
+def _price(entry: dict[str, Any]) -> tuple[str, Decimal]:
+    return entry["name"], _usd(entry["value"])
+
+
 class HyperstackHook(VendorHook):
     vendor = VENDORS["hyperstack"]
     primary_only = False  # prices live in the pricebook, specs in the flavors
@@ -81,7 +86,8 @@ class HyperstackHook(VendorHook):
         yield self.request(client, "GET", FLAVORS)
         yield self.request(client, "GET", PRICEBOOK)
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[tuple]:
+        """("price", entry) for each pricebook entry, then ("flavor", GPU name, flavor) for each flavor."""
         self.expect(len(pages) == 2, "expected the flavors and the pricebook")
         flavors, pricebook = pages
         self.expect(
@@ -89,31 +95,37 @@ class HyperstackHook(VendorHook):
             'expected flavors as {"status": true, "data": [...]}',
         )
         self.expect(isinstance(pricebook, list), "expected the pricebook as a JSON array")
-        prices = {item["name"]: _usd(item["value"]) for item in pricebook}
+        yield from (("price", entry) for entry in pricebook)
         for group in flavors["data"]:
-            gpu_name = group["gpu"]
-            if not gpu_name or gpu_name.endswith(SPOT):
-                continue  # CPU-only flavors; spot variants priced onto their on-demand twin
-            name, memory = _GPUS.get(gpu_name, (gpu_name, None))
-            if (match := batch.gpu(name)) is None:
-                continue
-            if gpu_name not in prices:
-                self.log.warning("hyperstack: no pricebook entry for %s; its flavors are skipped", gpu_name)
-                continue
-            if memory is None:
-                if len(match.model.memory_gb) != 1:  # size not knowable from the name: report, skip
-                    batch.unknown_gpus[gpu_name] += 1
-                    continue
-                memory = match.model.memory_gb[0]
-            for flavor in group["flavors"]:
-                spot = prices.get(gpu_name + SPOT)
-                batch.add(self._offer(flavor, match, memory, prices[gpu_name], spot, observed_at))
+            self.expect(isinstance(group, dict) and isinstance(group.get("flavors"), list), "expected flavor groups")
+            yield from (("flavor", group.get("gpu"), flavor) for flavor in group["flavors"])
+
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        listed = list(self.items(pages))
+        prices = dict(batch.each((item[-1] for item in listed if item[0] == "price"), _price))
+        for _kind, gpu_name, flavor in (item for item in listed if item[0] == "flavor"):
+            with batch.item():
+                if offer := self._flavor(gpu_name, flavor, prices, observed_at, batch):
+                    batch.add(offer)
+
+    def _flavor(self, gpu_name: Any, flavor: dict[str, Any], prices: dict[str, Decimal], observed_at: datetime,
+                batch: Batch) -> Offer | None:
+        if not gpu_name:
+            skip("CPU-only flavor")
+        if gpu_name.endswith(SPOT):
+            skip("spot flavor: priced onto its on-demand twin")
+        name, memory = _GPUS.get(gpu_name, (gpu_name, None))
+        if (match := batch.gpu(name)) is None:
+            return None
+        if gpu_name not in prices:
+            skip("no pricebook entry for its GPU")
+        return self._offer(flavor, match, memory, prices[gpu_name], prices.get(gpu_name + SPOT), observed_at)
 
     def _offer(
         self,
         flavor: dict[str, Any],
         match: gpus.GpuMatch,
-        memory: float,
+        memory: float | None,
         gpu_price: Decimal,
         spot_gpu_price: Decimal | None,
         observed_at: datetime,

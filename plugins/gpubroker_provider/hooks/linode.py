@@ -30,8 +30,8 @@ from typing import Any
 
 import httpx
 
-from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker.schema import Availability, Offer
+from gpubroker_provider.hooks.base import Batch, VendorHook, skip
 from gpubroker_provider.vendors import VENDORS
 
 PAGE_SIZE = 100  # Linode allows 25..500
@@ -71,21 +71,27 @@ class LinodeHook(VendorHook):
                     break
                 page_number += 1
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        types: list[dict[str, Any]] = []
-        regions: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
             self.expect(isinstance(page, dict) and isinstance(page.get("data"), list), 'expected {"data": [...], "page": ...}')
-            for row in page["data"]:
-                if "plan" in row and "region" in row:  # a /v4/regions/availability row
-                    regions[row["plan"]].append((row["region"], bool(row["available"])))
-                else:
-                    types.append(row)
-        for linode_type in types:
-            if linode_type["gpus"]:
-                self._type(linode_type, regions[linode_type["id"]], observed_at, batch)
+            yield from page["data"]
 
-    def _type(self, linode_type: dict[str, Any], regions: list[tuple[str, bool]], observed_at: datetime, batch: Batch) -> None:
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        rows = list(self.items(pages))
+        # a /v4/regions/availability row names a plan and a region; a /v4/linode/types row does not
+        is_place = [isinstance(row, dict) and "plan" in row and "region" in row for row in rows]
+        regions: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+        for plan, place in batch.each((r for r, p in zip(rows, is_place) if p), _place):
+            regions[plan].append(place)
+        for linode_type in (r for r, p in zip(rows, is_place) if not p):
+            with batch.item():
+                for offer in self._type(linode_type, regions, observed_at, batch):
+                    batch.add(offer)
+
+    def _type(self, linode_type: dict[str, Any], regions: dict[str, list[tuple[str, bool]]], observed_at: datetime,
+              batch: Batch) -> Iterator[Offer]:
+        if not linode_type["gpus"]:
+            skip("CPU Linode type")
         family = next((f for f in GPU_FAMILIES if f[0] in linode_type["id"]), None)
         if family is None:
             batch.unknown_gpus[linode_type["label"]] += 1  # a GPU family this module has no card for
@@ -94,27 +100,32 @@ class LinodeHook(VendorHook):
         if (match := batch.gpu(gpu_name)) is None:
             return
         region_prices = {p["id"]: p["hourly"] for p in linode_type["region_prices"]}
-        for region, available in regions:
+        for region, available in regions[linode_type["id"]]:
             price = _number(region_prices.get(region, linode_type["price"]["hourly"]))
             if not price:
                 continue
-            batch.add(
-                self.offer(
-                    match,
-                    observed_at,
-                    region=region,
-                    country=COUNTRY.get(region),
-                    offer_id=f"{linode_type['id']}:{region}",
-                    instance_type=linode_type["id"],
-                    gpu_count=int(linode_type["gpus"]),
-                    gpu_memory_gb=memory_gb,
-                    vcpus=int(linode_type["vcpus"]),
-                    ram_gb=round(linode_type["memory"] / 1024, 1),
-                    disk_gb=round(linode_type["disk"] / 1024, 1),
-                    price_per_hour=price,
-                    availability=Availability.AVAILABLE if available else Availability.UNAVAILABLE,
-                )
+            yield self.offer(
+                match,
+                observed_at,
+                region=region,
+                country=COUNTRY.get(region),
+                offer_id=f"{linode_type['id']}:{region}",
+                instance_type=linode_type["id"],
+                gpu_count=int(linode_type["gpus"]),
+                gpu_memory_gb=memory_gb,
+                vcpus=int(linode_type["vcpus"]),
+                ram_gb=round(linode_type["memory"] / 1024, 1),
+                disk_gb=round(linode_type["disk"] / 1024, 1),
+                price_per_hour=price,
+                availability=Availability.AVAILABLE if available else Availability.UNAVAILABLE,
             )
+
+
+def _place(row: dict[str, Any]) -> tuple[str, tuple[str, bool]]:
+    """(plan, (region, available)) of one /v4/regions/availability row."""
+    if not (isinstance(row["region"], str) and row["region"]) or not isinstance(row["available"], bool):
+        raise ValueError("availability row without a region name or an available flag")
+    return row["plan"], (row["region"], row["available"])
 
 
 def _number(value: Any) -> float | None:

@@ -22,7 +22,9 @@ Units of the fields used:
   often leaves them empty on the hourly plan and lists them on the flavor's monthly plan: the
   regions of all the flavor's plans are then used. One offer per flavor per region (offer_id
   `<flavor>:<region>`); availability "unknown" (orderable regions, not stock).
-Flavors whose technical blob has no `gpu` are CPU instances and skipped.
+Each addon is an item, read on its own: addons that are not instance plans (storage, network) and
+flavors whose technical blob has no `gpu` (CPU instances) are skipped (counted); a plan that cannot
+be read is dropped with its reason, and its flavor keeps its other plans.
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
 from gpubroker.fx import TO_USD  # one dated rate for every vendor
 from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.hooks.base import Batch, VendorHook, skip
 from gpubroker_provider.vendors import VENDORS
 
 PATH = "/1.0/order/catalog/public/cloud"
@@ -53,6 +55,15 @@ COUNTRY = {
 }
 
 
+class FlavorPlan(NamedTuple):
+    """One plan (addon) of a GPU flavor, read and checked on its own."""
+
+    flavor: str  # invoiceName, e.g. "h100-380"
+    hourly_usd: Decimal | None  # None for a monthly plan
+    regions: tuple[str, ...]
+    spec: dict[str, Any]  # the offer fields of the flavor's technical blob
+
+
 class OvhHook(VendorHook):
     vendor = VENDORS["ovh"]
     subsidiary = "FR"
@@ -60,7 +71,8 @@ class OvhHook(VendorHook):
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         yield self.request(client, "GET", PATH, params={"ovhSubsidiary": self.subsidiary})
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[tuple[Decimal, frozenset[str], Any]]:
+        """(USD per catalogue unit, the instance plan codes, addon) for every addon of every catalogue."""
         for catalog in pages:
             self.expect(
                 isinstance(catalog, dict) and isinstance(catalog.get("addons"), list) and isinstance(catalog.get("plans"), list),
@@ -68,61 +80,68 @@ class OvhHook(VendorHook):
             )
             currency = catalog["locale"]["currencyCode"]
             self.expect(currency in TO_USD, f"prices in {currency!r}, expected one of {sorted(TO_USD)}")
-            instance_codes = {
+            instance_codes = frozenset(
                 code
                 for plan in catalog["plans"]
                 for family in plan.get("addonFamilies") or []
                 if family["name"] == "instance"
                 for code in family["addons"]
-            }
-            flavors: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for addon in catalog["addons"]:
-                if addon["planCode"] in instance_codes:
-                    flavors[addon["invoiceName"]].append(addon)
-            for flavor, plans in flavors.items():
-                self._flavor(flavor, plans, TO_USD[currency], observed_at, batch)
+            )
+            yield from ((TO_USD[currency], instance_codes, addon) for addon in catalog["addons"])
 
-    def _flavor(self, flavor: str, plans: list[dict[str, Any]], to_usd: Decimal, observed_at: datetime, batch: Batch) -> None:
-        hourly = [(plan, pricing) for plan in plans if (pricing := _hourly_pricing(plan))]
-        technical = (plans[0].get("blobs") or {}).get("technical") or {}
-        gpu = technical.get("gpu")
-        if not gpu or not hourly:
-            return  # a CPU flavor, or one without an hourly price
-        if (match := batch.gpu(gpu["model"])) is None:
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        plans: dict[str, list[FlavorPlan]] = defaultdict(list)
+        for plan in batch.each(self.items(pages), lambda item: _flavor_plan(*item)):
+            plans[plan.flavor].append(plan)
+        for flavor, flavor_plans in plans.items():
+            self._flavor(flavor, flavor_plans, observed_at, batch)
+
+    def _flavor(self, flavor: str, plans: list[FlavorPlan], observed_at: datetime, batch: Batch) -> None:
+        spec = dict(plans[0].spec)
+        if (match := batch.gpu(spec.pop("gpu"))) is None:
             return
-        all_regions = [r for plan in plans for r in _regions(plan)]
+        all_regions = [r for plan in plans for r in plan.regions]
         offered: set[str] = set()
-        for plan, pricing in hourly:
-            price = Decimal(_integer(pricing["price"])) / PRICE_UNITS * to_usd
-            for region in _regions(plan) or all_regions:
-                if region in offered:
-                    continue
+        for plan in plans:
+            if plan.hourly_usd is None:
+                continue  # a monthly plan: its regions only
+            for region in [r for r in plan.regions or all_regions if r not in offered]:
                 offered.add(region)
-                batch.add(
-                    self.offer(
-                        match,
-                        observed_at,
-                        region=region,
-                        country=_country(region),
-                        offer_id=f"{flavor}:{region}",
-                        instance_type=flavor,
-                        gpu_count=int(gpu["number"]),
-                        gpu_memory_gb=float(gpu["memory"]["size"]),
-                        vcpus=int(technical["cpu"]["cores"]),
-                        ram_gb=float(technical["memory"]["size"]),
-                        disk_gb=float(sum(d["capacity"] * d.get("number", 1) for d in technical["storage"]["disks"])),
-                        price_per_hour=price,
-                        availability=Availability.UNKNOWN,
-                    )
-                )
+                batch.add(self.offer(match, observed_at, region=region, country=_country(region),
+                                     offer_id=f"{flavor}:{region}", instance_type=flavor,
+                                     price_per_hour=plan.hourly_usd, availability=Availability.UNKNOWN, **spec))  # fmt: skip
 
 
-def _hourly_pricing(plan: dict[str, Any]) -> dict[str, Any] | None:
-    return next((p for p in plan["pricings"] if p["intervalUnit"] == "hour"), None)
+def _flavor_plan(to_usd: Decimal, instance_codes: frozenset[str], addon: dict[str, Any]) -> FlavorPlan:
+    """One addon of the catalogue as a GPU flavor's plan; other addons are skipped."""
+    if addon["planCode"] not in instance_codes:
+        skip("not an instance plan (storage, network, ...)")
+    technical = (addon.get("blobs") or {}).get("technical") or {}
+    if not (gpu := technical.get("gpu")):
+        skip("CPU instance flavor")
+    hourly = next((p for p in addon["pricings"] if p["intervalUnit"] == "hour"), None)
+    disks = technical["storage"]["disks"]
+    memory = (gpu.get("memory") or {}).get("size")  # GB per GPU; None: the registry's
+    return FlavorPlan(
+        flavor=addon["invoiceName"],
+        hourly_usd=None if hourly is None else Decimal(_integer(hourly["price"])) / PRICE_UNITS * to_usd,
+        regions=tuple(_regions(addon)),
+        spec={
+            "gpu": str(gpu["model"]),
+            "gpu_count": int(gpu["number"]),
+            "gpu_memory_gb": None if memory is None else float(memory),
+            "vcpus": int(technical["cpu"]["cores"]),
+            "ram_gb": float(technical["memory"]["size"]),
+            "disk_gb": float(sum(d["capacity"] * d.get("number", 1) for d in disks)),
+        },
+    )
 
 
 def _regions(plan: dict[str, Any]) -> list[str]:
-    return [v for c in plan.get("configurations") or [] if c["name"] == "region" for v in c["values"]]
+    found = [v for c in plan.get("configurations") or [] if c["name"] == "region" for v in c["values"]]
+    if not all(isinstance(r, str) and r for r in found):
+        raise ValueError("region values are not names")
+    return found
 
 
 def _country(region: str) -> str | None:

@@ -20,15 +20,15 @@ Units of the fields used:
   `scratch_storage_max_size`: bytes of local scratch NVMe -> GB / 10^9 (None when 0).
 - availability: "available" / "scarce" / "shortage" -> available / limited / unavailable;
   a type missing from the availability map is "unknown".
-One offer per GPU type per zone (offer_id `<type>:<zone>`). Types with `end_of_service: true`
-are skipped (no longer orderable); types with `gpu: 0` are CPU Instances.
+One offer per GPU type per zone (offer_id `<type>:<zone>`). Each type of each listing is an item:
+types with `end_of_service: true` (no longer orderable) and types with `gpu: 0` (CPU Instances) are
+skipped (counted); a type or stock entry that cannot be read is dropped with its reason.
 Known limits: only the zones in ZONES are read (the ones selling GPUs); Scaleway's Elastic Metal
 GPU servers are a different API and are not read.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -37,8 +37,8 @@ from typing import Any
 import httpx
 
 from gpubroker.fx import EUR_USD  # one dated rate for every vendor
-from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker.schema import Availability, Offer
+from gpubroker_provider.hooks.base import Batch, VendorHook, skip
 from gpubroker_provider.vendors import VENDORS
 
 ZONES = ("fr-par-1", "fr-par-2", "nl-ams-1", "pl-waw-2")
@@ -75,45 +75,58 @@ class ScalewayHook(VendorHook):
             if not isinstance(response.get("total_count"), int) or len(seen) >= response["total_count"]:
                 return
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        types: dict[str, dict[str, Any]] = defaultdict(dict)
-        stock: dict[str, dict[str, str]] = defaultdict(dict)
+    def items(self, pages: list[Any]) -> Iterator[tuple[str, str, str, Any]]:
+        """(zone, listing, commercial type, row) for every type of every page."""
         for page in pages:
             self.expect(isinstance(page, dict) and page.get("zone") in ZONES, "expected a page of a known zone")
             servers = page["response"].get("servers") if isinstance(page["response"], dict) else None
             self.expect(isinstance(servers, dict), 'expected {"servers": {TYPE: {...}}, "total_count": N}')
-            if page["listing"] == "availability":
-                stock[page["zone"]] |= {name: row["availability"] for name, row in servers.items()}
-            else:
-                types[page["zone"]] |= servers
-        for zone, zone_types in types.items():
-            for name, server_type in zone_types.items():
-                if server_type.get("gpu") and not server_type.get("end_of_service"):
-                    self._type(zone, name, server_type, stock[zone].get(name), observed_at, batch)
+            yield from ((page["zone"], page["listing"], name, row) for name, row in servers.items())
 
-    def _type(self, zone: str, name: str, server_type: dict[str, Any], stock: str | None, observed_at: datetime, batch: Batch) -> None:
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        listed = list(self.items(pages))
+        stock = dict(batch.each((i for i in listed if i[1] == "availability"), _stock_level))
+        for zone, listing, name, server_type in listed:
+            if listing == "servers":
+                with batch.item():
+                    for offer in self._type(zone, name, server_type, stock.get((zone, name)), observed_at, batch):
+                        batch.add(offer)
+
+    def _type(self, zone: str, name: str, server_type: dict[str, Any], stock: str | None, observed_at: datetime,
+              batch: Batch) -> Iterator[Offer]:
+        if not server_type["gpu"]:
+            skip("CPU Instance type")
+        if server_type.get("end_of_service"):
+            skip("end of service: no longer orderable")
         gpu = server_type["gpu_info"]
         if (match := batch.gpu(gpu["gpu_name"])) is None:
             return
         scratch = server_type.get("scratch_storage_max_size") or 0
-        batch.add(
-            self.offer(
-                match,
-                observed_at,
-                region=zone,
-                country=COUNTRY[zone.rsplit("-", 1)[0]],
-                offer_id=f"{name}:{zone}",
-                instance_type=name,
-                gpu_count=int(server_type["gpu"]),
-                gpu_memory_gb=round(gpu["gpu_memory"] / GIB, 1),
-                vcpus=int(server_type["ncpus"]),
-                ram_gb=round(server_type["ram"] / GIB, 1),
-                disk_gb=round(scratch / 1e9, 1) if scratch else None,
-                price_per_hour=eur_to_usd(server_type["hourly_price"]),
-                availability=AVAILABILITY.get(stock, Availability.UNKNOWN) if stock else Availability.UNKNOWN,
-                cpu_arch=server_type.get("arch"),
-            )
+        memory = gpu.get("gpu_memory")
+        yield self.offer(
+            match,
+            observed_at,
+            region=zone,
+            country=COUNTRY[zone.rsplit("-", 1)[0]],
+            offer_id=f"{name}:{zone}",
+            instance_type=name,
+            gpu_count=int(server_type["gpu"]),
+            gpu_memory_gb=None if memory is None else round(memory / GIB, 1),
+            vcpus=int(server_type["ncpus"]),
+            ram_gb=round(server_type["ram"] / GIB, 1),
+            disk_gb=round(scratch / 1e9, 1) if scratch else None,
+            price_per_hour=eur_to_usd(server_type["hourly_price"]),
+            availability=AVAILABILITY.get(stock, Availability.UNKNOWN) if stock else Availability.UNKNOWN,
+            cpu_arch=server_type.get("arch"),
         )
+
+
+def _stock_level(item: tuple[str, str, str, Any]) -> tuple[tuple[str, str], str]:
+    zone, _listing, name, row = item
+    level = row["availability"]
+    if not isinstance(level, str):
+        raise ValueError("availability is not a stock level")
+    return (zone, name), level
 
 
 def eur_to_usd(eur: Any) -> Decimal:
