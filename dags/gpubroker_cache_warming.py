@@ -1,10 +1,10 @@
 """
 ### Cache warming
 
-Every 5 minutes: precompute the hot queries — offers per provider, offers per GPU model, cheapest
-offer per GPU per region, the GPU registry — into Redis with the seed's TTLs (pricing 60 s,
-static 300 s). Each run writes a new version and switches readers to it in one transaction, so a
-reader never sees a half-written set (`gpubroker.cache`).
+Every 5 minutes: ask the webapp for the hot answers — the offer list, each GPU model's offers and
+cheapest offer per region, provider status — so they sit in its shared Redis cache (L1) with the
+seed's TTLs (pricing 60 s, static 300 s) before users ask. Answers are cached per data version,
+which every landing bumps, so warming never serves old data (`gpubroker.cache`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from gpubroker_provider import sync
 )
 def gpubroker_cache_warming():
     @task
-    def warm() -> int:
+    def warm() -> dict[str, int]:
         return sync.refresh_cache()
 
     warm()

@@ -5,7 +5,7 @@ Every hour, and on demand: for each provider (one mapped task each, in parallel)
 vendor's listing under its circuit breaker and normalise it to the offer schema
 (`FetchOffersOperator`), validate it with the Great Expectations gate, land it in PostgreSQL in
 one transaction, then publish one `price_update` event per changed price to
-`gpubroker.price-updates`, and refresh the Redis keys the webapp reads.
+`gpubroker.price-updates`, and warm the webapp's cache (each landing makes its data visible at once).
 
 A batch the gate refuses is **quarantined** (raw payload, offers and failed expectations kept;
 table `quarantine`): nothing of it lands, the provider's last good data stays served and is marked
@@ -63,8 +63,8 @@ def gpubroker_data_sync():
     def publish() -> int:
         return sync.publish()
 
-    @task(trigger_rule="all_done")  # the webapp's Redis keys show this sync at once
-    def refresh_cache() -> int:
+    @task(trigger_rule="all_done")  # each landing already retired the old answers: warm the new ones
+    def refresh_cache() -> dict[str, int]:
         return sync.refresh_cache()
 
     @task_group

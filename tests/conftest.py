@@ -9,6 +9,7 @@ import threading
 import uuid
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from gpubroker import settings, store
 from gpubroker_provider.replay.server import create_app
+from tests.webapp_fixtures import api, live_webapp, unlimited_key, webapp  # noqa: F401 (fixtures)
 
 # Airflow reads its config on import: keep the test process's Airflow home out of the user's.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="gpubroker-airflow-home-"))
@@ -27,6 +29,32 @@ ROOT = Path(__file__).resolve().parent.parent
 STACK_REPLAY_URL = "http://127.0.0.1:8765"
 REPLAY_KEY = "replay-key"
 RECORDINGS = ROOT / "plugins" / "gpubroker_provider" / "replay" / "recordings"
+STATE = Path(os.environ.get("GPUBROKER_STATE") or ROOT / ".stack")
+
+
+def stack_secrets() -> dict[str, str]:
+    """The local stack's generated credentials (`.stack/secrets.env`, mode 600, written by
+    astro/local/stack.sh): PostgreSQL role passwords, the database URLs, the webapp's secret key."""
+    path = STATE / "secrets.env"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def _connect_as_the_stack() -> None:
+    """Use the stack's database URL (its generated password) unless GPUBROKER_DATABASE_URL is given.
+    pytest-django read Django's settings before this file, so their connection settings are updated
+    too (in place, before any connection is opened)."""
+    url = stack_secrets().get("GPUBROKER_DATABASE_URL")
+    if "GPUBROKER_DATABASE_URL" in os.environ or not url:
+        return
+    from django.conf import settings as django_settings
+
+    os.environ["GPUBROKER_DATABASE_URL"] = settings.DATABASE_URL = url
+    parts = urlsplit(url)
+    django_settings.DATABASES["default"].update(USER=unquote(parts.username), PASSWORD=unquote(parts.password))
+
+
+_connect_as_the_stack()
 
 
 def kafka_tail(topic: str) -> Consumer:

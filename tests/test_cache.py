@@ -1,81 +1,47 @@
-"""Cache warming into real Redis (isolated database) from the real PostgreSQL test database."""
+"""The pipeline's side of the serving cache: a landing bumps the data version, warming fills L1,
+over real HTTP against the whole application (uvicorn) on the test database and Redis."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from decimal import Decimal
-
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+import redis
 
-from gpubroker import cache
-from offers.models import Offer
-
-NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+from gpubroker import cache, store
+from gpubroker.schema import Offer as OfferSchema
+from tests.webapp_fixtures import NOW, make_key
 
 
-def make(i, gpu, provider, region, price, availability="available"):
-    return Offer(
-        provider=provider, offer_id=f"o{i}", instance_type=f"1x {gpu}", gpu_model=gpu, gpu_vendor="NVIDIA",
-        gpu_count=1, gpu_memory_gb=80, price_per_hour=price, region=region, availability=availability,
-        observed_at=NOW, first_seen=NOW, last_seen=NOW,
-    )  # fmt: skip
+def offer(offer_id: str, gpu: str, price: str) -> OfferSchema:
+    return OfferSchema(provider="vastai", offer_id=offer_id, instance_type=f"1x {gpu}", gpu_model=gpu,
+                       gpu_vendor="NVIDIA", gpu_count=1, gpu_memory_gb=80 if gpu == "H100" else 24,
+                       price_per_hour=price, region="Norway", observed_at=NOW)  # fmt: skip
 
 
-rows = st.lists(
-    st.tuples(
-        st.sampled_from(["H100", "A100", "RTX4090"]), st.sampled_from(["vastai", "lambda"]),
-        st.sampled_from(["Norway", "Texas, US"]), st.decimals(Decimal("0.10"), Decimal("9.99"), places=2),
-        st.sampled_from(["available", "unavailable", "unknown"]),
-    ),  # fmt: skip
-    min_size=1,
-    max_size=20,
-)
+def test_bump_version_counts_up(isolated_redis):
+    first = cache.bump_version(isolated_redis)
+    assert cache.bump_version(isolated_redis) == first + 1 == int(isolated_redis.get(cache.VERSION))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=rows)
-def test_warmed_queries_match_the_database_in_order(pg, isolated_redis, data):
-    Offer.objects.all().delete()
-    Offer.objects.bulk_create([make(i, *row) for i, row in enumerate(data)])
-    cache.warm(pg, isolated_redis)
-    live = [(i, *row) for i, row in enumerate(data) if row[4] != "unavailable"]
-    for provider in {row[1] for row in data}:
-        cached = cache.read(f"provider:{provider}", isolated_redis) or []
-        prices = [o["price_per_hour"] for o in cached]
-        assert prices == sorted(prices)  # cheapest first
-        assert sorted(o["offer_id"] for o in cached) == sorted(f"o{i}" for i, _, p, *_ in live if p == provider)
-    for gpu in {row[1] for row in live}:
-        cheapest = cache.read(f"cheapest:{gpu}", isolated_redis)
-        for region, offer in cheapest.items():
-            best = min(float(price) for _, g, _, reg, price, _ in live if g == gpu and reg == region)
-            assert offer["price_per_hour"] == best
+def test_warming_fills_the_shared_cache_with_the_hot_answers(live_webapp, pg, isolated_redis):
+    store.land(pg, "vastai", [offer("a", "H100", "2.0"), offer("b", "RTX4090", "0.4")], NOW)
+    version = cache.bump_version(isolated_redis)
+    key = make_key("unlimited", "cache warmer")
+    statuses = cache.warm(pg, base_url=live_webapp, api_key=key)
+    assert statuses == {"/api/v1/offers": 200, "/api/v1/providers": 200, "/api/v1/offers?gpu=H100": 200,
+                        "/api/v1/gpus/H100/cheapest": 200, "/api/v1/offers?gpu=RTX4090": 200,
+                        "/api/v1/gpus/RTX4090/cheapest": 200}  # fmt: skip
+    stored = {k.decode() for k in isolated_redis.scan_iter(f"gpubroker:resp:v{version}:*") if not k.endswith(b":lock")}
+    assert f"gpubroker:resp:v{version}:/api/v1/offers?gpu=H100" in stored and len(stored) == 6
+    assert 0 < isolated_redis.pttl(f"gpubroker:resp:v{version}:/api/v1/offers?gpu=H100") <= 60_000
 
 
-def test_each_warm_is_a_new_version_switched_whole(pg, isolated_redis):
-    Offer.objects.bulk_create([make(1, "H100", "vastai", "Norway", Decimal("2.5"))])
-    first = cache.warm(pg, isolated_redis)
-    Offer.objects.filter(offer_id="o1").update(price_per_hour=Decimal("1.5"))
-    second = cache.warm(pg, isolated_redis)
-    assert second == first + 1 and int(isolated_redis.get(cache.CURRENT)) == second
-    assert cache.read("cheapest:H100", isolated_redis)["Norway"]["price_per_hour"] == 1.5
-    old = isolated_redis.get(f"{cache.PREFIX}:v{first}:cheapest:H100")
-    assert old is not None  # a reader still holding the old version finishes with whole data
-    assert 0 < isolated_redis.ttl(f"{cache.PREFIX}:v{second}:cheapest:H100") <= cache.PRICING_TTL
-    assert cache.PRICING_TTL < isolated_redis.ttl(f"{cache.PREFIX}:v{second}:static:gpus") <= cache.STATIC_TTL
+def test_warming_reports_a_webapp_that_does_not_answer(pg):
+    store.land(pg, "vastai", [offer("a", "H100", "2.0")], NOW)
+    statuses = cache.warm(pg, base_url="http://127.0.0.1:1", api_key="")
+    assert set(statuses.values()) == {0}
 
 
-def test_a_miss_is_none_and_the_api_falls_back_to_the_database(client, db, isolated_redis):
-    Offer.objects.bulk_create([make(1, "H100", "vastai", "Norway", Decimal("2.5"))])
-    assert cache.read("cheapest:H100", isolated_redis) is None
-    body = client.get("/api/v1/gpus/h100/cheapest").json()
-    assert (body["gpu"], body["source"], body["regions"]["Norway"]["price_per_hour"]) == ("H100", "database", 2.5)
-
-
-def test_the_api_serves_the_warmed_value(client, pg, isolated_redis):
-    Offer.objects.bulk_create([make(1, "H100", "vastai", "Norway", Decimal("2.5"))])
-    cache.warm(pg, isolated_redis)
-    body = client.get("/api/v1/gpus/H100/cheapest").json()
-    assert body["source"] == "cache" and body["regions"]["Norway"]["offer_id"] == "o1"
-    assert client.get("/api/v1/gpus/Voodoo/cheapest").status_code == 400
+def test_bumping_needs_redis_and_says_so():
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    with pytest.raises(redis.ConnectionError):  # the sync logs it; cached answers then age out (<= 60 s)
+        cache.bump_version(dead)

@@ -17,6 +17,15 @@ from offers.models import Offer
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+async def _close_pool():
+    """get_offers opens the request path's pool on the test's loop: close it before the DB is dropped."""
+    yield
+    from gpubroker_web import db
+
+    await db.close()
+
+
 async def connect() -> WebsocketCommunicator:
     client = WebsocketCommunicator(application, "/ws/providers/")
     connected, _ = await client.connect()

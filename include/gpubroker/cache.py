@@ -1,81 +1,57 @@
-"""Hot queries precomputed into Redis, versioned so a reader never sees a half-written set.
+"""The pipeline's side of the serving cache: the data version, and warming.
 
-A warm-up writes every key of a new version N (`gpubroker:cache:v<N>:<name>`) in one MULTI, then
-points `gpubroker:cache:current` at N. Readers resolve the pointer first, so they read either the
-old set or the new one, whole. Pricing keys live 60 s, static ones 300 s (the seed's TTLs); a key
-that expired reads as a miss and the caller asks PostgreSQL.
+The webapp caches its answers per data version (webapp/gateway/cache.py: L2 in each worker, L1 in
+Redis). `bump_version()`, called after every landing, makes the next request compute from the new
+data at once. `warm()` then asks the webapp for the hot answers (the default offer list, each GPU's
+offers and cheapest-per-region, provider status), so they sit in the shared L1 before users ask,
+rendered by the one code path that serves users. It uses the pipeline's API key
+(GPUBROKER_WEBAPP_API_KEY, created by the local stack) so warming is not rate-limited as anonymous.
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-from decimal import Decimal
+import logging
+from urllib.parse import quote
 
+import httpx
 import psycopg
 import redis
-from psycopg.rows import dict_row
 
-from gpubroker import gpus, settings
+from gpubroker import settings
 
-PRICING_TTL = 60
-STATIC_TTL = 300
-PREFIX = "gpubroker:cache"
-CURRENT = f"{PREFIX}:current"
-VERSION = f"{PREFIX}:version"
-FIELDS = ("provider", "offer_id", "instance_type", "gpu_model", "gpu_count", "gpu_memory_gb", "price_per_hour",
-          "spot_price", "region", "country", "availability", "observed_at")  # fmt: skip
+VERSION = "gpubroker:cache:version"
+WARM_TIMEOUT_SECONDS = 10.0
+log = logging.getLogger(__name__)
 
 
 def client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-def _json(rows) -> str:
-    def default(value):
-        return float(value) if isinstance(value, Decimal) else value.isoformat()
-
-    return json.dumps(rows, default=default)
+def bump_version(r: redis.Redis | None = None) -> int:
+    """Retire every cached answer: the webapp reads the new version at its next request."""
+    return int((r or client()).incr(VERSION))
 
 
-def hot_queries(conn: psycopg.Connection) -> dict[str, tuple[str, int]]:
-    """name -> (JSON, TTL) for every precomputed query."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        offers = cur.execute(
-            f"SELECT {', '.join(FIELDS)} FROM offers WHERE availability <> 'unavailable'"
-            " ORDER BY price_per_hour, provider, offer_id"
-        ).fetchall()
-    by_provider, by_gpu, cheapest = defaultdict(list), defaultdict(list), defaultdict(dict)
-    for offer in offers:  # cheapest first, so the first offer seen per (gpu, region) is the cheapest
-        by_provider[offer["provider"]].append(offer)
-        by_gpu[offer["gpu_model"]].append(offer)
-        cheapest[offer["gpu_model"]].setdefault(offer["region"], offer)
-    entries = {f"provider:{p}": (_json(rows), PRICING_TTL) for p, rows in by_provider.items()}
-    entries |= {f"gpu:{g}": (_json(rows), PRICING_TTL) for g, rows in by_gpu.items()}
-    entries |= {f"cheapest:{g}": (_json(regions), PRICING_TTL) for g, regions in cheapest.items()}
-    registry = [{"name": m.name, "vendor": m.vendor, "memory_gb": m.memory_gb} for m in gpus.MODELS]
-    entries["static:gpus"] = (json.dumps(registry), STATIC_TTL)
-    return entries
+def hot_paths(conn: psycopg.Connection) -> list[str]:
+    """The answers worth having before anyone asks: one list per GPU model that has offers."""
+    models = [m for (m,) in conn.execute("SELECT DISTINCT gpu_model FROM offers ORDER BY 1").fetchall()]
+    paths = ["/api/v1/offers", "/api/v1/providers"]
+    for model in models:
+        paths += [f"/api/v1/offers?gpu={quote(model)}", f"/api/v1/gpus/{quote(model)}/cheapest"]
+    return paths
 
 
-def warm(conn: psycopg.Connection, r: redis.Redis | None = None) -> int:
-    """Write a new version of every hot query, then switch readers to it. Returns the version."""
-    r = r or client()
-    entries = hot_queries(conn)
-    version = r.incr(VERSION)
-    with r.pipeline(transaction=True) as pipe:
-        for name, (value, ttl) in entries.items():
-            pipe.set(f"{PREFIX}:v{version}:{name}", value, ex=ttl)
-        pipe.set(CURRENT, version, ex=STATIC_TTL)
-        pipe.execute()
-    return version
-
-
-def read(name: str, r: redis.Redis | None = None):
-    """The current version's value for `name` (e.g. "cheapest:H100"), or None on a miss."""
-    r = r or client()
-    version = r.get(CURRENT)
-    if version is None:
-        return None
-    raw = r.get(f"{PREFIX}:v{int(version)}:{name}")
-    return None if raw is None else json.loads(raw)
+def warm(conn: psycopg.Connection, base_url: str | None = None, api_key: str | None = None) -> dict[str, int]:
+    """GET every hot path from the webapp; returns path -> HTTP status (0: the webapp did not answer)."""
+    key = api_key if api_key is not None else settings.WEBAPP_API_KEY
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    statuses = {}
+    with httpx.Client(base_url=base_url or settings.WEBAPP_URL, headers=headers, timeout=WARM_TIMEOUT_SECONDS) as http:
+        for path in hot_paths(conn):
+            try:
+                statuses[path] = http.get(path).status_code
+            except httpx.HTTPError as error:
+                log.warning("warming %s failed: %s", path, type(error).__name__)
+                statuses[path] = 0
+    return statuses

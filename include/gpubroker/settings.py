@@ -32,8 +32,14 @@ class Topics:
 
     ALL = (PRICE_UPDATES, PRICE_CHANGES, ANOMALIES, AGGREGATIONS, PROVIDER_EVENTS, WEBHOOKS)
 WEBAPP_URL = _env("GPUBROKER_WEBAPP_URL", "http://127.0.0.1:8000")
+# The pipeline's own API key for the webapp (cache warming); the local stack creates it.
+WEBAPP_API_KEY = _env("GPUBROKER_WEBAPP_API_KEY", "")
 # Standard Webhooks signing secret ("whsec_" + base64 key); the local stack generates one.
 WEBHOOK_SECRET = _env("GPUBROKER_WEBHOOK_SECRET", "")
 # Webhook hosts exempt from the internal-address check (comma-separated); the `webhook_allowlist`
 # table adds to it at run time (`manage.py webhook_allowlist add HOST`).
 WEBHOOK_ALLOWLIST = frozenset(h.strip().lower() for h in _env("GPUBROKER_WEBHOOK_ALLOWLIST", "").split(",") if h.strip())
+# Flink (flink/README.md): the session cluster's REST API, and how long the jobs keep an offer's state
+# after its last observation (a Flink duration, e.g. "48 h"; state past it falls back to the event's old_*).
+FLINK_REST_URL = _env("GPUBROKER_FLINK_REST_URL", "http://127.0.0.1:8081")
+FLINK_STATE_TTL = _env("GPUBROKER_FLINK_STATE_TTL", "48 h")

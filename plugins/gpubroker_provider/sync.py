@@ -7,11 +7,13 @@ staging directory (never offer lists through XCom); the raw payload is kept besi
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import time
+import redis
 
 from gpubroker import cache, events, health, quality, settings, store, webhooks
 from gpubroker.breaker import Breaker, CircuitOpen
@@ -19,6 +21,7 @@ from gpubroker.schema import Offer
 from gpubroker_provider.vendors import VENDORS, vendor
 
 QUARANTINE_SAMPLE = 5
+log = logging.getLogger(__name__)
 
 
 class BatchQuarantined(RuntimeError):
@@ -109,8 +112,9 @@ def gate_and_land(summary: dict) -> dict:
             store.quarantine(conn, _quarantined(summary, offers, gate, observed_at))
             raise BatchQuarantined(f"{provider}: batch of {len(offers)} offers quarantined: {gate.reason}")
         result = store.land(conn, provider, offers, observed_at)
+    _show_new_data()
     return {"provider": provider, "offers": result.offers, "new": result.new,
-            "changed": len(result.changed), "vanished": result.vanished}  # fmt: skip
+            "changed": result.changed, "vanished": result.vanished}  # fmt: skip
 
 
 def _quarantined(summary: dict, offers: list[Offer], gate: quality.GateResult, at: datetime) -> store.Quarantined:
@@ -132,8 +136,16 @@ def publish() -> int:
         return events.publish_pending(conn)
 
 
-def refresh_cache() -> int:
-    """Recompute the hot queries into Redis (a new version); returns the version readers now see."""
+def _show_new_data() -> None:
+    """A landing retires the webapp's cached answers at once (a new data version)."""
+    try:
+        cache.bump_version()
+    except redis.RedisError as error:  # the answers then age out with their TTL (<= 60 s)
+        log.warning("could not bump the cache version: %s", error)
+
+
+def refresh_cache() -> dict[str, int]:
+    """Ask the webapp for the hot answers so its shared cache holds them; path -> HTTP status."""
     with store.connect() as conn:
         return cache.warm(conn)
 

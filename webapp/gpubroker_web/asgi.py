@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP through Django, WebSocket through Channels."""
+"""ASGI entry point: the gateway (webapp/gateway/asgi.py) in front of Django (HTTP) and Channels (WebSocket).
+
+Run with several uvicorn workers (`--workers N`): each is one process with its own event loop,
+database pool and Redis client; rate limits, the L1 cache and the data version are shared in Redis.
+"""
 
 import os
 
@@ -9,13 +13,16 @@ http_application = get_asgi_application()  # sets Django up before the consumers
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from gateway.asgi import Gateway  # noqa: E402
 from offers.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": http_application,
-        # No Origin check: the feed is public data and uses no cookies, so there is no session to
-        # hijack, and non-browser clients (which send no Origin) are first-class users.
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
+application = Gateway(
+    ProtocolTypeRouter(
+        {
+            "http": http_application,
+            # No Origin check: the feed is public data and uses no cookies, so there is no session to
+            # hijack, and non-browser clients (which send no Origin) are first-class users.
+            "websocket": URLRouter(websocket_urlpatterns),
+        }
+    )
 )

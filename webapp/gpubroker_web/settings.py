@@ -1,21 +1,34 @@
 """Django settings. Connection settings come from `gpubroker.settings` (one place, env-driven)."""
 
 import os
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
 
 from gpubroker import settings as gpubroker_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-SECRET_KEY = os.environ.get("GPUBROKER_SECRET_KEY", "insecure-local-development-key")
 DEBUG = os.environ.get("GPUBROKER_DEBUG", "") == "1"
+# Local development: GPUBROKER_ENV=local (the local stack sets it), DEBUG, or a test run.
+LOCAL_DEVELOPMENT = os.environ.get("GPUBROKER_ENV", "") == "local" or DEBUG or "pytest" in sys.modules
+SECRET_KEY = os.environ.get("GPUBROKER_SECRET_KEY") or ("insecure-local-development-key" if LOCAL_DEVELOPMENT else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "GPUBROKER_SECRET_KEY is not set: outside local development the webapp needs a secret key of its own"
+        " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'); for local development set"
+        " GPUBROKER_ENV=local"
+    )
 ALLOWED_HOSTS = os.environ.get("GPUBROKER_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
     "channels",
+    "gateway",
     "offers",
+    "analytics",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -3,7 +3,7 @@ from django.urls import path, re_path
 from django.views.static import serve
 
 from gpubroker import quality
-from offers.api import api
+from gpubroker_web.api import api
 
 
 def data_quality(request: HttpRequest, page: str = "") -> HttpResponse:

@@ -1,83 +1,90 @@
-"""REST API v1 (django-ninja; OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs)."""
+"""REST API v1, offers: search, point in time, history, cheapest per region, provider status.
+
+Async views over plain SQL (gpubroker_web.db); answers are rendered once with orjson and marked
+cacheable, so the gateway serves repeats from its two-tier cache. Bad parameters are 4xx with a
+message (ninja's 422 for shapes, 400 for names GPUBroker does not know or paging past the end).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timezone
 
 from django.http import HttpRequest
-from ninja import Field, NinjaAPI, Query, Schema, Status
+from ninja import Field, Query, Router, Schema
+from ninja.errors import HttpError
 
-from offers.queries import MAX_PER_PAGE, BadFilter, OfferFilter, cheapest_per_region, search
+from gpubroker import gpus, search
+from gpubroker_provider.vendors import VENDORS
+from gpubroker_web import db
+from gpubroker_web.responses import PRICING_TTL, STATIC_TTL, json_response
+from offers import providers, queries, schemas
 
-api = NinjaAPI(title="GPUBroker API", version="1", description="GPU offers across vendors, live.")
-
-
-class OfferOut(Schema):
-    provider: str
-    offer_id: str
-    instance_type: str
-    gpu_model: str
-    gpu_form_factor: str | None
-    gpu_vendor: str
-    gpu_count: int
-    gpu_memory_gb: float
-    vcpus: int | None
-    ram_gb: float | None
-    disk_gb: float | None
-    price_per_hour: float
-    spot_price: float | None
-    region: str
-    country: str | None
-    continent: str | None
-    availability: str
-    available_count: int | None
-    cpu_arch: str | None
-    observed_at: datetime
-    first_seen: datetime
-    last_seen: datetime
+router = Router(tags=["offers"])
+ERRORS = {400: schemas.Error, 401: schemas.Error, 422: schemas.Invalid, 429: schemas.RateLimited,
+          503: schemas.Error}  # fmt: skip
+HISTORY_LIMIT = 10_000
 
 
-class OfferPage(Schema):
-    total: int
-    items: list[OfferOut]
-    page: int
-    per_page: int
-    has_next: bool
-    warnings: list[str]
+def _version(request: HttpRequest) -> int | None:
+    return request.scope.get("state", {}).get("gpubroker", {}).get("data_version") if hasattr(request, "scope") else None
 
 
-class OfferQuery(Schema):
-    gpu: str | None = Field(None, description="GPU model, canonical or any vendor alias (H100, 'RTX 4090')")
-    provider: str | None = Field(None, description="provider slug, e.g. vastai")
-    region: str | None = Field(None, description="vendor region, case-insensitive")
-    max_price: Decimal | None = Field(None, gt=0, description="USD per hour for the whole offer")
-    page: int = Field(1, ge=1)
-    per_page: int = Field(50, ge=1, le=MAX_PER_PAGE)
+@router.get("/offers", response={200: schemas.OfferPage, **ERRORS}, summary="Search GPU offers")
+async def list_offers(request: HttpRequest, query: Query[search.OfferQuery]):
+    """Offers matching every filter given, sorted (cheapest first by default), one page at a time.
+
+    `warnings` says when a filter was read differently (a GPU alias) and when a provider in the
+    answer is served from stale data or is unhealthy. With `at`, prices are those of that moment.
+    """
+    return json_response(await queries.offer_page(query, _version(request)), max_age=PRICING_TTL)
 
 
-class Error(Schema):
-    detail: str
+class HistoryQuery(Schema):
+    since: datetime | None = Field(None, description="from this time (ISO 8601 with timezone)")
+    until: datetime | None = Field(None, description="up to this time, inclusive")
 
 
-@api.get("/offers", response={200: OfferPage, 400: Error}, summary="Search GPU offers, cheapest first")
-def list_offers(request: HttpRequest, query: Query[OfferQuery]):
-    filters = OfferFilter(gpu=query.gpu, provider=query.provider, region=query.region, max_price=query.max_price)
+@router.get("/offers/{provider}/{offer_id}/history", response={200: schemas.OfferHistory, 404: schemas.Error, **ERRORS},
+            summary="Every price one offer had")  # fmt: skip
+async def offer_history(request: HttpRequest, provider: str, offer_id: str, query: Query[HistoryQuery]):
+    for name, value in (("since", query.since), ("until", query.until)):
+        if value is not None and value.tzinfo is None:
+            raise HttpError(400, f"{name} needs a timezone, e.g. 2026-12-01T12:00:00Z")
+    if query.since and query.until and query.since > query.until:
+        raise HttpError(400, "since is after until")
+    if provider not in VENDORS:
+        raise HttpError(404, f"unknown provider {provider!r}")
+    known = await db.fetch_one("SELECT 1 AS ok FROM offers WHERE provider = %s AND offer_id = %s", (provider, offer_id))
+    if known is None:
+        raise HttpError(404, f"no offer {offer_id!r} at {provider}")
+    rows = await db.fetch(
+        "SELECT price_per_hour, spot_price, observed_at FROM price_history WHERE provider = %(p)s AND offer_id = %(o)s"
+        " AND (%(since)s::timestamptz IS NULL OR observed_at >= %(since)s)"
+        " AND (%(until)s::timestamptz IS NULL OR observed_at <= %(until)s) ORDER BY observed_at LIMIT %(limit)s",
+        {"p": provider, "o": offer_id, "since": query.since, "until": query.until, "limit": HISTORY_LIMIT},
+    )  # fmt: skip
+    return json_response({"provider": provider, "offer_id": offer_id, "since": query.since, "until": query.until,
+                          "items": rows, "generated_at": datetime.now(timezone.utc)}, max_age=PRICING_TTL)  # fmt: skip
+
+
+@router.get("/gpus/{gpu}/cheapest", response={200: schemas.CheapestOut, **ERRORS}, summary="Cheapest offer per region")
+async def cheapest(request: HttpRequest, gpu: str):
     try:
-        return search(filters, query.page, query.per_page)
-    except BadFilter as error:
-        return Status(400, {"detail": str(error)})
+        model = gpus.resolve(gpu).model.name
+    except gpus.UnknownGpu:
+        raise HttpError(400, f"unknown GPU model {gpu!r}; use a name such as H100, A100, RTX4090") from None
+    found = search.build(search.OfferQuery(gpu=model, availability=["available", "limited", "unknown"],
+                                           per_page=search.MAX_PER_PAGE), VENDORS)  # fmt: skip
+    rows = await db.fetch(found.sql, found.params)
+    now = datetime.now(timezone.utc)
+    regions: dict[str, dict] = {}
+    for row in rows:  # cheapest first: the first offer of each region is its cheapest
+        regions.setdefault(row["region"], search.item(row, now))
+    return json_response({"gpu": model, "regions": regions, "generated_at": now}, max_age=PRICING_TTL)
 
 
-class CheapestOut(Schema):
-    gpu: str
-    regions: dict[str, dict]
-    source: str  # "cache" (precomputed, <= 60 s old) or "database"
-
-
-@api.get("/gpus/{gpu}/cheapest", response={200: CheapestOut, 400: Error}, summary="Cheapest offer per region")
-def cheapest(request: HttpRequest, gpu: str):
-    try:
-        return cheapest_per_region(gpu)
-    except BadFilter as error:
-        return Status(400, {"detail": str(error)})
+@router.get("/providers", response={200: schemas.ProviderList, **ERRORS}, summary="Every provider's status")
+async def list_providers(request: HttpRequest):
+    """Per provider: health, latency, breaker state, last good sync, offer count, staleness, last quarantine."""
+    items = await providers.statuses()
+    return json_response({"items": items, "generated_at": datetime.now(timezone.utc)}, max_age=STATIC_TTL // 10)

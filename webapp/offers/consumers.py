@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from pydantic import ValidationError
 
-from offers import channels
-from offers.queries import MAX_PER_PAGE, BadFilter, OfferFilter, search
+from gpubroker import search
+from gpubroker_web import db
+from gpubroker_web.responses import render
+from offers import channels, queries
 
 SEEN_EVENTS = 1024  # an update reaches a client once even when several of its groups match
 
@@ -101,25 +102,17 @@ class ProviderFeedConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong", "timestamp": _now(), "echo": content.get("timestamp")})
 
     async def on_get_offers(self, content: dict) -> None:
-        raw = content.get("filters") or {}
+        paging = {k: content[k] for k in ("page", "per_page") if k in content}
         try:
-            max_price = Decimal(str(raw["max_price"])) if raw.get("max_price") is not None else None
-            page, per_page = int(content.get("page", 1)), int(content.get("per_page", 50))
-            if page < 1 or not 1 <= per_page <= MAX_PER_PAGE or (max_price is not None and max_price <= 0):
-                raise ValueError
-        except (InvalidOperation, ValueError, TypeError):
-            await self.error(f"get_offers: page >= 1, 1 <= per_page <= {MAX_PER_PAGE}, max_price > 0")
+            query = search.OfferQuery.model_validate({**(content.get("filters") or {}), **paging})
+            result = await queries.offer_page(query)
+        except ValidationError as invalid:
+            await self.error("get_offers: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors()))
             return
-        filters = OfferFilter(gpu=raw.get("gpu"), provider=raw.get("provider"), region=raw.get("region"), max_price=max_price)
-        try:
-            result = await database_sync_to_async(search)(filters, page, per_page)
-        except BadFilter as error:
-            await self.error(str(error))
+        except (search.BadQuery, queries.NoData, db.DatabaseUnavailable) as refused:
+            await self.error(str(refused))
             return
-        for item in result["items"]:
-            for key in ("observed_at", "first_seen", "last_seen"):
-                item[key] = item[key].isoformat()
-        await self.send_json({"type": "offers", **result})
+        await self.send(text_data=render({"type": "offers", **result}).decode())
 
     async def price_update(self, event: dict) -> None:
         """Group message from the Kafka bridge."""

@@ -1,0 +1,238 @@
+"""Offer search: the public API's filters, sorts and paging, as one parameterised SQL query.
+
+Framework-free (pydantic + SQL text), so every reader runs the same query. Units: prices are USD
+per hour for the whole offer; `price_per_gpu` = price_per_hour / gpu_count; `price_per_gb_vram` =
+price_per_hour / (gpu_count x gpu_memory_gb); memory in GB. With `at`, prices are those the offer
+had then (its latest `price_history` row at or before `at`, offers first seen by then); other
+attributes, availability included, are as last seen (their history is not kept).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from gpubroker import gpus, regions
+from gpubroker.schema import Availability, FormFactor
+
+MAX_PER_PAGE = 500
+MAX_RESULTS = 10_000  # the deepest row paging reaches: page x per_page beyond it is refused
+MAX_PRICE = Decimal("1000000")
+CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
+GPU_VENDORS = tuple(sorted({m.vendor for m in gpus.MODELS}))
+
+
+class BadQuery(ValueError):
+    """A well-formed parameter that names nothing GPUBroker knows, or pages past the end (a 400)."""
+
+
+class Sort(StrEnum):
+    PRICE = "price"
+    PRICE_DESC = "-price"
+    PRICE_PER_GPU = "price_per_gpu"
+    PRICE_PER_GPU_DESC = "-price_per_gpu"
+    PRICE_PER_GB_VRAM = "price_per_gb_vram"
+    PRICE_PER_GB_VRAM_DESC = "-price_per_gb_vram"
+    GPU_MEMORY = "gpu_memory"
+    GPU_MEMORY_DESC = "-gpu_memory"
+    LAST_SEEN = "last_seen"
+    LAST_SEEN_DESC = "-last_seen"
+
+
+_SORT_SQL = {
+    "price": "price_per_hour",
+    "price_per_gpu": "price_per_hour / gpu_count",
+    "price_per_gb_vram": "price_per_hour / NULLIF(gpu_count * gpu_memory_gb, 0)",
+    "gpu_memory": "gpu_memory_gb",
+    "last_seen": "last_seen",
+}
+
+
+def _split(value: Any) -> Any:
+    """`provider=a,b` and `provider=a&provider=b` both mean [a, b]."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        return [part.strip() for v in value for part in str(v).split(",") if part.strip()] or None
+    return value
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("give a timezone, e.g. 2026-12-01T12:00:00Z")
+    return value
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, (float, Decimal)) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False, max_digits=12, decimal_places=4)]
+Gb = Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False), AfterValidator(_finite)]
+GpuCount = Annotated[int, Field(ge=1, le=16)]
+
+
+class OfferQuery(BaseModel):
+    """Query parameters of `GET /api/v1/offers` (and the WebSocket's `get_offers`)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    gpu: str | None = Field(None, min_length=1, max_length=64,
+                            description="GPU model, canonical or any vendor alias: H100, 'RTX 4090', 'H100 SXM'")  # fmt: skip
+    gpu_vendor: str | None = Field(None, description=f"one of {', '.join(GPU_VENDORS)}")
+    provider: Annotated[list[str] | None, BeforeValidator(_split)] = Field(
+        None, description="provider slug(s): provider=vastai&provider=lambda or provider=vastai,lambda"
+    )
+    region: str | None = Field(None, min_length=1, max_length=64, description="vendor region, case-insensitive")
+    country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166 country code, e.g. US")
+    continent: str | None = Field(None, pattern=r"^[A-Za-z]{2}$", description=f"one of {', '.join(CONTINENTS)}")
+    min_gpu_count: GpuCount | None = None
+    max_gpu_count: GpuCount | None = None
+    min_gpu_memory_gb: Gb | None = Field(None, description="per GPU, GB")
+    min_vcpus: int | None = Field(None, ge=0, le=100_000)
+    min_ram_gb: Gb | None = None
+    max_price: Price | None = Field(None, description="USD per hour for the whole offer")
+    max_price_per_gpu: Price | None = Field(None, description="USD per GPU-hour")
+    spot: bool | None = Field(None, description="true: only offers with a spot price; false: only without")
+    availability: Annotated[list[Availability] | None, BeforeValidator(_split)] = None
+    form_factor: FormFactor | None = None
+    sort: Sort = Field(Sort.PRICE, description="a field, cheapest/smallest first; prefix '-' for descending")
+    page: int = Field(1, ge=1, description=f"1-based; page x per_page may not pass {MAX_RESULTS}")
+    per_page: int = Field(50, ge=1, le=MAX_PER_PAGE)
+    at: Annotated[datetime | None, AfterValidator(_aware)] = Field(
+        None, description="prices as they stood at this time (ISO 8601 with timezone)"
+    )
+
+
+@dataclass
+class Search:
+    """A validated query as SQL, plus what was read differently from how it was written."""
+
+    source: str  # the offers as of now, or as of `at`
+    where: list[str]
+    order: str
+    params: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    providers: list[str] | None = None  # the providers the answer is restricted to (None: all)
+
+    def _matching(self, columns: str) -> str:
+        where = f" WHERE {' AND '.join(self.where)}" if self.where else ""
+        return f"WITH src AS ({self.source}) SELECT {columns} FROM src{where}"
+
+    @property
+    def sql(self) -> str:
+        """One page of matching offers, each with the count of all matches (`total`)."""
+        page = " LIMIT %(limit)s OFFSET %(offset)s"
+        return self._matching(f"{', '.join(_OFFER_COLUMNS)}, count(*) OVER () AS total") + f" ORDER BY {self.order}" + page
+
+    @property
+    def count_sql(self) -> str:
+        """How many offers match (for a page past the last one, which carries no `total`)."""
+        return self._matching("count(*) AS total")
+
+
+_OFFER_COLUMNS = (
+    "provider", "offer_id", "instance_type", "gpu_model", "gpu_form_factor", "gpu_vendor", "gpu_count",
+    "gpu_memory_gb", "vcpus", "ram_gb", "disk_gb", "price_per_hour", "spot_price", "region", "country",
+    "continent", "availability", "available_count", "cpu_arch", "inferred", "observed_at", "first_seen", "last_seen",
+)  # fmt: skip
+_PRICED = ("price_per_hour", "spot_price", "observed_at")
+_NOW = "SELECT * FROM offers"
+_AT = (
+    "SELECT " + ", ".join(f"p.{c}" if c in _PRICED else f"o.{c}" for c in _OFFER_COLUMNS)
+    + " FROM offers o JOIN LATERAL (SELECT h.price_per_hour, h.spot_price, h.observed_at FROM price_history h"
+    " WHERE h.provider = o.provider AND h.offer_id = o.offer_id AND h.observed_at <= %(at)s"
+    " ORDER BY h.observed_at DESC LIMIT 1) p ON true WHERE o.first_seen <= %(at)s"
+)  # fmt: skip
+
+
+def build(query: OfferQuery, known_providers: Collection[str]) -> Search:
+    """The SQL for `query`; BadQuery for names GPUBroker does not know and for paging past the end."""
+    if query.page * query.per_page > MAX_RESULTS:
+        raise BadQuery(f"page {query.page} x per_page {query.per_page} passes the last reachable result "
+                       f"({MAX_RESULTS}); narrow the filters instead of paging deeper")  # fmt: skip
+    where, params, warnings = [], {}, []
+
+    def add(condition: str, **values: Any) -> None:
+        where.append(condition)
+        params.update(values)
+
+    if query.gpu:
+        try:
+            match = gpus.resolve(query.gpu)
+        except gpus.UnknownGpu:
+            raise BadQuery(f"unknown GPU model {query.gpu!r}; use a name such as H100, A100, RTX4090") from None
+        add("gpu_model = %(gpu)s", gpu=match.model.name)
+        if match.form_factor:
+            add("gpu_form_factor = %(gpu_form)s", gpu_form=match.form_factor.value)
+        read_as = match.model.name + (f" ({match.form_factor.value})" if match.form_factor else "")
+        if read_as != query.gpu:
+            warnings.append(f"gpu {query.gpu!r} read as {read_as!r}")
+    if query.gpu_vendor:
+        vendor = {v.lower(): v for v in GPU_VENDORS}.get(query.gpu_vendor.lower())
+        if vendor is None:
+            raise BadQuery(f"unknown GPU vendor {query.gpu_vendor!r}; known: {', '.join(GPU_VENDORS)}")
+        add("gpu_vendor = %(gpu_vendor)s", gpu_vendor=vendor)
+    if query.provider:
+        unknown = sorted(set(query.provider) - set(known_providers))
+        if unknown:
+            raise BadQuery(f"unknown provider {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known_providers))}")
+        add("provider = ANY(%(providers)s)", providers=sorted(set(query.provider)))
+    if query.region:
+        add("lower(region) = lower(%(region)s)", region=query.region)
+    if query.country:
+        if query.country.upper() not in regions.CONTINENT_OF:
+            raise BadQuery(f"unknown country code {query.country!r}; use ISO 3166 codes such as US, DE, NO")
+        add("country = %(country)s", country=query.country.upper())
+    if query.continent:
+        if query.continent.upper() not in CONTINENTS:
+            raise BadQuery(f"unknown continent {query.continent!r}; use one of {', '.join(CONTINENTS)}")
+        add("continent = %(continent)s", continent=query.continent.upper())
+    if query.min_gpu_count is not None and query.max_gpu_count is not None and query.min_gpu_count > query.max_gpu_count:
+        raise BadQuery(f"min_gpu_count {query.min_gpu_count} is above max_gpu_count {query.max_gpu_count}")
+    for name, condition in (
+        ("min_gpu_count", "gpu_count >= %(min_gpu_count)s"),
+        ("max_gpu_count", "gpu_count <= %(max_gpu_count)s"),
+        ("min_gpu_memory_gb", "gpu_memory_gb >= %(min_gpu_memory_gb)s"),
+        ("min_vcpus", "vcpus >= %(min_vcpus)s"),
+        ("min_ram_gb", "ram_gb >= %(min_ram_gb)s"),
+        ("max_price", "price_per_hour <= %(max_price)s"),
+        ("max_price_per_gpu", "price_per_hour <= %(max_price_per_gpu)s * gpu_count"),
+    ):
+        if (value := getattr(query, name)) is not None:
+            add(condition, **{name: value})
+    if query.spot is not None:
+        add("spot_price IS NOT NULL" if query.spot else "spot_price IS NULL")
+    if query.availability:
+        add("availability = ANY(%(availability)s)", availability=sorted({a.value for a in query.availability}))
+    if query.form_factor:
+        add("gpu_form_factor = %(form_factor)s", form_factor=query.form_factor.value)
+    if query.at is not None:
+        params["at"] = query.at
+
+    descending = query.sort.value.startswith("-")
+    order = f"{_SORT_SQL[query.sort.value.lstrip('-')]} {'DESC' if descending else 'ASC'} NULLS LAST, provider, offer_id"
+    params |= {"limit": query.per_page, "offset": (query.page - 1) * query.per_page}
+    source = _AT if query.at is not None else _NOW
+    return Search(source, where, order, params, warnings, sorted(set(query.provider)) if query.provider else None)
+
+
+def item(row: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """One offer as the API shows it: JSON numbers for prices, plus price per GPU and data age."""
+    now = now or datetime.now(timezone.utc)
+    out = {c: row[c] for c in _OFFER_COLUMNS}
+    for price in ("price_per_hour", "spot_price"):
+        if out[price] is not None:
+            out[price] = float(out[price])
+    out["price_per_gpu"] = round(out["price_per_hour"] / out["gpu_count"], 4)
+    out["data_age_seconds"] = max(0, int((now - row["observed_at"]).total_seconds()))
+    return out

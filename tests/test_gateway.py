@@ -1,0 +1,136 @@
+"""The gateway in front of the API: health, keys, plan limits, headers, the response cache, metrics."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.management import call_command
+
+from gpubroker import cache
+from tests.webapp_fixtures import make_key, offer_row
+
+
+@sync_to_async
+def add_offers():
+    from offers.models import Offer
+
+    Offer.objects.bulk_create([offer_row("h1", price="2.50"), offer_row("r1", "RTX4090", price="0.35", gpu_memory_gb=24)])
+
+
+async def test_healthz_is_constant_and_readyz_checks_postgres_and_redis(webapp):
+    response = await webapp.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    ready = await webapp.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "checks": {"postgres": True, "redis": True}})
+
+
+def test_create_api_key_prints_the_key_last_and_stores_only_its_digest(transactional_db):
+    from gateway.keys import digest
+    from gateway.models import ApiKey
+
+    out = io.StringIO()
+    call_command("create_api_key", "--plan", "pro", "--name", "ci robot", stdout=out)
+    key = out.getvalue().strip().splitlines()[-1]
+    assert key.startswith("gpb_") and len(key) > 40
+    row = ApiKey.objects.get(name="ci robot")
+    assert (row.plan, row.digest, row.revoked_at) == ("pro", digest(key), None)
+    assert key not in {str(v) for v in ApiKey.objects.values_list(flat=False).get(id=row.id)}  # never in clear
+
+
+async def test_keys_travel_as_bearer_or_x_api_key_and_set_the_plan(webapp):
+    await add_offers()
+    pro = await sync_to_async(make_key)("pro")
+    bearer = await webapp.get("/api/v1/offers", headers={"Authorization": f"Bearer {pro}"})
+    x_api = await webapp.get("/api/v1/offers", headers={"X-API-Key": pro})
+    anonymous = await webapp.get("/api/v1/offers")
+    assert bearer.headers["ratelimit-limit"] == x_api.headers["ratelimit-limit"] == "100"
+    assert bearer.headers["ratelimit-policy"] == "100;w=60"
+    assert int(x_api.headers["ratelimit-remaining"]) == 98  # the same window: 2 of 100 used
+    assert anonymous.headers["ratelimit-limit"] == "10"  # no key: the free plan, by IP
+
+
+async def test_unknown_and_revoked_keys_get_401_at_once(webapp):
+    await add_offers()
+    assert (await webapp.get("/api/v1/offers", headers={"X-API-Key": "gpb_not-a-key"})).status_code == 401
+    key = await sync_to_async(make_key)("pro")
+    assert (await webapp.get("/api/v1/offers", headers={"X-API-Key": key})).status_code == 200
+    await sync_to_async(call_command)("revoke_api_key", key[:12], stdout=io.StringIO())
+    refused = await webapp.get("/api/v1/offers", headers={"X-API-Key": key})
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+
+
+async def test_the_free_plan_gets_429_with_retry_after_on_the_eleventh_request(webapp):
+    await add_offers()
+    answers = [await webapp.get("/api/v1/offers", params={"gpu": "H100"}) for _ in range(11)]
+    assert [a.status_code for a in answers] == [200] * 10 + [429]
+    assert [int(a.headers["ratelimit-remaining"]) for a in answers] == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0]
+    refused = answers[-1]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60 and refused.headers["retry-after"].isdigit()
+    body = refused.json()
+    assert (body["plan"], body["limit"]) == ("free", 10) and "rate limit" in body["detail"]
+    assert (await webapp.get("/healthz")).status_code == 200  # health is never limited
+
+
+async def test_repeats_are_served_from_the_cache_until_a_landing_bumps_the_version(api, isolated_redis):
+    from offers.models import Offer
+
+    await add_offers()
+    first = await api.get("/api/v1/offers", params={"gpu": "H100"})
+    again = await api.get("/api/v1/offers", params={"gpu": "H100"})
+    assert (first.headers["x-cache"], again.headers["x-cache"]) == ("origin", "l2")
+    assert again.content == first.content and int(again.headers["age"]) >= 0
+    await sync_to_async(Offer.objects.filter(offer_id="h1").update)(price_per_hour="1.99")
+    assert (await api.get("/api/v1/offers", params={"gpu": "H100"})).json()["items"][0]["price_per_hour"] == 2.5
+    cache.bump_version(isolated_redis)  # what every landing does
+    fresh = await api.get("/api/v1/offers", params={"gpu": "H100"})
+    assert fresh.headers["x-cache"] == "origin" and fresh.json()["items"][0]["price_per_hour"] == 1.99
+
+
+async def test_errors_are_not_cached_and_private_paths_never_are(api):
+    await add_offers()
+    assert (await api.get("/api/v1/offers", params={"gpu": "Voodoo"})).status_code == 400
+    again = await api.get("/api/v1/offers", params={"gpu": "Voodoo"})
+    assert again.status_code == 400 and again.headers.get("x-cache") == "origin"
+
+
+async def test_metrics_expose_requests_cache_limits_and_providers(api):
+    await add_offers()
+    await api.get("/api/v1/offers")
+    await api.get("/api/v1/offers")
+    text = (await api.get("/metrics")).text
+    for name in ("gpubroker_http_requests_total", "gpubroker_http_request_duration_seconds_bucket",
+                 "gpubroker_cache_lookups_total", "circuit_breaker_state", "circuit_breaker_failures_total",
+                 "circuit_breaker_successes_total", "circuit_breaker_rejections_total",
+                 "provider_request_latency_seconds_bucket", "provider_weight"):  # fmt: skip
+        assert name in text, name
+    assert 'gpubroker_http_requests_total{method="GET",route="/api/v1/offers",status="200"}' in text
+    assert 'gpubroker_cache_lookups_total{result="hit",tier="l2"}' in text
+
+
+async def test_openapi_and_docs_are_not_rate_limited(webapp):
+    for _ in range(12):
+        assert (await webapp.get("/api/v1/openapi.json")).status_code == 200
+
+
+@pytest.mark.parametrize("header", ["Authorization", "X-API-Key"])
+async def test_a_websocket_connect_counts_against_the_plan(webapp, header):
+    from channels.testing import WebsocketCommunicator
+
+    from gpubroker_web.asgi import application
+
+    key = await sync_to_async(make_key)("free")
+    value = f"Bearer {key}" if header == "Authorization" else key
+    accepted = 0
+    for _ in range(11):
+        ws = WebsocketCommunicator(application, "/ws/providers/", headers=[(header.lower().encode(), value.encode())])
+        connected, code = await ws.connect()
+        if connected:
+            accepted += 1
+            assert json.loads(await ws.receive_from())["type"] == "connection_established"
+            await ws.disconnect()
+        else:
+            assert code == 4429
+    assert accepted == 10

@@ -1,0 +1,133 @@
+"""Plan-tier rate limits: the sliding window in the real Redis against an independent model.
+
+The model is written here from the seed's numbers (free 10, pro 100, enterprise 1000, unlimited
+100000 requests per sliding 60 s); it copies nothing from the implementation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.plans import LIMITS, Plan
+from gateway.ratelimit import Limiter, LocalWindows
+from tests.conftest import ISOLATED_REDIS
+
+SEED_LIMITS = {"free": 10, "pro": 100, "enterprise": 1000, "unlimited": 100_000}
+SEED_WINDOW = 60.0
+
+
+class SlidingWindowModel:
+    """A request is admitted when fewer than `limit` admitted requests arrived in the last 60 s."""
+
+    def __init__(self):
+        self.admitted: dict[str, list[float]] = {}
+
+    def hit(self, who: str, limit: int, t: float) -> tuple[bool, int]:
+        recent = [s for s in self.admitted.get(who, []) if t - s < SEED_WINDOW]
+        ok = len(recent) < limit
+        if ok:
+            recent.append(t)
+        self.admitted[who] = recent
+        return ok, limit - len(recent)
+
+
+def test_plans_are_the_seeds():
+    assert {plan.value: limit for plan, limit in LIMITS.items()} == SEED_LIMITS
+
+
+@pytest.fixture
+def redis_url(isolated_redis) -> str:
+    return ISOLATED_REDIS
+
+
+# Times on a half-second grid: the real time a run takes (milliseconds) cannot move a request across
+# the 60 s boundary, so Redis (real clock + offset) and the model (grid time) must agree exactly.
+steps = st.lists(
+    st.tuples(st.integers(0, 50).map(lambda half_seconds: half_seconds / 2), st.sampled_from(["a", "b"]),
+              st.sampled_from(["free", "free", "pro"])),
+    min_size=1, max_size=60,
+)  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=steps)
+async def test_redis_sliding_window_matches_the_model(redis_url, steps):
+    client = aioredis.Redis.from_url(redis_url)
+    limiter, model, run, t = Limiter(client), SlidingWindowModel(), uuid.uuid4().hex, 0.0
+    try:
+        for advance, who, plan in steps:
+            t += advance
+            limiter.clock_offset_ms = int(t * 1000)
+            decision = await limiter.hit(f"{run}:{who}:{plan}", SEED_LIMITS[plan])
+            admitted, remaining = model.hit(f"{who}:{plan}", SEED_LIMITS[plan], t)
+            assert (decision.admitted, decision.remaining) == (admitted, remaining)
+            assert decision.shared and decision.limit == SEED_LIMITS[plan]
+            if not admitted:  # the client may retry once the oldest request leaves the window
+                oldest = model.admitted[f"{who}:{plan}"][0]
+                assert abs(decision.reset_seconds - (oldest + SEED_WINDOW - t)) < 0.5
+                assert decision.retry_after >= 1 and isinstance(decision.retry_after, int)
+    finally:
+        await client.aclose()
+
+
+@settings(max_examples=120, deadline=None)
+@given(steps=steps)
+def test_local_fallback_window_matches_the_model(steps):
+    now = [0.0]
+    local, model = LocalWindows(clock=lambda: now[0]), SlidingWindowModel()
+    for advance, who, plan in steps:
+        now[0] += advance
+        decision = local.hit(f"{who}:{plan}", SEED_LIMITS[plan])
+        assert (decision.admitted, decision.remaining) == model.hit(f"{who}:{plan}", SEED_LIMITS[plan], now[0])
+        assert not decision.shared
+
+
+@pytest.mark.parametrize("plan", list(Plan))
+async def test_each_plan_admits_exactly_its_limit_in_one_moment(redis_url, plan):
+    client = aioredis.Redis.from_url(redis_url)
+    limiter, who, limit = Limiter(client), f"burst:{uuid.uuid4().hex}", SEED_LIMITS[plan.value]
+    decisions = []
+    for chunk in range(0, limit + 5, 2000):  # as concurrent requests arrive: batched into few round trips
+        decisions += await asyncio.gather(*(limiter.hit(who, LIMITS[plan]) for _ in range(min(2000, limit + 5 - chunk))))
+    await client.aclose()
+    assert sum(d.admitted for d in decisions) == limit
+    assert [d.admitted for d in decisions[-5:]] == [False] * 5
+
+
+def test_workers_share_one_window_atomically(redis_url):
+    """Four 'workers' (threads, each its own event loop and Redis connection) hit one pro client at once."""
+    who, results = f"shared:{uuid.uuid4().hex}", []
+    start = threading.Barrier(4)
+
+    def worker():
+        async def run():
+            client = aioredis.Redis.from_url(redis_url)
+            limiter = Limiter(client)
+            start.wait()
+            out = await asyncio.gather(*(limiter.hit(who, SEED_LIMITS["pro"]) for _ in range(60)))
+            await client.aclose()
+            return out
+
+        results.extend(asyncio.run(run()))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 240 and sum(d.admitted for d in results) == SEED_LIMITS["pro"]
+
+
+async def test_redis_unreachable_falls_back_to_a_per_worker_share_never_unlimited():
+    client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)  # nothing listens on port 1
+    limiter = Limiter(client, workers=2)
+    decisions = [await limiter.hit("ip:10.0.0.1", SEED_LIMITS["free"]) for _ in range(8)]
+    assert [d.admitted for d in decisions] == [True] * 5 + [False] * 3  # 10 // 2 workers
+    assert not any(d.shared for d in decisions) and limiter.shared.data_version is None

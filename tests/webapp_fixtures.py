@@ -1,0 +1,85 @@
+"""Fixtures for the webapp: the whole ASGI application (gateway + Django + Channels) in process,
+on pytest-django's database and the tests' own Redis database, with API keys of each plan."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import httpx
+import pytest
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def make_key(plan: str = "unlimited", name: str = "tests") -> str:
+    """A new API key of `plan`, stored the way `manage.py create_api_key` stores it."""
+    from gateway import keys
+    from gateway.models import ApiKey
+
+    key = keys.new_key()
+    ApiKey.objects.create(name=name, plan=plan, digest=keys.digest(key), prefix=key[:12])
+    return key
+
+
+def offer_row(offer_id: str, gpu="H100", provider="vastai", region="Norway", price="1.00", **fields):
+    """An `offers` row (Django model) with sensible defaults."""
+    from offers.models import Offer
+
+    values = dict(
+        provider=provider, offer_id=offer_id, instance_type=f"1x {gpu}", gpu_model=gpu, gpu_vendor="NVIDIA",
+        gpu_count=1, gpu_memory_gb=80, price_per_hour=Decimal(price), region=region, availability="available",
+        observed_at=NOW, first_seen=NOW, last_seen=NOW,
+    )  # fmt: skip
+    return Offer(**(values | fields))
+
+
+@pytest.fixture
+async def webapp(transactional_db, isolated_redis):
+    """An httpx client for the whole ASGI application, as client 127.0.0.1 without a key."""
+    from gateway import runtime
+    from gpubroker_web import db
+    from gpubroker_web.asgi import application
+
+    runtime.reset()
+    transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+    runtime.reset()
+    await db.close()  # its connections hold the test database, which pytest-django drops at the end
+
+
+@pytest.fixture
+def unlimited_key(transactional_db) -> str:
+    return make_key("unlimited")
+
+
+@pytest.fixture
+async def api(webapp, unlimited_key):
+    """The application, asked with an unlimited key (so tests are not rate-limited)."""
+    webapp.headers["Authorization"] = f"Bearer {unlimited_key}"
+    return webapp
+
+
+@pytest.fixture
+def live_webapp(transactional_db, isolated_redis):
+    """The whole application served over real HTTP by uvicorn (in a thread, its own event loop);
+    yields its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from gateway import runtime
+    from gpubroker_web.asgi import application
+
+    runtime.reset()
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+    runtime.reset()

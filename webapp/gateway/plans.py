@@ -1,0 +1,17 @@
+"""Plan tiers: requests allowed per sliding 60-second window (the seed's numbers)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+WINDOW_SECONDS = 60
+
+
+class Plan(StrEnum):
+    FREE = "free"
+    PRO = "pro"
+    ENTERPRISE = "enterprise"
+    UNLIMITED = "unlimited"
+
+
+LIMITS: dict[Plan, int] = {Plan.FREE: 10, Plan.PRO: 100, Plan.ENTERPRISE: 1000, Plan.UNLIMITED: 100_000}

@@ -1,0 +1,138 @@
+"""Per-worker runtime of the gateway: the Redis client, the limiter, the caches, start and stop.
+
+Everything here is created lazily in the running event loop (uvicorn's worker loop, or a test's),
+so the ASGI application also works where no lifespan events are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway import keys
+from gateway.cache import TwoTierCache
+from gateway.plans import Plan
+from gateway.ratelimit import Limiter
+from gpubroker import settings
+from gpubroker_web import db
+
+KEY_CACHE_SECONDS = 60.0  # a revoked key stops working at the next request anyway (key epoch)
+KEY_CACHE_ENTRIES = 10_000
+
+
+class KeyDirectory:
+    """API key digest -> client, cached in process; the whole cache drops when the key epoch moves."""
+
+    def __init__(self):
+        self.known: dict[str, tuple[keys.Client | None, float]] = {}
+        self.epoch: int | None = None
+
+    def outdated(self) -> bool:
+        """True when the last Redis round trip brought a key epoch newer than our cached lookups."""
+        epoch = limiter().shared.key_epoch
+        return epoch is not None and epoch != self.epoch
+
+    async def lookup(self, key: str) -> keys.Client | None:
+        epoch = limiter().shared.key_epoch
+        if epoch is not None and epoch != self.epoch:
+            self.known.clear()
+            self.epoch = epoch
+        digest = keys.digest(key)
+        found = self.known.get(digest)
+        if found and time.monotonic() - found[1] < KEY_CACHE_SECONDS:
+            return found[0]
+        try:
+            row = await db.fetch_one("SELECT id, plan FROM api_keys WHERE digest = %s AND revoked_at IS NULL", (digest,))
+        except db.DatabaseUnavailable:
+            if found:  # PostgreSQL is down: the last answer stands
+                return found[0]
+            raise
+        client = None if row is None else keys.Client(f"key:{row['id']}", Plan(row["plan"]), row["id"])
+        if len(self.known) >= KEY_CACHE_ENTRIES:
+            self.known.clear()
+        self.known[digest] = (client, time.monotonic())
+        return client
+
+
+class _Loop:
+    """The clients bound to one event loop (uvicorn's worker loop; tests may run several)."""
+
+    def __init__(self):
+        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                             max_connections=32)  # fmt: skip
+        self.limiter = Limiter(self.redis)
+        self.cache = TwoTierCache(self.redis)
+
+
+_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = weakref.WeakKeyDictionary()
+_keys = KeyDirectory()
+
+
+def _here() -> _Loop:
+    loop = asyncio.get_running_loop()
+    if loop not in _loops:
+        _loops[loop] = _Loop()
+    return _loops[loop]
+
+
+def reset() -> None:
+    """Forget every client and cached answer (tests: after pointing settings at another Redis)."""
+    global _keys
+    _loops.clear()
+    _keys = KeyDirectory()
+
+
+def redis() -> aioredis.Redis:
+    return _here().redis
+
+
+def limiter() -> Limiter:
+    return _here().limiter
+
+
+def response_cache() -> TwoTierCache:
+    return _here().cache
+
+
+def key_directory() -> KeyDirectory:
+    return _keys
+
+
+def data_version() -> int | None:
+    """The data version learnt from the last Redis round trip (None while Redis is unreachable)."""
+    return limiter().shared.data_version
+
+
+async def readiness() -> dict[str, bool]:
+    async def postgres() -> bool:
+        try:
+            return await db.fetch_one("SELECT 1 AS ok") is not None
+        except db.DatabaseUnavailable:
+            return False
+
+    async def redis_ok() -> bool:
+        try:
+            return bool(await redis().ping())
+        except (RedisError, OSError):
+            return False
+
+    pg, rd = await asyncio.gather(postgres(), redis_ok())
+    return {"postgres": pg, "redis": rd}
+
+
+async def lifespan(receive, send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            _here()
+            await db.pool()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await db.close()
+            await redis().aclose()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

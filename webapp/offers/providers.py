@@ -1,0 +1,89 @@
+"""Provider status: the vendor table joined with what the pipeline keeps about each provider.
+
+Sources: health checks and circuit breakers in Redis (`gpubroker.health`, `gpubroker.breaker`),
+landings and quarantines in PostgreSQL. Redis unreachable: health and breaker show as unknown
+(null / "closed") rather than failing the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from datetime import datetime
+from typing import Any
+
+import redis
+from redis.exceptions import RedisError
+
+from gpubroker import breaker, health, settings
+from gpubroker_provider.vendors import VENDORS
+from gpubroker_web import db
+
+_STATUS_SQL = """
+SELECT v.provider, s.last_good_at, COALESCE(s.stale, false) AS stale, s.stale_reason,
+       COALESCE(c.offers, 0) AS offer_count, q.reason AS quarantine_reason, q.created_at AS quarantine_at
+FROM unnest(%(providers)s::text[]) AS v(provider)
+LEFT JOIN provider_status s USING (provider)
+LEFT JOIN (SELECT provider, count(*) FILTER (WHERE availability <> 'unavailable') AS offers
+           FROM offers GROUP BY provider) c USING (provider)
+LEFT JOIN LATERAL (SELECT reason, created_at FROM quarantine WHERE quarantine.provider = v.provider
+                   ORDER BY created_at DESC LIMIT 1) q ON true
+ORDER BY v.provider
+"""
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
+def _redis_state() -> tuple[dict[str, dict], dict[str, breaker.Snapshot]]:
+    """Health-check results and breaker snapshots; empty when Redis does not answer."""
+    client = _redis(settings.REDIS_URL)
+    try:
+        checks = {k.decode(): json.loads(v) for k, v in client.hgetall(health.CURRENT).items()}
+        return checks, breaker.snapshot_all(client)
+    except (RedisError, OSError):
+        return {}, {}
+
+
+async def statuses() -> list[dict[str, Any]]:
+    """One dict per provider of the vendor table, in slug order (see `schemas.ProviderOut`)."""
+    return (await statuses_and_breakers())[0]
+
+
+async def statuses_and_breakers() -> tuple[list[dict[str, Any]], dict[str, breaker.Snapshot]]:
+    rows, (checks, breakers) = await asyncio.gather(
+        db.fetch(_STATUS_SQL, {"providers": sorted(VENDORS)}), asyncio.to_thread(_redis_state)
+    )
+    out = []
+    for row in rows:
+        slug = row["provider"]
+        check = checks.get(slug, {})
+        snapshot = breakers.get(slug)
+        out.append({
+            "slug": slug, "name": VENDORS[slug].name, "mode": VENDORS[slug].mode,
+            "health": check.get("status"), "latency_ms": check.get("latency_ms"),
+            "checked_at": datetime.fromisoformat(check["checked_at"]) if "checked_at" in check else None,
+            "breaker_state": snapshot.state.value if snapshot else breaker.State.CLOSED.value,
+            "last_good_sync": row["last_good_at"], "offer_count": row["offer_count"], "stale": row["stale"],
+            "stale_reason": row["stale_reason"] or None,
+            "last_quarantine_reason": row["quarantine_reason"], "last_quarantine_at": row["quarantine_at"],
+        })  # fmt: skip
+    return out, breakers
+
+
+def warnings(providers: list[dict[str, Any]], only: list[str] | None = None) -> list[str]:
+    """What an answer must admit about its providers (stale data, failing health, open breaker)."""
+    said = []
+    for p in providers:
+        if only is not None and p["slug"] not in only:
+            continue
+        if p["stale"]:
+            since = f", serving data last good at {p['last_good_sync']:%Y-%m-%d %H:%M} UTC" if p["last_good_sync"] else ""
+            said.append(f"{p['slug']}: latest batch quarantined{since} ({(p['stale_reason'] or '')[:160]})")
+        if p["health"] in ("down", "degraded"):
+            said.append(f"{p['slug']}: health check says {p['health']}")
+        if p["breaker_state"] == breaker.State.OPEN.value:
+            said.append(f"{p['slug']}: circuit breaker open, its data is not being refreshed")
+    return said

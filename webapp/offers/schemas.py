@@ -1,0 +1,108 @@
+"""What the offers API answers, as schemas (they make the OpenAPI document; views render with orjson)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ninja import Field, Schema
+
+
+class Error(Schema):
+    detail: str = Field(description="what is wrong, and what to do about it")
+
+
+class ParameterError(Schema):
+    parameter: str
+    message: str
+
+
+class Invalid(Error):
+    errors: list[ParameterError] = Field(description="one entry per malformed parameter")
+
+
+class RateLimited(Error):
+    plan: str
+    limit: int = Field(description="requests allowed per sliding 60 s window")
+    retry_after: int = Field(description="seconds until a request can succeed")
+
+
+class OfferOut(Schema):
+    provider: str
+    offer_id: str
+    instance_type: str
+    gpu_model: str
+    gpu_form_factor: str | None
+    gpu_vendor: str
+    gpu_count: int
+    gpu_memory_gb: float = Field(description="per GPU, GB")
+    vcpus: int | None
+    ram_gb: float | None
+    disk_gb: float | None
+    price_per_hour: float = Field(description="USD per hour for the whole offer")
+    price_per_gpu: float = Field(description="USD per GPU-hour")
+    spot_price: float | None
+    region: str
+    country: str | None
+    continent: str | None
+    availability: str
+    available_count: int | None
+    cpu_arch: str | None
+    inferred: list[str] = Field(description="fields filled in from the GPU registry, not stated by the vendor")
+    observed_at: datetime = Field(description="when the vendor's listing was read")
+    data_age_seconds: int = Field(description="seconds between observed_at and generated_at")
+    first_seen: datetime
+    last_seen: datetime
+
+
+class OfferPage(Schema):
+    total: int
+    items: list[OfferOut]
+    page: int
+    per_page: int
+    has_next: bool
+    warnings: list[str] = Field(description="filters read differently, and providers served stale or unhealthy")
+    generated_at: datetime = Field(description="when this answer was computed (the `Age` header: seconds since)")
+    data_version: int | None = Field(description="the data version (bumped by every landing) it was computed from")
+    at: datetime | None = Field(description="the point in time asked for, if any")
+
+
+class PricePoint(Schema):
+    price_per_hour: float
+    spot_price: float | None
+    observed_at: datetime
+
+
+class OfferHistory(Schema):
+    provider: str
+    offer_id: str
+    since: datetime | None
+    until: datetime | None
+    items: list[PricePoint] = Field(description="every price the offer had, oldest first")
+    generated_at: datetime
+
+
+class CheapestOut(Schema):
+    gpu: str
+    regions: dict[str, OfferOut] = Field(description="region -> its cheapest available offer")
+    generated_at: datetime
+
+
+class ProviderOut(Schema):
+    slug: str
+    name: str
+    mode: str = Field(description='"api": the vendor\'s live API; "static": a dated published price list')
+    health: str | None = Field(description="healthy, degraded or down (latest health check); null before one ran")
+    latency_ms: int | None = Field(description="latency of the latest health check")
+    checked_at: datetime | None
+    breaker_state: str = Field(description="closed, half_open or open")
+    last_good_sync: datetime | None = Field(description="when a batch of it last passed the data-quality gate")
+    offer_count: int = Field(description="offers currently listed (not unavailable)")
+    stale: bool = Field(description="true: its latest batch was quarantined and older data is served")
+    stale_reason: str | None
+    last_quarantine_reason: str | None
+    last_quarantine_at: datetime | None
+
+
+class ProviderList(Schema):
+    items: list[ProviderOut]
+    generated_at: datetime
