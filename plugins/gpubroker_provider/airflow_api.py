@@ -11,15 +11,28 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
 TERMINAL = {"success", "failed"}
 
 
+def stack_password(username: str) -> str:
+    """The local stack's generated Airflow password for `username` (astro/local/stack.sh keeps it in
+    .stack/airflow/passwords.json; GPUBROKER_STATE moves .stack)."""
+    state = Path(os.environ.get("GPUBROKER_STATE") or Path(__file__).resolve().parents[2] / ".stack")
+    try:
+        return json.loads((state / "airflow" / "passwords.json").read_text())[username]
+    except (OSError, ValueError, KeyError):
+        raise RuntimeError(f"no Airflow password for {username!r} in {state}/airflow/passwords.json: "
+                           "start the stack with `make up`, or pass the password") from None  # fmt: skip
+
+
 class AirflowApi:
-    def __init__(self, base_url: str | None = None, username: str = "admin", password: str = "admin"):
+    def __init__(self, base_url: str | None = None, username: str = "admin", password: str | None = None):
         self.http = httpx.Client(base_url=base_url or os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080"), timeout=30)
+        password = stack_password(username) if password is None else password
         token = self.http.post("/auth/token", json={"username": username, "password": password})
         token.raise_for_status()
         self.http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
