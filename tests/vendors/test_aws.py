@@ -6,6 +6,7 @@ import pytest
 
 from gpubroker_provider.hooks.aws import DEFAULT_REGIONS, AwsHook
 from gpubroker_provider.hooks.base import PayloadError
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import recording
 
 
@@ -94,20 +95,60 @@ def _mutate_p5(body, change):
     change(body, sku)
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        lambda body, sku: body["terms"].pop("OnDemand"),
-        lambda body, sku: body["products"][sku]["attributes"].update(gpu="NA"),
-        lambda body, sku: next(iter(next(iter(body["terms"]["OnDemand"][sku].values()))["priceDimensions"].values()))
-        ["pricePerUnit"].update(USD="fifty"),
-        lambda body, sku: body["products"][sku]["attributes"].pop("regionCode"),
-    ],
-    ids=["no-on-demand-terms", "gpu-family-without-gpu-count", "non-numeric-price", "missing-region"],
-)
-def test_malformed_price_list_rejects_the_whole_batch(replay, change):
+def test_an_offer_file_without_on_demand_terms_rejects_the_whole_batch(replay):
     body = copy.deepcopy(recording("aws", "ec2-us-east-1.json"))
-    _mutate_p5(body, change)
+    body["terms"].pop("OnDemand")
     replay.put("aws", "ec2-us-east-1.json", body)
-    with pytest.raises(PayloadError, match="aws: malformed payload"):
+    with pytest.raises(PayloadError, match="aws: malformed payload: expected an offer file"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda body, sku: body["products"][sku]["attributes"].update(gpu="NA"), "GPU instance family without a GPU count"),
+        (lambda body, sku: next(iter(next(iter(body["terms"]["OnDemand"][sku].values()))["priceDimensions"].values()))
+         ["pricePerUnit"].update(USD="fifty"), "could not convert string to float: 'fifty'"),
+        (lambda body, sku: body["products"][sku]["attributes"].update(regionCode="", location="Moon Base"),
+         "unknown location 'Moon Base'"),
+    ],
+    ids=["gpu-family-without-gpu-count", "non-numeric-price", "unknown-region"],
+)
+def test_a_broken_product_is_dropped_with_its_reason_and_the_rest_land(replay, change, reason):
+    whole, broken = with_one_item_broken(replay, hook, "aws", "ec2-us-east-1.json", lambda body: _mutate_p5(body, change))
+    assert broken.dropped == {reason: 1}
+    assert lost(whole, broken) == {"ec2:p5.48xlarge:us-east-1"}
+
+
+def test_other_products_are_skipped_by_reason_not_dropped(replay):
+    batch = hook(replay).fetch_batch()
+    assert not batch.dropped
+    assert batch.skipped["CPU-only instance type"] >= 3  # m5 / c7i instances
+    assert batch.skipped["not a Linux shared on-demand instance (another family, OS, tenancy or capacity row)"] >= 4
+
+
+def test_an_older_offer_file_takes_the_region_from_the_location_name(replay):
+    replay.put("aws", "ec2-us-east-1.json", recording("aws", "variant-older-layout.json"))
+    offers = by_id(hook(replay).fetch_batch())
+    p3dn = offers["ec2:p3dn.24xlarge:us-east-1"]
+    assert (p3dn.gpu_model, p3dn.gpu_count, p3dn.gpu_memory_gb, str(p3dn.price_per_hour)) == ("V100", 8, 32, "31.2120")
+    assert (p3dn.region, p3dn.country, p3dn.disk_gb) == ("us-east-1", "US", 1800)
+    assert str(offers["ec2:p3.2xlarge:us-east-1"].price_per_hour) == "3.0600"  # not Windows, not Dedicated
+
+
+def test_a_get_products_answer_is_read_entry_by_entry(replay):
+    replay.put("aws", "ec2-us-east-1.json", recording("aws", "variant-get-products.json"))
+    offers = by_id(hook(replay).fetch_batch())
+    g6e = offers["ec2:g6e.12xlarge:us-east-1"]
+    assert (g6e.gpu_model, g6e.gpu_count, g6e.gpu_memory_gb, str(g6e.price_per_hour)) == ("L40S", 4, 48, "10.4926")
+    assert offers["ec2:g5g.2xlarge:us-east-1"].cpu_arch == "arm64"
+
+
+def test_a_get_products_entry_that_is_not_json_is_dropped_alone(replay):
+    body = recording("aws", "variant-get-products.json")
+    body["PriceList"][1] = body["PriceList"][1][:-10]  # truncated JSON text
+    replay.put("aws", "ec2-us-east-1.json", body)
+    batch = hook(replay).fetch_batch()
+    [(reason, count)] = batch.dropped.items()
+    assert reason.startswith("JSONDecodeError: ") and count == 1
+    assert "ec2:g6e.12xlarge:us-east-1" not in by_id(batch) and "ec2:p5.48xlarge:us-east-1" in by_id(batch)

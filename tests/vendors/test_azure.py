@@ -6,6 +6,7 @@ import pytest
 
 from gpubroker_provider.hooks.azure import AzureHook
 from gpubroker_provider.hooks.base import PayloadError
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import recording
 
 
@@ -80,19 +81,44 @@ def test_spot_above_on_demand_is_dropped(replay):
     assert by_id(hook(replay).fetch_batch())["Standard_NC40ads_H100_v5:swedencentral"].spot_price is None
 
 
-@pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda body: body.pop("Items"),
-        lambda body: body["Items"][0].pop("armSkuName"),
-        lambda body: body["Items"][0].update(currencyCode="EUR"),
-        lambda body: body["Items"][4].update(retailPrice="n/a"),
-    ],
-    ids=["no-items", "missing-sku", "not-usd", "non-numeric-price"],
-)
-def test_malformed_page_rejects_the_whole_batch(replay, mutate):
+def test_a_page_without_items_rejects_the_whole_batch(replay):
     body = copy.deepcopy(recording("azure", "eastus-1.json"))
-    mutate(body)
+    body.pop("Items")
     replay.put("azure", "eastus-1.json", body)
     with pytest.raises(PayloadError, match="azure: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("index", "mutate", "reason", "lost_ids"),
+    [
+        (0, lambda item: item.pop("armSkuName"), "missing field 'armSkuName'", {"Standard_NC24ads_A100_v4:eastus"}),
+        (0, lambda item: item.update(currencyCode="EUR"), "price in 'EUR', not USD", {"Standard_NC24ads_A100_v4:eastus"}),
+        (2, lambda item: item.update(retailPrice="n/a"),
+         "meter without a size, region, start date or positive numeric price", set()),  # the Spot meter
+    ],
+    ids=["missing-sku", "not-usd", "non-numeric-spot-price"],
+)
+def test_a_broken_meter_is_dropped_with_its_reason_and_the_rest_land(replay, index, mutate, reason, lost_ids):
+    whole, broken = with_one_item_broken(
+        replay, hook, "azure", "eastus-1.json", lambda body: mutate(body["Items"][index]))  # fmt: skip
+    assert broken.dropped == {reason: 1}
+    if lost_ids:
+        assert lost(whole, broken) == lost_ids
+    else:  # only the Spot meter was lost: the on-demand offer stays, without its Spot price
+        assert by_id(broken)["Standard_NC24ads_A100_v4:eastus"].spot_price is None
+
+
+def test_savings_plan_prices_are_not_on_demand_prices(replay):
+    replay.put("azure", "eastus-1.json", recording("azure", "variant-savings-plan.json"))
+    offers = by_id(hook(replay).fetch_batch())
+    assert str(offers["Standard_NC24ads_A100_v4:eastus"].price_per_hour) == "3.6730"
+
+
+def test_other_price_types_and_windows_meters_are_skipped_by_reason(replay):
+    replay.put("azure", "eastus-1.json", recording("azure", "variant-all-price-types.json"))
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped["not a Consumption VM-hour meter (another service, price type or unit)"] == 12
+    assert batch.skipped["Windows meter"] > 2 and not batch.dropped
+    h100 = by_id(batch)["Standard_ND96isr_H100_v5:eastus"]
+    assert (str(h100.price_per_hour), str(h100.spot_price)) == ("98.3200", "32.7733")

@@ -6,6 +6,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError, VendorError
 from gpubroker_provider.hooks.gcp import GcpHook
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 
@@ -74,20 +75,38 @@ def test_zero_priced_component_leaves_the_machine_unpriced(replay):
     assert not [o for o in hook(replay).fetch_batch().offers if o.region == "europe-west4"]
 
 
-@pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda body: body.pop("skus"),
-        lambda body: body["skus"][0]["pricingInfo"][0]["pricingExpression"].pop("tieredRates"),
-        lambda body: body["skus"][0]["pricingInfo"][0]["pricingExpression"]["tieredRates"][0]["unitPrice"]
-        .update(units="two"),
-        lambda body: body["skus"][4].pop("category"),
-    ],
-    ids=["no-skus", "no-tiered-rates", "non-integer-units", "no-category"],
-)
-def test_malformed_page_rejects_the_whole_batch(replay, mutate):
+def test_a_page_without_skus_rejects_the_whole_batch(replay):
     body = copy.deepcopy(recording("gcp", "skus-1.json"))
-    mutate(body)
+    body.pop("skus")
     replay.put("gcp", "skus-1.json", body)
     with pytest.raises(PayloadError, match="gcp: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda sku: sku["pricingInfo"][0]["pricingExpression"].pop("tieredRates"), "missing field 'tieredRates'"),
+        (lambda sku: sku["pricingInfo"][0]["pricingExpression"]["tieredRates"][0]["unitPrice"].update(units="two"),
+         "invalid literal for int() with base 10: 'two'"),
+        (lambda sku: sku.pop("category"), "missing field 'category'"),
+    ],
+    ids=["no-tiered-rates", "non-integer-units", "no-category"],
+)
+def test_a_broken_sku_is_dropped_and_only_the_machines_it_prices_go_unpriced(replay, mutate, reason):
+    # skus-1.json's first SKU is the on-demand A100 40GB GPU in us-central1
+    whole, broken = with_one_item_broken(replay, hook, "gcp", "skus-1.json", lambda body: mutate(body["skus"][0]))
+    assert broken.dropped == {reason: 1}
+    assert lost(whole, broken) == {"a2-highgpu-1g:us-central1", "a2-highgpu-8g:us-central1"}
+
+
+def test_older_spot_sku_names_still_price_spot(replay):
+    replay.put("gcp", "skus-1.json", recording("gcp", "variant-older-spot-names.json"))
+    offers = by_id(hook(replay).fetch_batch())
+    assert str(offers["a2-highgpu-1g:us-central1"].spot_price) == "1.3954"
+
+
+def test_with_a_price_history_the_latest_price_counts(replay):
+    replay.put("gcp", "skus-1.json", recording("gcp", "variant-price-history.json"))
+    offers = by_id(hook(replay).fetch_batch())
+    assert str(offers["a2-highgpu-1g:us-central1"].price_per_hour) == "3.6734"  # not the 8% higher older price

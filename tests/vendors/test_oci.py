@@ -6,6 +6,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.oci import DEFAULT_REGIONS, SHAPES, OciHook
+from tests.vendors import lost, with_one_item_broken
 from tests.conftest import recording
 
 PRODUCTS = "products.json"
@@ -143,25 +144,39 @@ def test_the_key_is_never_sent_to_a_public_api():
 
 
 @pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda body: body.pop("items"),
-        # a part a shape uses, metered per OCPU-hour: multiplying it by the GPU count would be wrong
-        lambda body: item(body, "B98415").update(metricName="OCPU Per Hour"),
-        lambda body: item(body, "B95907")["currencyCodeLocalizations"][0].update(currencyCode="EUR"),
-        lambda body: item(body, "B95907")["currencyCodeLocalizations"][0]["prices"].append(
-            {"model": "PAY_AS_YOU_GO", "value": 3.2}),
-        lambda body: item(body, "B109479")["currencyCodeLocalizations"][0]["prices"][0].update(value="3.50"),
-        lambda body: body["items"].append(copy.deepcopy(item(body, "B98415"))),
-        lambda body: body["items"][0].pop("partNumber"),
-        lambda body: body.update(hasMore=True),
-    ],
-    ids=["no-items", "gpu-part-not-per-gpu-hour", "no-usd", "two-payg-prices", "price-as-string",
-         "duplicate-part", "missing-part-number", "has-more-without-next-link"],
+    "mutate", [lambda body: body.pop("items"), lambda body: body.update(hasMore=True)],
+    ids=["no-items", "has-more-without-next-link"],
 )
-def test_malformed_page_rejects_the_whole_batch(replay, mutate):
+def test_a_wrong_envelope_rejects_the_whole_batch(replay, mutate):
     body = products()
     mutate(body)
     replay.put("oci", PRODUCTS, body)
     with pytest.raises(PayloadError, match="oci: malformed payload"):
         hook(replay).fetch_batch()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason", "shapes"),
+    [
+        # a part a shape uses, metered per OCPU-hour: multiplying it by the GPU count would be wrong
+        (lambda body: item(body, "B98415").update(metricName="OCPU Per Hour"),
+         "a shape's part metered 'OCPU Per Hour', not 'GPU Per Hour'", {"BM.GPU.H100.8"}),
+        (lambda body: item(body, "B95907")["currencyCodeLocalizations"][0].update(currencyCode="EUR"),
+         "expected one USD price list, got 0", {"BM.GPU.A100-v2.8"}),
+        (lambda body: item(body, "B95907")["currencyCodeLocalizations"][0]["prices"].append(
+            {"model": "PAY_AS_YOU_GO", "value": 3.2}), "2 PAY_AS_YOU_GO prices", {"BM.GPU.A100-v2.8"}),
+        (lambda body: item(body, "B109479")["currencyCodeLocalizations"][0]["prices"][0].update(value="3.50"),
+         "price is not a number", {"BM.GPU.L40S-NC.4"}),
+        (lambda body: body["items"].append(copy.deepcopy(item(body, "B98415"))), "part listed twice", set()),
+    ],
+    ids=["gpu-part-not-per-gpu-hour", "no-usd", "two-payg-prices", "price-as-string", "duplicate-part"],
+)
+def test_a_broken_part_is_dropped_and_only_its_shapes_go_unpriced(replay, mutate, reason, shapes):
+    whole, broken = with_one_item_broken(replay, hook, "oci", PRODUCTS, mutate)
+    assert broken.dropped == {reason: 1}
+    assert lost(whole, broken) == {o.offer_id for o in whole.offers if o.instance_type in shapes}
+
+
+def test_other_parts_are_skipped_not_dropped(replay):
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped["not a GPU capacity part (OCPU, memory, storage, licences, ...)"] >= 3 and not batch.dropped

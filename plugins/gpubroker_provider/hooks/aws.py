@@ -24,10 +24,21 @@ since the price list's `gpuMemory` is "NA" for most GPU types; a GPU family miss
 table is counted as an unknown GPU; `cpu_arch` is arm64 for Graviton processors, else x86_64.
 Known limits: no availability in a price list (UNKNOWN); no spot prices (a separate feed);
 region files are large (hundreds of MB for EC2) in production.
+
+Each product is an item. Skipped (counted): other product families (storage, data transfer, fees),
+other operating systems, tenancies, pre-installed software or capacity rows, CPU-only instance types,
+and products without an on-demand hourly price. Layouts accepted:
+- the offer file above (`regionCode`, `capacitystatus`, `marketoption`, `gpuMemory` present);
+- older offer files, before `regionCode`, `capacitystatus` and `marketoption`: the region comes from
+  `location` ("US East (N. Virginia)") through `LOCATION_REGION`;
+- the Price List Query API's GetProducts answer (`{"FormatVersion": "aws_v1", "PriceList": [...],
+  "NextToken"}`), one JSON-encoded product with its own terms per entry, as `aws pricing
+  get-products` saves it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -35,7 +46,8 @@ from typing import Any
 
 import httpx
 
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker.schema import Offer
+from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, skip
 from gpubroker_provider.vendors import VENDORS
 
 DEFAULT_REGIONS = ("us-east-1", "us-west-2", "eu-central-1")
@@ -57,12 +69,29 @@ REGION_COUNTRY = {
     "ap-southeast-1": "SG", "ap-southeast-2": "AU", "ap-east-1": "HK", "me-central-1": "AE",
 }
 
+# region name in older offer files (no `regionCode`) -> region code
+LOCATION_REGION = {
+    "US East (N. Virginia)": "us-east-1", "US East (Ohio)": "us-east-2", "US West (N. California)": "us-west-1",
+    "US West (Oregon)": "us-west-2", "Canada (Central)": "ca-central-1", "South America (Sao Paulo)": "sa-east-1",
+    "EU (Frankfurt)": "eu-central-1", "EU (Ireland)": "eu-west-1", "EU (London)": "eu-west-2", "EU (Paris)": "eu-west-3",
+    "EU (Stockholm)": "eu-north-1", "EU (Milan)": "eu-south-1", "EU (Spain)": "eu-south-2", "EU (Zurich)": "eu-central-2",
+    "Asia Pacific (Tokyo)": "ap-northeast-1", "Asia Pacific (Seoul)": "ap-northeast-2", "Asia Pacific (Osaka)": "ap-northeast-3",
+    "Asia Pacific (Mumbai)": "ap-south-1", "Asia Pacific (Singapore)": "ap-southeast-1", "Asia Pacific (Sydney)": "ap-southeast-2",
+    "Asia Pacific (Hong Kong)": "ap-east-1", "Middle East (UAE)": "me-central-1",
+}
+
 _EC2_KEEP = {"operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used"}
 _STORAGE = re.compile(r"(\d+)\s*x\s*([\d,.]+)")
 
 
 class AwsHook(VendorHook):
     vendor = VENDORS["aws"]
+    variants = (
+        Variant("older-layout", "ec2-us-east-1.json", "an offer file from before `regionCode`, `capacitystatus` "
+                "and `marketoption`: the region from `location`"),
+        Variant("get-products", "ec2-us-east-1.json", "the Price List Query API's GetProducts answer: "
+                "`PriceList` of JSON-encoded products, each with its own terms"),
+    )
 
     def __init__(self, *args: Any, regions: Sequence[str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -73,53 +102,90 @@ class AwsHook(VendorHook):
             for service in SERVICES:
                 yield self.request(client, "GET", f"/offers/v1.0/aws/{service}/current/{region}/index.json")
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+    def items(self, pages: list[Any]) -> Iterator[tuple[str | None, dict[str, Any] | None, Any]]:
+        """(service, the file's on-demand terms, product) per product; (None, None, entry) per
+        GetProducts entry, which carries its own service and terms."""
         for page in pages:
+            if isinstance(page, dict) and isinstance(page.get("PriceList"), list):
+                yield from ((None, None, entry) for entry in page["PriceList"])
+                continue
             self.expect(
                 isinstance(page, dict) and isinstance(page.get("products"), dict)
-                and isinstance(page.get("terms"), dict) and page.get("offerCode") in SERVICES,
-                'expected an offer file {"offerCode", "products": {...}, "terms": {"OnDemand": {...}}}',
+                and isinstance(page.get("terms"), dict) and page.get("offerCode") in SERVICES
+                and isinstance(page["terms"].get("OnDemand"), dict),
+                'expected an offer file {"offerCode", "products": {...}, "terms": {"OnDemand": {...}}} '
+                'or a GetProducts answer {"PriceList": [...]}',
             )
-            on_demand = page["terms"]["OnDemand"]
-            sagemaker = page["offerCode"] == "AmazonSageMaker"
-            for sku, product in page["products"].items():
-                attrs = product["attributes"]
-                if not (_sagemaker_row(product) if sagemaker else _ec2_row(product)):
-                    continue
-                instance_type = attrs["instanceName"] if sagemaker else attrs["instanceType"]
-                family = instance_type.removeprefix("ml.").split(".")[0]
-                if family not in GPU_FAMILIES:
-                    if _gpu_count(attrs):  # a GPU instance our table cannot name: report it
-                        batch.unknown_gpus[f"AWS {family} family"] += 1
-                    continue
-                price = _hourly_usd(on_demand.get(sku, {}))
-                if not price:
-                    continue
-                gpu_name, memory = GPU_FAMILIES[family]
-                self.expect(_gpu_count(attrs) > 0, f"{sku}: {instance_type} has no GPU count")
-                if match := batch.gpu(f"NVIDIA {gpu_name}"):
-                    region = attrs["regionCode"]
-                    batch.add(self.offer(
-                        match, observed_at,
-                        region=region,
-                        country=REGION_COUNTRY.get(region),
-                        offer_id=f"{'sagemaker' if sagemaker else 'ec2'}:{instance_type}:{region}",
-                        instance_type=instance_type,
-                        gpu_count=_gpu_count(attrs),
-                        gpu_memory_gb=memory,
-                        vcpus=int(attrs.get("vcpu") or attrs["vCpu"]),
-                        ram_gb=_number(attrs["memory"]),
-                        disk_gb=_storage_gb(attrs.get("storage", "")),
-                        price_per_hour=price,
-                        cpu_arch="arm64" if "graviton" in attrs.get("physicalProcessor", "").lower() else "x86_64",
-                    ))
+            yield from ((page["offerCode"], page["terms"]["OnDemand"], product) for product in page["products"].values())
+
+    def item_offers(self, item: tuple, observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        service, product, terms = _priced_product(*item)
+        instance_type, family = _instance(service, product)
+        if family not in GPU_FAMILIES:
+            if _gpu_count(product["attributes"]):  # a GPU instance our table cannot name: report it
+                batch.unknown_gpus[f"AWS {family} family"] += 1
+                return
+            skip("CPU-only instance type")
+        gpu_name, memory = GPU_FAMILIES[family]
+        if match := batch.gpu(f"NVIDIA {gpu_name}"):
+            yield self.offer(match, observed_at, **offer_fields(service, instance_type, product, terms), gpu_memory_gb=memory)
+
+
+def _priced_product(service: str | None, on_demand: dict[str, Any] | None, product: Any) -> tuple[str, dict, dict]:
+    """(service, product, its on-demand terms) from an offer file's product or a GetProducts entry."""
+    if service is None:  # a GetProducts entry: JSON text of {"serviceCode", "product", "terms"} of ONE product
+        entry = json.loads(product) if isinstance(product, str) else product
+        if entry["serviceCode"] not in SERVICES:
+            skip("another service")
+        return entry["serviceCode"], entry["product"], entry["terms"].get("OnDemand") or {}
+    return service, product, on_demand.get(product["sku"]) or {}
+
+
+def _instance(service: str, product: dict[str, Any]) -> tuple[str, str]:
+    """(instance type, family) of a kept on-demand instance product; every other product is skipped."""
+    sagemaker = service == "AmazonSageMaker"
+    if not (_sagemaker_row(product) if sagemaker else _ec2_row(product)):
+        skip("not a Linux shared on-demand instance (another family, OS, tenancy or capacity row)")
+    instance_type = product["attributes"]["instanceName" if sagemaker else "instanceType"]
+    return instance_type, instance_type.removeprefix("ml.").split(".")[0]
+
+
+def offer_fields(service: str, instance_type: str, product: dict[str, Any], terms: dict[str, Any]) -> dict[str, Any]:
+    """The Offer fields of one priced GPU instance product (the GPU itself aside)."""
+    attrs = product["attributes"]
+    price = _hourly_usd(terms)
+    if not price:
+        skip("no on-demand hourly price")
+    count = _gpu_count(attrs)
+    if count < 1:
+        raise ValueError("GPU instance family without a GPU count")
+    region = attrs.get("regionCode") or _region_of(attrs["location"])
+    line = "sagemaker" if service == "AmazonSageMaker" else "ec2"
+    return {
+        "region": region,
+        "country": REGION_COUNTRY.get(region),
+        "offer_id": f"{line}:{instance_type}:{region}",
+        "instance_type": instance_type,
+        "gpu_count": count,
+        "vcpus": int(attrs.get("vcpu") or attrs["vCpu"]),
+        "ram_gb": _number(attrs["memory"]),
+        "disk_gb": _storage_gb(attrs.get("storage", "")),
+        "price_per_hour": price,
+        "cpu_arch": "arm64" if "graviton" in attrs.get("physicalProcessor", "").lower() else "x86_64",
+    }
+
+
+def _region_of(location: str) -> str:
+    if location not in LOCATION_REGION:
+        raise ValueError(f"unknown location {location!r}")
+    return LOCATION_REGION[location]
 
 
 def _ec2_row(product: dict[str, Any]) -> bool:
     attrs = product["attributes"]
     return (
         product.get("productFamily", "").startswith("Compute Instance")
-        and all(attrs.get(k) == v for k, v in _EC2_KEEP.items())
+        and all(attrs.get(k, "Used" if k == "capacitystatus" else None) == v for k, v in _EC2_KEEP.items())
         and attrs.get("marketoption", "OnDemand") == "OnDemand"
     )
 

@@ -8,17 +8,25 @@ Pagination: each page is `{"BillingCurrency", "CustomerEntityId", "CustomerEntit
 follows NextPageLink (its path and query, against the configured base URL) until it is null.
 Regions fetched: `regions=` (default `DEFAULT_REGIONS`).
 
-Rows: one meter per item. Kept: type "Consumption", unitOfMeasure "1 Hour", Linux meters only
-(Windows meters have productName ending in "Windows"). skuName ending " Spot" is the Spot meter
-(-> `spot_price`); " Low Priority" meters (Batch low-priority VMs) are ignored; the rest are
-on-demand. Items are matched by `armSkuName` (e.g. "Standard_ND96isr_H100_v5").
-Units: `retailPrice` USD per VM-hour for the whole VM (all its GPUs), in `currencyCode` (must be
-USD). A missing or $0 retailPrice is skipped, never landed. A Spot price above on-demand is
+Rows: one meter per item, each read on its own. Kept: serviceName "Virtual Machines", type
+"Consumption", unitOfMeasure "1 Hour", Linux meters (Windows meters have productName ending in
+"Windows"). skuName ending " Spot" is the Spot meter (-> `spot_price`); the rest are on-demand, the
+latest `effectiveStartDate` winning where a VM size has several. Items are matched by `armSkuName`
+(e.g. "Standard_ND96isr_H100_v5").
+Skipped (counted, by reason): other services, price types (DevTestConsumption, Reservation) and
+units, Windows meters, " Low Priority" meters (Batch low-priority VMs), and meters without a positive
+price. Dropped with their reason: a meter priced in another currency than USD, or without the fields
+the grouping needs (armSkuName, armRegionName, skuName, a numeric retailPrice).
+Units: `retailPrice` USD per VM-hour for the whole VM (all its GPUs). A Spot price above on-demand is
 dropped.
 Inferred: GPU model, GPU count, per-GPU memory (GB), vCPUs and RAM (GiB, as advertised) come
 from `VM_SIZES` (ND/NC/NV families), since the price API carries no specs. Fractional-GPU sizes
 (NVadsA10 v5 below 36 vCPUs) are skipped; an N-series size missing from the table is counted as
 an unknown GPU. Known limits: no availability/quota information (UNKNOWN).
+Layouts accepted: the default api-version answer, and api-version 2023-01-01-preview's, whose
+Consumption items add `savingsPlan` prices (`[{"unitPrice", "retailPrice", "term"}]`, unused: they are
+commitments, not on-demand prices); a query without the `priceType` filter, mixing Reservation
+(`reservationTerm`) and DevTestConsumption items in.
 """
 
 from __future__ import annotations
@@ -26,12 +34,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, is_number, skip
 from gpubroker_provider.vendors import VENDORS
 
 DEFAULT_REGIONS = ("eastus", "westeurope", "swedencentral")
@@ -83,6 +91,12 @@ REGION_COUNTRY = {
 
 class AzureHook(VendorHook):
     vendor = VENDORS["azure"]
+    variants = (
+        Variant("savings-plan", "eastus-1.json", "api-version 2023-01-01-preview: items with `savingsPlan` "
+                "prices beside the on-demand one"),
+        Variant("all-price-types", "eastus-1.json", "a query without the `priceType` filter: Reservation, "
+                "DevTestConsumption and Windows items mixed in"),
+    )
 
     def __init__(self, *args: Any, regions: Sequence[str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -100,27 +114,14 @@ class AzureHook(VendorHook):
                 next_url = urlsplit(link)  # absolute link to the live host: keep path + query only
                 path, params = next_url.path, dict(parse_qsl(next_url.query, keep_blank_values=True))
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        on_demand: dict[tuple[str, str], dict[str, Any]] = {}
-        spot: dict[tuple[str, str], float] = {}
+    def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
             self.expect(isinstance(page, dict) and isinstance(page.get("Items"), list), 'expected {"Items": [...]}')
-            for item in page["Items"]:
-                if not _linux_vm_hour(item):
-                    continue
-                self.expect(item["currencyCode"] == "USD", f"{item['meterId']}: price not in USD")
-                price = item.get("retailPrice")
-                if price is None or float(price) <= 0:  # never land a $0 or missing price
-                    continue
-                key = (item["armSkuName"], item["armRegionName"])
-                sku_name = item["skuName"]
-                if sku_name.endswith(" Low Priority"):
-                    continue
-                if sku_name.endswith(" Spot"):
-                    spot[key] = float(price)
-                elif key not in on_demand or item["effectiveStartDate"] > on_demand[key]["effectiveStartDate"]:
-                    on_demand[key] = item
-        for (size, region), item in on_demand.items():
+            yield from page["Items"]
+
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        on_demand, spot = latest_prices(batch.each(self.items(pages), meter))
+        for (size, region), price in on_demand.items():
             if size in FRACTIONAL:
                 continue
             if size not in VM_SIZES:
@@ -129,28 +130,54 @@ class AzureHook(VendorHook):
                 continue
             gpu_name, count, memory, vcpus, ram = VM_SIZES[size]
             if match := batch.gpu(gpu_name):
-                price = float(item["retailPrice"])
                 spot_price = spot.get((size, region))
                 batch.add(self.offer(
-                    match, observed_at,
-                    region=region,
-                    country=REGION_COUNTRY.get(region),
-                    offer_id=f"{size}:{region}",
-                    instance_type=size,
-                    gpu_count=count,
-                    gpu_memory_gb=memory,
-                    vcpus=vcpus,
-                    ram_gb=ram,
+                    match, observed_at, region=region, country=REGION_COUNTRY.get(region), offer_id=f"{size}:{region}",
+                    instance_type=size, gpu_count=count, gpu_memory_gb=memory, vcpus=vcpus, ram_gb=ram,
                     price_per_hour=price,
                     spot_price=spot_price if spot_price is not None and spot_price <= price else None,
                     cpu_arch="x86_64",
-                ))
+                ))  # fmt: skip
 
 
-def _linux_vm_hour(item: dict[str, Any]) -> bool:
-    return (
-        item["serviceName"] == "Virtual Machines"
-        and item["type"] == "Consumption"
-        and item["unitOfMeasure"] == "1 Hour"
-        and not item["productName"].endswith("Windows")
-    )
+class Meter(NamedTuple):
+    """One Linux VM-hour meter: what `latest_prices` needs of it, checked."""
+
+    size: str  # armSkuName
+    region: str  # armRegionName
+    spot: bool
+    price: float  # USD per VM-hour
+    since: str  # effectiveStartDate, ISO 8601
+
+
+def meter(item: dict[str, Any]) -> Meter:
+    """A meter item as a `Meter`; meters that are not Linux on-demand/Spot VM hours are skipped."""
+    kind, unit = item["type"], item["unitOfMeasure"]
+    if item["serviceName"] != "Virtual Machines" or kind != "Consumption" or unit != "1 Hour":
+        skip("not a Consumption VM-hour meter (another service, price type or unit)")
+    if item["productName"].endswith("Windows"):
+        skip("Windows meter")
+    sku_name = item["skuName"]
+    if sku_name.endswith(" Low Priority"):
+        skip("Low Priority meter")
+    if item["currencyCode"] != "USD":
+        raise ValueError(f"price in {item['currencyCode']!r}, not USD")
+    price = item.get("retailPrice")
+    if price is None or price == 0:
+        skip("no price")  # never land a $0 or missing price
+    size, region, since = item["armSkuName"], item["armRegionName"], item["effectiveStartDate"]
+    if not all(isinstance(v, str) and v for v in (size, region, since)) or not is_number(price) or price < 0:
+        raise ValueError("meter without a size, region, start date or positive numeric price")
+    return Meter(size, region, sku_name.endswith(" Spot"), float(price), since)
+
+
+def latest_prices(meters: list[Meter]) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """(on-demand, Spot) USD per VM-hour by (size, region); the latest meter wins."""
+    latest: dict[tuple[bool, str, str], Meter] = {}
+    for m in meters:
+        key = (m.spot, m.size, m.region)
+        if key not in latest or m.since > latest[key].since:
+            latest[key] = m
+    on_demand = {(m.size, m.region): m.price for m in latest.values() if not m.spot}
+    spot = {(m.size, m.region): m.price for m in latest.values() if m.spot}
+    return on_demand, spot

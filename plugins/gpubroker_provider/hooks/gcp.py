@@ -20,6 +20,12 @@ A machine type whose GPU, core or RAM SKU is missing in a region is skipped (no 
 `spot_price` is the same sum over the Preemptible SKUs, when all three exist.
 Regions kept: `regions=` (default `DEFAULT_REGIONS`). Known limits: no availability (UNKNOWN);
 zonal GPU availability within a region is not in the catalog.
+Each SKU is an item, read into its rates on its own. Skipped (counted): SKUs of other resource
+families (storage, network), usage types (commitments) or units, and zero-priced SKUs. A SKU that
+cannot be read is dropped with its reason; the machine types needing it are then left unpriced.
+Layouts accepted: the current catalog; older Spot SKU names ("Preemptible Nvidia Tesla A100 GPU ...",
+before the "Spot " prefix); and `pricingInfo` with several entries (a catalog read with
+`startTime`/`endTime`): the one with the latest `effectiveTime` is the price.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, skip
 from gpubroker_provider.vendors import VENDORS
 
 SERVICE = "6F81-5844-456A"
@@ -38,6 +44,7 @@ PAGE_SIZE = 5000
 MAX_PAGES = 100
 DEFAULT_REGIONS = ("us-central1", "europe-west4", "asia-northeast1")
 SPOT_PREFIX = "Spot Preemptible "
+OLD_SPOT_PREFIX = "Preemptible "  # Spot SKUs' names before the "Spot " prefix
 USAGE_TYPES = {"OnDemand": "on_demand", "Preemptible": "spot"}
 HOURLY_UNITS = {"h", "GiBy.h"}  # per GPU/vCPU-hour, per GiB-hour; other units are not machine time
 
@@ -66,6 +73,11 @@ REGION_COUNTRY = {
 
 class GcpHook(VendorHook):
     vendor = VENDORS["gcp"]
+    variants = (
+        Variant("older-spot-names", "skus-1.json", 'Spot SKUs named "Preemptible <component> running in ..."'),
+        Variant("price-history", "skus-1.json", "`pricingInfo` with an older and the current price (a catalog "
+                "read over a time range)"),
+    )
 
     def __init__(self, *args: Any, regions: Sequence[str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -87,49 +99,64 @@ class GcpHook(VendorHook):
                 break
             params = {**params, "pageToken": token}
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        rates: dict[tuple[str, str, str], float] = {}  # (SKU name, "on_demand"|"spot", region) -> USD
+    def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
             self.expect(isinstance(page, dict) and isinstance(page.get("skus"), list), 'expected {"skus": [...]}')
-            for sku in page["skus"]:
-                usage = USAGE_TYPES.get(sku["category"]["usageType"])
-                unit = sku["pricingInfo"][0]["pricingExpression"]["usageUnit"]
-                if usage is None or sku["category"]["resourceFamily"] != "Compute" or unit not in HOURLY_UNITS:
-                    continue
-                name = sku["description"].split(" running in ")[0].removeprefix(SPOT_PREFIX)
-                price = _unit_price(sku)
-                for region in sku["serviceRegions"]:
-                    if region in self.regions and price > 0:
-                        rates[(name, usage, region)] = price
+            yield from page["skus"]
+
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        rates = {key: price for sku_rates in batch.each(self.items(pages), sku_rates) for key, price in sku_rates
+                 if key[2] in self.regions}  # fmt: skip
         for region in self.regions:
-            for machine, (gpu_sku, count, memory, vcpus, ram, core_sku, ram_sku) in MACHINE_TYPES.items():
-                price = _machine_price(rates, "on_demand", region, (gpu_sku, count), (core_sku, vcpus), (ram_sku, ram))
-                if price is None:
-                    continue
-                spot = _machine_price(rates, "spot", region, (gpu_sku, count), (core_sku, vcpus), (ram_sku, ram))
-                if match := batch.gpu(gpu_sku):
-                    batch.add(self.offer(
-                        match, observed_at,
-                        region=region,
-                        country=REGION_COUNTRY.get(region),
-                        offer_id=f"{machine}:{region}",
-                        instance_type=machine,
-                        gpu_count=count,
-                        gpu_memory_gb=memory,
-                        vcpus=vcpus,
-                        ram_gb=ram,
-                        price_per_hour=round(price, 6),
-                        spot_price=round(spot, 6) if spot is not None and spot <= price else None,
-                        cpu_arch="x86_64",
-                    ))
+            for machine, shape in MACHINE_TYPES.items():
+                if (fields := machine_fields(rates, machine, shape, region)) and (match := batch.gpu(shape[0])):
+                    batch.add(self.offer(match, observed_at, **fields))
 
 
-def _unit_price(sku: dict[str, Any]) -> float:
+def sku_rates(sku: dict[str, Any]) -> list[tuple[tuple[str, str, str], float]]:
+    """((component name, "on_demand"|"spot", region), USD per unit) for each region a SKU prices."""
+    usage = USAGE_TYPES.get(sku["category"]["usageType"])
+    expression = _current(sku["pricingInfo"])["pricingExpression"]
+    if usage is None or sku["category"]["resourceFamily"] != "Compute" or expression["usageUnit"] not in HOURLY_UNITS:
+        skip("not a machine-time SKU (another resource family, usage type or unit)")
+    price = _unit_price(expression)
+    if price <= 0:
+        skip("zero price")
+    name = sku["description"].split(" running in ")[0].removeprefix(SPOT_PREFIX).removeprefix(OLD_SPOT_PREFIX)
+    regions = sku["serviceRegions"]
+    if not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):
+        raise ValueError("serviceRegions is not a list of regions")
+    return [((name, usage, region), price) for region in regions]
+
+
+def machine_fields(rates: dict, machine: str, shape: tuple, region: str) -> dict[str, Any] | None:
+    """The Offer fields of one machine type in one region, priced as GCP bills it; None when unpriced."""
+    gpu_sku, count, memory, vcpus, ram, core_sku, ram_sku = shape
+    parts = ((gpu_sku, count), (core_sku, vcpus), (ram_sku, ram))
+    price = _machine_price(rates, "on_demand", region, *parts)
+    if price is None:
+        return None
+    spot = _machine_price(rates, "spot", region, *parts)
+    return {
+        "region": region, "country": REGION_COUNTRY.get(region), "offer_id": f"{machine}:{region}",
+        "instance_type": machine, "gpu_count": count, "gpu_memory_gb": memory, "vcpus": vcpus, "ram_gb": ram,
+        "price_per_hour": round(price, 6), "spot_price": round(spot, 6) if spot is not None and spot <= price else None,
+        "cpu_arch": "x86_64",
+    }  # fmt: skip
+
+
+def _current(pricing_info: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pricing in effect: the latest `effectiveTime` (a catalog read over a time range lists several)."""
+    if not isinstance(pricing_info, list) or not pricing_info:
+        raise ValueError("pricingInfo is not a list of prices")
+    return max(pricing_info, key=lambda info: info.get("effectiveTime") or "")
+
+
+def _unit_price(expression: dict[str, Any]) -> float:
     """USD per usage unit: units + nanos of the base tier (startUsageAmount 0)."""
-    expression = sku["pricingInfo"][0]["pricingExpression"]
     base = [t for t in expression["tieredRates"] if float(t["startUsageAmount"]) == 0]
     if not base:
-        raise ValueError(f"{sku['skuId']}: no base tier")
+        raise ValueError("no base tier (startUsageAmount 0)")
     money = base[-1]["unitPrice"]
     return int(money.get("units") or 0) + int(money.get("nanos") or 0) / 1e9
 

@@ -15,9 +15,9 @@ Units: `value` is USD (we ask `currencyCode=USD` and require the "USD" localizat
 "PAY_AS_YOU_GO" model, per unit of `metricName`. GPU parts are metered "GPU Per Hour": USD per
 GPU-hour, all-in (the shape's OCPUs, memory and local NVMe are included), the same in every
 region. A shape's `price_per_hour` is that rate times the shape's GPU count (USD/hour for the
-whole shape). A GPU part the table uses that is not metered "GPU Per Hour" rejects the batch
-(multiplying another unit by the GPU count would be wrong); one with a missing or $0 price is
-skipped, never landed.
+whole shape). A GPU part the table uses that is not metered "GPU Per Hour" is dropped
+(multiplying another unit by the GPU count would be wrong); one with a missing or $0 price leaves
+its shapes unpriced, never landed.
 
 Inferred (the price list carries no specs and no shapes): `SHAPES` maps each bare-metal (BM.) or
 virtual-machine (VM.) GPU shape to its GPU, GPU count, per-GPU memory (GB), OCPUs and memory (GB,
@@ -28,6 +28,9 @@ are not: "Compute  - GPU - A10", "OCI- Compute ...") that bills it. One OCPU is 
 Ignored: parts not metered "GPU Per Hour" (OCPU, memory, storage, VMware per-node rows) and
 NVIDIA AI Enterprise licences (metered per GPU-hour but software, not capacity). A "GPU Per Hour"
 compute part no shape uses (e.g. H100T) is counted as an unknown GPU.
+Each part is an item: a part a shape uses that cannot be read (another meter, no single USD
+pay-as-you-go price, a price that is not a number, listed twice) is dropped with its reason and its
+shapes go unpriced; parts that are not GPU capacity are skipped (counted).
 Known limits: the price list says nothing about which region offers which shape, or about
 capacity: every configured region gets every shape, availability UNKNOWN. No spot/preemptible
 prices (preemptible GPU capacity is a separate 50%-off programme, not in this feed).
@@ -43,7 +46,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.hooks.base import Batch, VendorHook, is_number, skip
 from gpubroker_provider.vendors import VENDORS
 
 PATH = "/pls/apex/cetools/api/v1/products/"
@@ -112,61 +115,69 @@ class OciHook(VendorHook):
             next_url = urlsplit(link)  # absolute link to the live host: keep path + query only
             path, params = next_url.path, dict(parse_qsl(next_url.query, keep_blank_values=True))
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        per_gpu_hour: dict[str, Decimal] = {}  # partNumber -> USD per GPU-hour
-        seen: set[str] = set()
+    def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
             self.expect(isinstance(page, dict) and isinstance(page.get("items"), list), 'expected {"items": [...]}')
             self.expect(not (page.get("hasMore") and not _next_link(page)), "hasMore without a next link")
-            for item in page["items"]:
-                part = item["partNumber"]
-                self.expect(part not in seen, f"part {part} listed twice")
-                seen.add(part)
-                if part in _PARTS:
-                    if (price := self._gpu_hour_price(item)) is not None:
-                        per_gpu_hour[part] = price
-                elif _unused_gpu_part(item):
-                    batch.unknown_gpus[f"{item['displayName']} ({part})"] += 1
+            yield from page["items"]
+
+    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
+        seen: set[str] = set()
+        per_gpu_hour = dict(p for p in batch.each(self.items(pages), lambda item: _priced_part(item, seen, batch)) if p)
         for shape_name, shape in SHAPES.items():
-            price = per_gpu_hour.get(shape.part)
-            if price is None:
-                continue
-            match = batch.gpu(shape.gpu)
-            if match is None:
+            if (price := per_gpu_hour.get(shape.part)) is None or (match := batch.gpu(shape.gpu)) is None:
                 continue
             for region in self.regions:
-                batch.add(self.offer(
-                    match, observed_at,
-                    region=region,
-                    country=REGION_COUNTRY.get(region),
-                    offer_id=f"{shape_name}:{region}",
-                    instance_type=shape_name,
-                    gpu_count=shape.gpus,
-                    gpu_memory_gb=shape.gpu_memory_gb,
-                    vcpus=shape.ocpus * VCPUS_PER_OCPU,
-                    ram_gb=shape.ram_gb,
-                    price_per_hour=price * shape.gpus,
-                    cpu_arch="x86_64",
-                ))
+                batch.add(self.offer(match, observed_at, **shape_fields(shape_name, shape, price, region)))
 
-    def _gpu_hour_price(self, item: dict[str, Any]) -> Decimal | None:
-        """USD per GPU-hour, pay-as-you-go, of a part a shape is billed by; None when unpriced."""
-        part = item["partNumber"]
-        self.expect(item["metricName"] == GPU_METRIC, f"{part}: metered {item['metricName']!r}, not {GPU_METRIC!r}")
-        localizations = item["currencyCodeLocalizations"]
-        self.expect(isinstance(localizations, list), f"{part}: currencyCodeLocalizations is not a list")
-        usd = [loc for loc in localizations if loc["currencyCode"] == CURRENCY]
-        self.expect(len(usd) == 1, f"{part}: expected one {CURRENCY} price list, got {len(usd)}")
-        payg = [p for p in usd[0]["prices"] if p["model"] == PRICE_MODEL]
-        if not payg:
-            return None
-        self.expect(len(payg) == 1, f"{part}: {len(payg)} {PRICE_MODEL} prices")
-        value = payg[0].get("value")
-        if value is None:
-            return None
-        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        self.expect(is_number, f"{part}: price {value!r} is not a number")
-        return Decimal(str(value)) if value > 0 else None
+
+def _priced_part(item: dict[str, Any], seen: set[str], batch: Batch) -> tuple[str, Decimal] | None:
+    """(partNumber, USD per GPU-hour) of a part a shape is billed by; None when it is unpriced.
+    Unused GPU parts are counted as unknown GPUs; every other part is skipped."""
+    part = item["partNumber"]
+    if part in seen:
+        raise ValueError("part listed twice")
+    seen.add(part)
+    if part in _PARTS:
+        price = _gpu_hour_price(item)
+        return None if price is None else (part, price)
+    if _unused_gpu_part(item):
+        batch.unknown_gpus[f"{item['displayName']} ({part})"] += 1
+        return None
+    skip("not a GPU capacity part (OCPU, memory, storage, licences, ...)")
+
+
+def shape_fields(shape_name: str, shape: Shape, per_gpu_hour: Decimal, region: str) -> dict[str, Any]:
+    """The Offer fields of one shape in one region (the GPU itself aside)."""
+    return {
+        "region": region, "country": REGION_COUNTRY.get(region), "offer_id": f"{shape_name}:{region}",
+        "instance_type": shape_name, "gpu_count": shape.gpus, "gpu_memory_gb": shape.gpu_memory_gb,
+        "vcpus": shape.ocpus * VCPUS_PER_OCPU, "ram_gb": shape.ram_gb, "price_per_hour": per_gpu_hour * shape.gpus,
+        "cpu_arch": "x86_64",
+    }  # fmt: skip
+
+
+def _gpu_hour_price(item: dict[str, Any]) -> Decimal | None:
+    """USD per GPU-hour, pay-as-you-go, of a part a shape is billed by; None when unpriced."""
+    if item["metricName"] != GPU_METRIC:
+        raise ValueError(f"a shape's part metered {item['metricName']!r}, not {GPU_METRIC!r}")
+    localizations = item["currencyCodeLocalizations"]
+    if not isinstance(localizations, list):
+        raise ValueError("currencyCodeLocalizations is not a list")
+    usd = [loc for loc in localizations if loc["currencyCode"] == CURRENCY]
+    if len(usd) != 1:
+        raise ValueError(f"expected one {CURRENCY} price list, got {len(usd)}")
+    payg = [p for p in usd[0]["prices"] if p["model"] == PRICE_MODEL]
+    if not payg:
+        return None
+    if len(payg) != 1:
+        raise ValueError(f"{len(payg)} {PRICE_MODEL} prices")
+    value = payg[0].get("value")
+    if value is None:
+        return None
+    if not is_number(value):
+        raise ValueError("price is not a number")
+    return Decimal(str(value)) if value > 0 else None
 
 
 def _next_link(page: Any) -> str | None:
