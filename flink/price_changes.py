@@ -1,125 +1,107 @@
-"""Flink job: price updates -> detected price changes.
+"""Flink job: offer observations -> price and availability changes.
 
-Reads `gpubroker.price-updates` (JSON `price_update` events from the sync) and writes to
-`gpubroker.price-changes` every update whose price differs from the previous price seen for the
-same offer (the event's own `old_price` for the first one), with the change in percent and its
-direction, keyed by `provider:offer_id`.
+Reads `offer_observed` events (`gpubroker.price-updates`) and writes to `gpubroker.price-changes`,
+keyed `provider:offer_id`:
+- `price_change` when an offer's price differs from the last price this job saw for it, with the
+  change in percent ((new - old) / old * 100) and its direction;
+- `availability_change` when its availability differs (old_availability null: the offer appeared).
+With no state for the offer (first sight, or state expired after --state-ttl) the event's own
+old_price / old_availability, the store's authoritative previous values, are the reference. A
+repeated event finds its own values in the state and emits nothing. Output event ids derive from
+the input's (schema.derived_id), so a replay after recovery repeats the same ids.
+
+Per-offer state is `LAG` over a processing-time window per offer (arrival order is the offer's
+Kafka partition order), kept in RocksDB and checkpointed by the cluster (flink/README.md).
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
+from common import NOW_ISO, arguments, kafka_sink, observations, submit, table_environment, uuid_of
+from gpubroker import settings
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "include"))  # gpubroker.settings: standard library only
-
-from pyflink.table import EnvironmentSettings, TableEnvironment  # noqa: E402
-
-from gpubroker import settings  # noqa: E402
-
-FLINK_LIB = Path(os.environ.get("GPUBROKER_FLINK_LIB", ROOT / ".stack" / "flink" / "lib"))
-GROUP_ID = "gpubroker-flink-price-changes"
-
-SOURCE = f"""
-CREATE TABLE price_updates (
-    event_id STRING,
-    provider STRING,
-    offer_id STRING,
-    gpu STRING,
-    region STRING,
-    old_price DECIMAL(12, 4),
-    new_price DECIMAL(12, 4),
-    `timestamp` STRING,
-    proc AS PROCTIME()
-) WITH (
-    'connector' = 'kafka',
-    'topic' = '{settings.Topics.PRICE_UPDATES}',
-    'properties.bootstrap.servers' = '{settings.KAFKA_BOOTSTRAP}',
-    'properties.group.id' = '{GROUP_ID}',
-    'scan.startup.mode' = 'group-offsets',
-    'properties.auto.offset.reset' = 'earliest',
-    'format' = 'json',
-    'json.ignore-parse-errors' = 'true'
+# The last price and availability this job saw per offer; NULL (no state) falls back to the event's old_*.
+COMPARED = """
+CREATE TEMPORARY VIEW compared AS
+SELECT *,
+    CASE WHEN last_price IS NULL THEN old_price ELSE last_price END AS reference_price,
+    CASE WHEN last_price IS NULL THEN old_availability ELSE last_availability END AS reference_availability
+FROM (
+    SELECT *,
+        LAG(price_per_hour) OVER w AS last_price,
+        LAG(availability) OVER w AS last_availability
+    FROM observations
+    WINDOW w AS (PARTITION BY provider, offer_id ORDER BY proc)
 )
 """
 
-SINK = f"""
-CREATE TABLE price_changes (
-    offer_key STRING,
-    event_id STRING,
+PRICE_CHANGE_COLUMNS = """event_id STRING,
+    `type` STRING,
+    provider STRING,
+    offer_id STRING,
+    gpu STRING,
+    gpu_form_factor STRING,
+    gpu_count INT,
+    region STRING,
+    country STRING,
+    continent STRING,
+    old_price DECIMAL(12, 4),
+    new_price DECIMAL(12, 4),
+    price_per_gpu DECIMAL(12, 4),
+    change_percent DOUBLE,
+    direction STRING,
+    availability STRING,
+    observed_at STRING,
+    detected_at STRING"""
+
+AVAILABILITY_CHANGE_COLUMNS = """event_id STRING,
     `type` STRING,
     provider STRING,
     offer_id STRING,
     gpu STRING,
     region STRING,
-    old_price DECIMAL(12, 4),
-    new_price DECIMAL(12, 4),
-    change_percent DOUBLE,
-    direction STRING,
-    `timestamp` STRING,
-    detected_at STRING
-) WITH (
-    'connector' = 'kafka',
-    'topic' = '{settings.Topics.PRICE_CHANGES}',
-    'properties.bootstrap.servers' = '{settings.KAFKA_BOOTSTRAP}',
-    'key.format' = 'raw',
-    'key.fields' = 'offer_key',
-    'value.format' = 'json',
-    'value.fields-include' = 'EXCEPT_KEY',
-    'sink.delivery-guarantee' = 'at-least-once'
-)
-"""
+    country STRING,
+    continent STRING,
+    old_availability STRING,
+    availability STRING,
+    available_count INT,
+    price_per_hour DECIMAL(12, 4),
+    observed_at STRING,
+    detected_at STRING"""
 
-# LAG must be computed in a subquery: Flink rejects it inside WHERE.
-DETECT = """
+PRICE_CHANGES = f"""
 INSERT INTO price_changes
-SELECT
-    provider || ':' || offer_id,
-    event_id,
-    'price_change',
-    provider,
-    offer_id,
-    gpu,
-    region,
-    reference,
-    new_price,
-    CAST((new_price - reference) * 100 / reference AS DOUBLE),
-    CASE WHEN new_price > reference THEN 'up' ELSE 'down' END,
-    `timestamp`,
-    DATE_FORMAT(CURRENT_TIMESTAMP, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
-FROM (
-    SELECT *, COALESCE(LAG(new_price) OVER (PARTITION BY provider, offer_id ORDER BY proc), old_price) AS reference
-    FROM price_updates
-)
-WHERE reference IS NOT NULL AND reference > 0 AND new_price <> reference
+SELECT provider || ':' || offer_id, {uuid_of("event_id || ':price_change'")}, 'price_change',
+    provider, offer_id, gpu, gpu_form_factor, gpu_count, region, country, continent,
+    reference_price, price_per_hour, price_per_gpu,
+    CAST((price_per_hour - reference_price) * 100 / reference_price AS DOUBLE),
+    CASE WHEN price_per_hour > reference_price THEN 'up' ELSE 'down' END,
+    availability, observed_at, {NOW_ISO}
+FROM compared
+WHERE reference_price > 0 AND price_per_hour <> reference_price
+"""
+
+AVAILABILITY_CHANGES = f"""
+INSERT INTO availability_changes
+SELECT provider || ':' || offer_id, {uuid_of("event_id || ':availability_change'")}, 'availability_change',
+    provider, offer_id, gpu, region, country, continent,
+    reference_availability, availability, available_count, price_per_hour, observed_at, {NOW_ISO}
+FROM compared
+WHERE reference_availability IS DISTINCT FROM availability
 """
 
 
-def table_environment() -> TableEnvironment:
-    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    config = env.get_config()
-    jars = sorted(FLINK_LIB.glob("*.jar"))
-    if not any(j.name.startswith("flink-sql-connector-kafka-") for j in jars):
-        sys.exit(f"Flink Kafka connector jar not found in {FLINK_LIB}: run `make up` (mvn resolves it)")
-    config.set("pipeline.jars", ";".join(j.as_uri() for j in jars))
-    config.set("python.executable", sys.executable)
-    config.set("table.local-time-zone", "UTC")
-    config.set("pipeline.name", "gpubroker-price-changes")
-    config.set("execution.checkpointing.interval", "10 s")
-    config.set("parallelism.default", "1")
-    return env
-
-
-def main() -> None:
-    env = table_environment()
-    env.execute_sql(SOURCE)
-    env.execute_sql(SINK)
-    result = env.execute_sql(DETECT)
-    client = result.get_job_client()
-    print(f"price-changes job running: {client.get_job_id() if client else '?'}", flush=True)
-    result.wait()
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__.splitlines()[0], group_id="gpubroker-flink-price-changes")
+    parser.add_argument("--changes-topic", default=settings.Topics.PRICE_CHANGES)
+    args = parser.parse_args(argv)
+    env = table_environment(args, "gpubroker-price-changes")
+    tables = [
+        *observations(args, "observed_at STRING,\n    proc AS PROCTIME()"),
+        kafka_sink(args, "price_changes", args.changes_topic, PRICE_CHANGE_COLUMNS),
+        kafka_sink(args, "availability_changes", args.changes_topic, AVAILABILITY_CHANGE_COLUMNS),
+        COMPARED,
+    ]
+    submit(env, tables, [PRICE_CHANGES, AVAILABILITY_CHANGES])
 
 
 if __name__ == "__main__":

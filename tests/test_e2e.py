@@ -12,6 +12,7 @@ import json
 import random
 import time
 import uuid
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ import websockets
 from confluent_kafka import Producer
 
 from gpubroker import settings
+from gpubroker.schema import OfferObserved, PriceChange, derived_id
 from gpubroker_provider.airflow_api import AirflowApi
 from tests.conftest import kafka_tail, recording
 
@@ -69,7 +71,7 @@ async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_
     row["dph_total"] = new = round(before * random.uniform(0.5, 0.95), 4)
 
     h100, rtx = await listen("gpu:H100"), await listen("gpu:RTX4090")
-    updates = kafka_tail(settings.Topics.PRICE_UPDATES)
+    changes = kafka_tail(settings.Topics.PRICE_CHANGES)
     stack_replay.put("vastai", "bundles.json", body)
     changed_at = time.monotonic()
     sync_done = asyncio.create_task(asyncio.to_thread(sync, api))
@@ -82,9 +84,10 @@ async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_
     assert update["change_percent"] == pytest.approx((new - before) / before * 100, abs=0.01)
     assert await next_update(rtx, H100_OFFER, timeout=2) is None  # another GPU's subscriber hears nothing
     assert api_price(H100_OFFER) == new
-    emitted = [m.key() for m in updates.consume(100, timeout=5) if not m.error()]
-    updates.close()
-    assert emitted == [f"vastai:{H100_OFFER}".encode()]  # exactly the changed offer, once
+    messages = [json.loads(m.value()) for m in changes.consume(1000, timeout=5) if not m.error()]
+    changes.close()
+    emitted = [(m["provider"], m["offer_id"]) for m in messages if m["type"] == "price_change" and m["provider"] == "vastai"]
+    assert emitted == [("vastai", H100_OFFER)]  # exactly the changed offer, once
     await h100.close()
     await rtx.close()
 
@@ -93,25 +96,27 @@ async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_
         print(f"\n  e2e: price change -> sync -> Kafka -> Flink -> WebSocket in {latency:.1f} s")
 
 
-def test_flink_forwards_a_change_once_and_drops_a_repeat_of_the_same_price():
-    offer_id = f"flink-{uuid.uuid4()}"
+def test_flink_forwards_a_change_once_and_drops_a_repeat_of_the_same_observation():
+    observed = OfferObserved(
+        event_id=str(uuid.uuid4()), provider="test", offer_id=f"flink-{uuid.uuid4()}", gpu="A100", gpu_form_factor=None,
+        gpu_count=1, region="Norway", country="NO", continent="EU", price_per_hour="1.6", price_per_gpu="1.6",
+        spot_price=None, availability="available", available_count=1, old_price="2.0", old_availability="available",
+        observed_at="2026-11-26T12:00:00Z",
+    )  # fmt: skip
     consumer = kafka_tail(settings.Topics.PRICE_CHANGES)
-
     producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
-    for _ in range(2):  # the same change twice, as a re-sent event would be
-        event = {"type": "price_update", "event_id": str(uuid.uuid4()), "provider": "test", "offer_id": offer_id,
-                 "gpu": "A100", "region": "Norway", "old_price": 2.0, "new_price": 1.6, "change_percent": -20.0,
-                 "timestamp": "2026-11-26T12:00:00Z"}  # fmt: skip
-        producer.produce(settings.Topics.PRICE_UPDATES, key=f"test:{offer_id}", value=json.dumps(event))
+    for _ in range(2):  # the same observation twice, as a re-sent outbox row would be
+        producer.produce(settings.Topics.PRICE_UPDATES, key=observed.key, value=observed.model_dump_json())
     producer.flush(10)
 
     changes, deadline = [], time.monotonic() + 60
     while time.monotonic() < deadline:  # after the first change, listen 5 s more for a (wrong) second one
         message = consumer.poll(0.5)
-        if message is not None and not message.error() and message.key() == f"test:{offer_id}".encode():
-            changes.append(json.loads(message.value()))
+        if message is not None and not message.error() and message.key() == observed.key.encode():
+            changes.append(PriceChange.model_validate_json(message.value()))
             deadline = min(deadline, time.monotonic() + 5)
     consumer.close()
     assert len(changes) == 1
-    assert (changes[0]["old_price"], changes[0]["new_price"], changes[0]["direction"]) == (2.0, 1.6, "down")
-    assert changes[0]["change_percent"] == pytest.approx(-20.0)
+    assert (changes[0].old_price, changes[0].new_price, changes[0].direction) == (Decimal("2"), Decimal("1.6"), "down")
+    assert changes[0].change_percent == pytest.approx(-20.0)
+    assert changes[0].event_id == derived_id(observed.event_id, "price_change")

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gpubroker.schema import OFFER_FIELDS, Offer, PriceUpdate
+from gpubroker.schema import OFFER_FIELDS, Offer
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 BASE = dict(
@@ -43,14 +43,6 @@ def test_naive_timestamps_and_unknown_fields_are_rejected():
         offer(observed_at=datetime(2026, 1, 1))
     with pytest.raises(ValidationError, match="extra"):
         offer(colour="green")
-
-
-def test_price_update_between_two_prices():
-    update = PriceUpdate.between(offer(price_per_hour="0.30"), Decimal("0.40"))
-    assert (update.old_price, update.new_price, update.change_percent) == (Decimal("0.40"), Decimal("0.3000"), -25.0)
-    assert update.key == "vastai:1"
-    payload = update.model_dump(mode="json")
-    assert payload["new_price"] == 0.3 and payload["type"] == "price_update"  # JSON numbers, not strings
 
 
 def test_django_model_mirrors_the_offer_schema():

@@ -24,9 +24,10 @@ AIRFLOW_USER=admin
 # PostgreSQL refuses to run as root: its files live where the `postgres` user can reach them.
 PG_HOME=/var/lib/gpubroker/$(printf '%s' "$STATE" | sha1sum | cut -c1-12)
 
-declare -A PORT=([postgres]=5432 [redis]=6379 [kafka]=9092 [replay]=8765 [airflow-api-server]=8080 [webapp]=8000)
+declare -A PORT=([postgres]=5432 [redis]=6379 [kafka]=9092 [replay]=8765 [airflow-api-server]=8080 [webapp]=8000
+                 [flink-jobmanager]=8081)
 SERVICES=(postgres redis kafka replay airflow-api-server airflow-scheduler airflow-dag-processor
-          airflow-triggerer flink-price-changes webapp price-bridge)
+          airflow-triggerer flink-jobmanager flink-taskmanager-1 flink-taskmanager-2 webapp price-bridge)
 
 red() { printf '\033[31m%s\033[0m\n' "$*" >&2; }
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -300,9 +301,38 @@ start_webapp() {
   wait_for webapp 60 curl -sf "http://127.0.0.1:${PORT[webapp]}/api/v1/offers?per_page=1" -o /dev/null
 }
 
+# Flink: a standalone session cluster (JobManager + 2 TaskManagers) from the distribution in the
+# apache-flink wheel, configured by flink/cluster.py (state and checkpoints in .stack/flink); then the
+# jobs, each submitted only when no job of its name runs (flink/README.md).
+FLINK_CLUSTER=("$FLINK_VENV/bin/python" "$ROOT/flink/cluster.py")
+FLINK_JOBS=(price_changes:gpubroker-price-changes analytics:gpubroker-analytics)
+
+flink_env() {
+  export FLINK_CONF_DIR=$STATE/flink/conf FLINK_LOG_DIR=$LOGS/flink GPUBROKER_FLINK_LIB=$STATE/flink/lib
+  mkdir -p "$FLINK_LOG_DIR"
+}
+
+flink_task_managers() {  # at least $1 TaskManagers registered
+  local n; n=$(curl -sf "http://127.0.0.1:${PORT[flink-jobmanager]}/overview" | grep -o '"taskmanagers":[0-9]*' | cut -d: -f2)
+  [ "${n:-0}" -ge "$1" ]
+}
+
 start_flink() {
-  mkdir -p "$STATE/flink" "$LOGS/flink"
-  GPUBROKER_FLINK_LIB=$STATE/flink/lib FLINK_LOG_DIR=$LOGS/flink start flink-price-changes "$FLINK_VENV/bin/python" "$ROOT/flink/price_changes.py"
+  flink_env
+  local home; home=$(dirname "$(ls -d "$FLINK_VENV"/lib/python3*/site-packages/pyflink/bin)")
+  running flink-jobmanager || "${FLINK_CLUSTER[@]}" conf "$STATE/flink" --rest-port "${PORT[flink-jobmanager]}" >/dev/null \
+    || die "could not write the Flink configuration"
+  start flink-jobmanager bash "$home/bin/jobmanager.sh" start-foreground
+  wait_for flink-jobmanager 120 curl -sf "http://127.0.0.1:${PORT[flink-jobmanager]}/overview" -o /dev/null
+  start flink-taskmanager-1 bash "$home/bin/taskmanager.sh" start-foreground
+  start flink-taskmanager-2 bash "$home/bin/taskmanager.sh" start-foreground
+  wait_for flink-taskmanager-2 120 flink_task_managers 2
+  local job
+  for job in "${FLINK_JOBS[@]}"; do  # one `up` at a time submits: two would both find the job missing
+    flock "$RUN/flink-submit.lock" "${FLINK_CLUSTER[@]}" submit "$FLINK_CONF_DIR" "$ROOT/flink/${job%%:*}.py" \
+      --name "${job#*:}" >>"$LOGS/flink/submit.log" 2>&1 \
+      || { tail -n 20 "$LOGS/flink/submit.log" >&2; die "could not submit the Flink job ${job#*:} (log: $LOGS/flink/submit.log)"; }
+  done
 }
 
 sync_once() {
@@ -355,6 +385,7 @@ url_of() {
     replay) echo "http://127.0.0.1:8765" ;;
     airflow-api-server) echo "http://127.0.0.1:8080" ;;
     webapp) echo "http://127.0.0.1:8000/api/v1/offers" ;;
+    flink-jobmanager) echo "http://127.0.0.1:8081 (Flink web UI)" ;;
     *) echo "-" ;;
   esac
 }
@@ -366,6 +397,7 @@ status() {
     if running "$name"; then state=up; else state=down; fi
     printf '%-24s %-6s %-8s %s\n' "$name" "$state" "$(pid_of "$name")" "$(url_of "$name")"
   done
+  ! running flink-jobmanager || "${FLINK_CLUSTER[@]}" status "http://127.0.0.1:${PORT[flink-jobmanager]}" || true
 }
 
 mkdir -p "$RUN" "$LOGS"

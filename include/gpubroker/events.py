@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import psycopg
@@ -43,16 +42,27 @@ def ensure_topics(partitions: int = 3, timeout: float = 30.0) -> list[str]:
 
 
 def publish_pending(conn: psycopg.Connection, kafka: Producer | None = None) -> int:
-    """Send unpublished outbox events in order; mark those Kafka acknowledged. Returns how many.
+    """Send every unpublished outbox event in order, in batches; mark those Kafka acknowledged.
 
-    Events Kafka did not acknowledge (broker down) stay pending for the next call: none are lost.
-    A crash between the send and the mark re-sends them; consumers drop repeats by event_id.
+    Returns how many were published. Events Kafka did not acknowledge (broker down) stay pending for
+    the next call: none are lost. A crash between the send and the mark re-sends them; consumers drop
+    repeats by event_id.
     """
     kafka = kafka or producer()
+    published, more = 0, True
+    while more:
+        sent, more = _publish_batch(conn, kafka)
+        published += sent
+    return published
+
+
+def _publish_batch(conn: psycopg.Connection, kafka: Producer) -> tuple[int, bool]:
+    """One batch of at most PUBLISH_BATCH events: how many Kafka took, and whether to go on (a full
+    batch went through, so more may be pending)."""
     delivered: list[int] = []
     with conn.transaction():
         rows = conn.execute(
-            "SELECT id, topic, key, payload FROM event_outbox WHERE published_at IS NULL"
+            "SELECT id, topic, key, payload::text FROM event_outbox WHERE published_at IS NULL"
             " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
             (PUBLISH_BATCH,),
         ).fetchall()
@@ -62,7 +72,7 @@ def publish_pending(conn: psycopg.Connection, kafka: Producer | None = None) -> 
                 if error is None:
                     delivered.append(row_id)
 
-            kafka.produce(topic, key=key.encode(), value=json.dumps(payload).encode(), on_delivery=on_delivery)
+            kafka.produce(topic, key=key.encode(), value=payload.encode(), on_delivery=on_delivery)
             kafka.poll(0)
         if rows:
             kafka.flush(FLUSH_SECONDS)
@@ -70,7 +80,7 @@ def publish_pending(conn: psycopg.Connection, kafka: Producer | None = None) -> 
             conn.execute("UPDATE event_outbox SET published_at = now() WHERE id = ANY(%s)", (delivered,))
     if len(delivered) < len(rows):
         log.warning("%d of %d events not acknowledged by Kafka; kept for the next run", len(rows) - len(delivered), len(rows))
-    return len(delivered)
+    return len(delivered), len(delivered) == PUBLISH_BATCH
 
 
 if __name__ == "__main__":  # `python -m gpubroker.events` creates the topics (used by `make up`)

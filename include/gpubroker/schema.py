@@ -1,14 +1,19 @@
-"""The one offer schema every vendor is normalised to, and the events derived from it."""
+"""The one offer schema every vendor is normalised to, and the events derived from it.
+
+Events: `OfferObserved` (store -> stream), `PriceChange`, `AvailabilityChange`, `Anomaly`,
+`PriceAggregate` (stream -> clients), `ProviderEvent`. flink/README.md gives who owns which.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainSerializer, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
 
 PRICE_QUANTUM = Decimal("0.0001")  # prices are stored as NUMERIC(12, 4) USD
 
@@ -62,7 +67,7 @@ class Offer(BaseModel):
     gpu_model: str = Field(min_length=1, max_length=32)
     gpu_form_factor: FormFactor | None = None
     gpu_vendor: str = Field(min_length=1, max_length=16)
-    gpu_count: int = Field(ge=0, le=16)
+    gpu_count: int = Field(ge=1, le=16)  # an offer without a GPU is not a GPU offer
     gpu_memory_gb: float = Field(ge=0)
     vcpus: int | None = Field(default=None, ge=0)
     ram_gb: float | None = Field(default=None, ge=0)
@@ -75,46 +80,182 @@ class Offer(BaseModel):
     availability: Availability = Availability.UNKNOWN
     available_count: int | None = Field(default=None, ge=0)
     cpu_arch: str | None = None
+    # fields the vendor did not state, filled in from the GPU registry (e.g. gpu_memory_gb from the model)
+    inferred: tuple[str, ...] = ()
     observed_at: UtcDatetime
+
+    @field_validator("inferred")
+    @classmethod
+    def _names_offer_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if unknown := set(value) - set(cls.model_fields):
+            raise ValueError(f"inferred names fields an offer does not have: {sorted(unknown)}")
+        return tuple(sorted(set(value)))
 
 
 OFFER_FIELDS: tuple[str, ...] = tuple(Offer.model_fields)
 
 
-class PriceUpdate(BaseModel):
-    """`price_update` event: one offer's on-demand price changed between two syncs."""
+def event_uuid(name: str) -> str:
+    """A deterministic event id: the UUID spelled by the MD5 of `name` (PostgreSQL's `md5(name)::uuid`,
+    Flink SQL's `MD5`), so a re-sent or replayed event carries the id it had the first time."""
+    return str(uuid.UUID(hashlib.md5(name.encode()).hexdigest()))
 
-    model_config = ConfigDict(frozen=True)
 
-    type: str = "price_update"
-    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
-    provider: str
-    offer_id: str
-    gpu: str
-    region: str
-    old_price: JsonPrice | None
-    new_price: JsonPrice
-    change_percent: float | None
-    timestamp: UtcDatetime
+def observation_id(provider: str, offer_id: str, observed_at: datetime) -> str:
+    """`event_id` of one offer observed at one time (`store.land` computes the same in SQL)."""
+    return event_uuid(f"{provider}:{offer_id}@{observed_at.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S.%fZ}")
 
-    @classmethod
-    def between(cls, offer: Offer, old_price: Decimal | None) -> PriceUpdate:
-        change = None if not old_price else float((offer.price_per_hour - old_price) / old_price * 100)
-        return cls(
-            provider=offer.provider,
-            offer_id=offer.offer_id,
-            gpu=offer.gpu_model,
-            region=offer.region,
-            old_price=old_price,
-            new_price=offer.price_per_hour,
-            change_percent=None if change is None else round(change, 4),
-            timestamp=offer.observed_at,
-        )
+
+def derived_id(event_id: str, kind: str) -> str:
+    """`event_id` of what the stream derives from one input event: kind is the output's type
+    (`price_change`, `availability_change`) or `anomaly:<reason>` (the Flink jobs compute the same)."""
+    return event_uuid(f"{event_id}:{kind}")
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     @property
     def key(self) -> str:
         """Kafka message key: the offer's identity across providers."""
         return f"{self.provider}:{self.offer_id}"
+
+
+class OfferObserved(_Event):
+    """`offer_observed` (topic `gpubroker.price-updates`): one offer as one landing saw it.
+
+    The store queues one per offer of every landed batch, and one per offer that vanished from its
+    provider's batch (then `availability` is "unavailable"), with what only the landing transaction
+    knows: the previous price and availability (None for an offer seen for the first time). Whether
+    and how much the price changed is the stream's to say (flink/README.md). Prices in USD per hour.
+    """
+
+    type: Literal["offer_observed"] = "offer_observed"
+    event_id: str
+    provider: str
+    offer_id: str
+    gpu: str  # canonical GPU model
+    gpu_form_factor: FormFactor | None
+    gpu_count: int
+    region: str
+    country: str | None
+    continent: str | None
+    price_per_hour: JsonPrice  # the whole offer
+    price_per_gpu: JsonPrice  # price_per_hour / gpu_count, 4 places
+    spot_price: JsonPrice | None
+    availability: Availability
+    available_count: int | None
+    old_price: JsonPrice | None
+    old_availability: Availability | None
+    observed_at: UtcDatetime  # event time
+
+    @classmethod
+    def of(cls, offer: Offer, old_price: Decimal | None = None, old_availability: Availability | None = None,
+           **changes) -> OfferObserved:  # fmt: skip
+        """The event `store.land` queues for `offer` (tests and benchmarks build their input with it)."""
+        fields = dict(
+            event_id=observation_id(offer.provider, offer.offer_id, offer.observed_at),
+            provider=offer.provider, offer_id=offer.offer_id, gpu=offer.gpu_model,
+            gpu_form_factor=offer.gpu_form_factor, gpu_count=offer.gpu_count, region=offer.region,
+            country=offer.country, continent=offer.continent, price_per_hour=offer.price_per_hour,
+            price_per_gpu=(offer.price_per_hour / offer.gpu_count).quantize(PRICE_QUANTUM, ROUND_HALF_UP),
+            spot_price=offer.spot_price, availability=offer.availability, available_count=offer.available_count,
+            old_price=old_price, old_availability=old_availability, observed_at=offer.observed_at,
+        )  # fmt: skip
+        return cls(**(fields | changes))
+
+
+class PriceChange(_Event):
+    """`price_change` (topic `gpubroker.price-changes`): an offer's price differs from the last one
+    the stream saw for it. `change_percent` is (new - old) / old * 100; `detected_at` is when the
+    change job emitted it (processing time), `observed_at` the input's event time."""
+
+    type: Literal["price_change"] = "price_change"
+    event_id: str
+    provider: str
+    offer_id: str
+    gpu: str
+    gpu_form_factor: FormFactor | None
+    gpu_count: int
+    region: str
+    country: str | None
+    continent: str | None
+    old_price: JsonPrice
+    new_price: JsonPrice
+    price_per_gpu: JsonPrice
+    change_percent: float
+    direction: Literal["up", "down"]
+    availability: Availability
+    observed_at: UtcDatetime
+    detected_at: UtcDatetime
+
+
+class AvailabilityChange(_Event):
+    """`availability_change` (topic `gpubroker.price-changes`): an offer appeared
+    (`old_availability` None), vanished (`availability` "unavailable") or changed availability."""
+
+    type: Literal["availability_change"] = "availability_change"
+    event_id: str
+    provider: str
+    offer_id: str
+    gpu: str
+    region: str
+    country: str | None
+    continent: str | None
+    old_availability: Availability | None
+    availability: Availability
+    available_count: int | None
+    price_per_hour: JsonPrice
+    observed_at: UtcDatetime
+    detected_at: UtcDatetime
+
+
+class Anomaly(_Event):
+    """`anomaly` (topic `gpubroker.anomalies`, table `anomalies`): a price per GPU more than 3
+    standard deviations from its GPU model's trailing window (`zscore`), or a drop of more than 30%
+    against the offer's previous price (`drop`). mean/stddev/z are None when the window holds fewer
+    than 10 samples or has no spread."""
+
+    type: Literal["anomaly"] = "anomaly"
+    event_id: str
+    provider: str
+    offer_id: str
+    gpu: str
+    gpu_form_factor: FormFactor | None
+    region: str
+    price_per_hour: JsonPrice
+    price_per_gpu: JsonPrice
+    mean: float | None
+    stddev: float | None
+    z: float | None
+    reason: Literal["zscore", "drop"]
+    old_price: JsonPrice | None
+    observed_at: UtcDatetime
+    detected_at: UtcDatetime
+
+
+class PriceAggregate(BaseModel):
+    """`price_aggregate` (topic `gpubroker.aggregations`, table `gpu_price_aggregates`): one GPU model's
+    offers observed in one 1-minute event-time window, per provider or per continent (`dimension`).
+    Prices are USD per GPU per hour; `window_end` is exclusive."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["price_aggregate"] = "price_aggregate"
+    gpu: str
+    dimension: Literal["provider", "continent"]
+    value: str  # the provider slug or the continent code ("??" when unknown)
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    min_price_per_gpu: JsonPrice
+    avg_price_per_gpu: JsonPrice
+    max_price_per_gpu: JsonPrice
+    offers: int
+    available: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.gpu}:{self.dimension}:{self.value}"
 
 
 class ProviderEvent(BaseModel):

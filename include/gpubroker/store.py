@@ -1,8 +1,11 @@
 """Landing offer batches in PostgreSQL (tables owned by the webapp's Django migrations).
 
 One transaction per batch: COPY into a temporary stage, one `INSERT ... ON CONFLICT` into `offers`,
-price history for new and changed prices, vanished offers marked unavailable, and one outbox
-event per changed price. Either all of it lands or none of it does.
+price history for new and changed prices, vanished offers marked unavailable, and the outbox:
+one `offer_observed` event (`gpubroker.schema.OfferObserved`) per offer of the batch and per offer
+that vanished, carrying the previous price and availability that only this transaction knows. All
+of it is bulk SQL (no per-row round trips); either all of it lands or none of it does. Classifying
+changes (percent, direction), anomalies and aggregates are the stream's (flink/README.md).
 """
 
 from __future__ import annotations
@@ -10,40 +13,101 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from gpubroker import settings
-from gpubroker.schema import OFFER_FIELDS, Offer, PriceUpdate, ProviderEvent
+from gpubroker.schema import OFFER_FIELDS, Offer, OfferObserved, ProviderEvent
 
 _COLUMNS = ", ".join(OFFER_FIELDS)
 _UPDATES = ", ".join(f"{f} = EXCLUDED.{f}" for f in OFFER_FIELDS if f not in ("provider", "offer_id"))
 
+
+# OfferObserved as SQL over a row `e` of offers columns plus old_price, old_availability, and the
+# observation time spelled once (`seen`); the id is `schema.observation_id`'s (tests keep them equal).
+_OBSERVED = {
+    "type": "'offer_observed'",
+    "event_id": "e.event_id",
+    "provider": "e.provider",
+    "offer_id": "e.offer_id",
+    "gpu": "e.gpu_model",
+    "gpu_form_factor": "e.gpu_form_factor",
+    "gpu_count": "e.gpu_count",
+    "region": "e.region",
+    "country": "e.country",
+    "continent": "e.continent",
+    "price_per_hour": "e.price_per_hour",
+    "price_per_gpu": "round(e.price_per_hour / e.gpu_count, 4)",
+    "spot_price": "e.spot_price",
+    "availability": "e.availability",
+    "available_count": "e.available_count",
+    "old_price": "e.old_price",
+    "old_availability": "e.old_availability",
+    "observed_at": "e.seen",
+}
+assert tuple(_OBSERVED) == tuple(OfferObserved.model_fields), "the outbox payload must be an OfferObserved"
+_PAYLOAD = "jsonb_build_object({})".format(", ".join(f"'{k}', {v}" for k, v in _OBSERVED.items()))
+
+
+def _queue_observed(rows: str) -> str:
+    """An outbox insert of one `offer_observed` event per row of the CTE `rows` (seen_at: observation time)."""
+    seen = """to_char(r.seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    return f"""INSERT INTO event_outbox (event_id, topic, key, payload, created_at)
+    SELECT e.event_id, '{settings.Topics.PRICE_UPDATES}', e.provider || ':' || e.offer_id, {_PAYLOAD}, now()
+    FROM (SELECT r.*, s.seen, md5(r.provider || ':' || r.offer_id || '@' || s.seen)::uuid AS event_id
+          FROM {rows} r, LATERAL (SELECT {seen} AS seen) s) e
+    ON CONFLICT (event_id) DO NOTHING"""
+
+
 # CTEs see the table as it was before the statement, so `previous` holds the old prices.
 _UPSERT = f"""
 WITH previous AS (
-    SELECT o.provider, o.offer_id, o.price_per_hour
+    SELECT o.provider, o.offer_id, o.price_per_hour, o.availability
     FROM offers o JOIN offers_stage s USING (provider, offer_id)
 ), landed AS (
     INSERT INTO offers ({_COLUMNS}, first_seen, last_seen)
     SELECT {_COLUMNS}, observed_at, observed_at FROM offers_stage
     ON CONFLICT (provider, offer_id) DO UPDATE SET {_UPDATES}, last_seen = EXCLUDED.last_seen
-    RETURNING provider, offer_id, price_per_hour, spot_price, observed_at
+    RETURNING {_COLUMNS}
+), compared AS (
+    SELECT l.*, l.observed_at AS seen_at, p.price_per_hour AS old_price, p.availability AS old_availability
+    FROM landed l LEFT JOIN previous p USING (provider, offer_id)
+), history AS (
+    INSERT INTO price_history (provider, offer_id, price_per_hour, spot_price, observed_at)
+    SELECT provider, offer_id, price_per_hour, spot_price, observed_at FROM compared
+    WHERE old_price IS DISTINCT FROM price_per_hour
+), outbox AS (
+    {_queue_observed("compared")}
 )
-SELECT l.offer_id, p.price_per_hour AS old_price, l.price_per_hour, l.spot_price, l.observed_at
-FROM landed l LEFT JOIN previous p USING (provider, offer_id)
-WHERE p.price_per_hour IS DISTINCT FROM l.price_per_hour
+SELECT count(*) FILTER (WHERE old_price IS NULL), count(*) FILTER (WHERE old_price <> price_per_hour) FROM compared
+"""
+
+# Offers of the provider the batch no longer lists; `before` is the row as it was before the update.
+_VANISH = f"""
+WITH gone AS (
+    UPDATE offers o SET availability = 'unavailable', available_count = 0
+    FROM offers before
+    WHERE before.id = o.id AND o.provider = %(provider)s AND o.last_seen < %(at)s AND o.availability <> 'unavailable'
+    RETURNING o.*, %(at)s::timestamptz AS seen_at, o.price_per_hour AS old_price, before.availability AS old_availability
+), outbox AS (
+    {_queue_observed("gone")}
+)
+SELECT count(*) FROM gone
 """
 
 
 @dataclass(frozen=True)
 class LandResult:
-    offers: int  # rows upserted
+    offers: int  # rows upserted (each queued as an `offer_observed` event)
     new: int  # offers seen for the first time
-    changed: list[PriceUpdate]  # price changes of known offers, queued in the outbox
-    vanished: int  # offers of this provider absent from the batch, now marked unavailable
+    changed: int  # known offers whose price changed
+    vanished: int  # offers of this provider absent from the batch, now marked unavailable (and queued)
+
+
+def _row(offer: Offer) -> tuple:
+    """The offer as a COPY row (tuples, e.g. `inferred`, go as PostgreSQL arrays)."""
+    return tuple(list(v) if isinstance(v, tuple) else v for v in (getattr(offer, f) for f in OFFER_FIELDS))
 
 
 def connect(url: str | None = None) -> psycopg.Connection:
@@ -52,34 +116,20 @@ def connect(url: str | None = None) -> psycopg.Connection:
 
 
 def land(conn: psycopg.Connection, provider: str, offers: Sequence[Offer], observed_at: datetime) -> LandResult:
-    """Upsert one provider's complete batch; queue `price_update` events for changed prices."""
+    """Upsert one provider's complete batch; queue one `offer_observed` event per offer and per vanished offer."""
     if any(o.provider != provider for o in offers):
         raise ValueError(f"batch for {provider!r} holds offers of another provider")
-    by_id = {o.offer_id: o for o in offers}
-    if len(by_id) != len(offers):
+    if len({o.offer_id for o in offers}) != len(offers):
         raise ValueError(f"batch for {provider!r} repeats an offer_id")
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(f"CREATE TEMP TABLE offers_stage ON COMMIT DROP AS SELECT {_COLUMNS} FROM offers WITH NO DATA")
         with cur.copy(f"COPY offers_stage ({_COLUMNS}) FROM STDIN") as copy:
             for offer in offers:
-                copy.write_row(tuple(getattr(offer, f) for f in OFFER_FIELDS))
-        cur.execute(_UPSERT)
-        rows = cur.fetchall()
-        cur.executemany(
-            "INSERT INTO price_history (provider, offer_id, price_per_hour, spot_price, observed_at)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            [(provider, offer_id, price, spot, seen) for offer_id, _, price, spot, seen in rows],
-        )
-        changed = [PriceUpdate.between(by_id[offer_id], old) for offer_id, old, *_ in rows if old is not None]
-        queue_events(cur, settings.Topics.PRICE_UPDATES, changed)
-        cur.execute(
-            "UPDATE offers SET availability = 'unavailable', available_count = 0"
-            " WHERE provider = %s AND last_seen < %s AND availability <> 'unavailable'",
-            (provider, observed_at),
-        )
-        vanished = cur.rowcount
+                copy.write_row(_row(offer))
+        new, changed = cur.execute(_UPSERT).fetchone()
+        (vanished,) = cur.execute(_VANISH, {"provider": provider, "at": observed_at}).fetchone()
         _provider_status(cur, provider, stale=False, reason="", good_rows=len(offers), good_at=observed_at)
-    return LandResult(offers=len(offers), new=len(rows) - len(changed), changed=changed, vanished=vanished)
+    return LandResult(offers=len(offers), new=new, changed=changed, vanished=vanished)
 
 
 def _provider_status(cur, provider: str, stale: bool, reason: str, good_rows=None, good_at=None) -> None:
@@ -129,16 +179,9 @@ def quarantines_since(conn: psycopg.Connection, since: datetime) -> int:
     return conn.execute("SELECT count(*) FROM quarantine WHERE created_at >= %s", (since,)).fetchone()[0]
 
 
-def queue_events(cur: psycopg.Cursor, topic: str, events: Sequence[PriceUpdate | ProviderEvent]) -> None:
+def queue_events(cur: psycopg.Cursor, topic: str, events: Sequence[ProviderEvent]) -> None:
     cur.executemany(
         "INSERT INTO event_outbox (event_id, topic, key, payload, created_at)"
         " VALUES (%s, %s, %s, %s, now()) ON CONFLICT (event_id) DO NOTHING",
         [(e.event_id, topic, e.key, Jsonb(e.model_dump(mode="json"))) for e in events],
     )
-
-
-def current_price(conn: psycopg.Connection, provider: str, offer_id: str) -> Decimal | None:
-    row = conn.execute(
-        "SELECT price_per_hour FROM offers WHERE provider = %s AND offer_id = %s", (provider, offer_id)
-    ).fetchone()
-    return row[0] if row else None

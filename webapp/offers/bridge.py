@@ -33,9 +33,12 @@ def consumer() -> Consumer:
 
 
 def as_update(message: Message) -> dict | None:
-    """The client-facing `price_update` payload, or None for a message that is not one."""
+    """The client-facing `price_update` payload of a `price_change` message; None for any other
+    message (`availability_change`, or malformed: logged)."""
     try:
         event = json.loads(message.value())
+        if event.get("type") != "price_change":
+            return None
         return {
             "event_id": str(event["event_id"]),
             "provider": event["provider"],
@@ -45,10 +48,11 @@ def as_update(message: Message) -> dict | None:
             "old_price": event.get("old_price"),
             "new_price": event["new_price"],
             "change_percent": event.get("change_percent"),
-            "timestamp": event["timestamp"],
+            "timestamp": event["observed_at"],
             "detected_at": event.get("detected_at"),
         }
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("skipping malformed message at %s[%s]@%s", message.topic(), message.partition(), message.offset())
         return None
 
 
@@ -62,7 +66,6 @@ def deliver(message: Message) -> None:
     """Forward one message, retrying until the channel layer takes it."""
     update = as_update(message)
     if update is None:
-        log.warning("skipping malformed message at %s[%s]@%s", message.topic(), message.partition(), message.offset())
         return
     delay = 0.2
     while True:
