@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from gpubroker import settings, webhooks
+from gpubroker import settings, store, webhooks
 from gpubroker_provider.airflow_api import AirflowApi
 from tests.test_webhooks import Receiver
 
@@ -76,3 +76,21 @@ def test_a_message_on_the_webhooks_topic_triggers_a_delivery_through_the_trigger
             return
         time.sleep(1)
     pytest.fail("no delivery 180 s after the Kafka message")
+
+
+def test_a_kafka_request_to_an_internal_address_is_refused_at_delivery_and_logged(receiver):
+    """Whoever can write to gpubroker.webhooks cannot make Airflow call inside our network."""
+    webhook_id = f"msg_{uuid.uuid4().hex[:20]}"
+    request = {"webhook_id": webhook_id, "webhook_url": "http://10.255.255.1/internal", "event_type": "test", "payload": {}}
+    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    producer.produce(settings.Topics.WEBHOOKS, key=webhook_id, value=json.dumps(request))
+    producer.flush(10)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        with store.connect() as conn:
+            logged = conn.execute("SELECT delivered, error FROM webhook_delivery WHERE webhook_id = %s", (webhook_id,)).fetchall()
+        if logged:
+            assert logged == [(False, "refused: webhook host '10.255.255.1' is an internal address (private); not allow-listed")]
+            return
+        time.sleep(1)
+    pytest.fail("no delivery attempt logged 180 s after the Kafka message")
