@@ -229,6 +229,15 @@ def test_a_4xx_is_final_and_repeated_failures_raise(pg, inbox):
         webhooks.deliver(pg, webhooks.Webhook("msg_down", inbox.url, "test", {}), SECRET, attempts=3, backoff=0.05)
 
 
+def test_a_host_that_stops_resolving_is_retried_not_refused(pg, inbox):
+    resolver = resolving([], ["127.0.0.1"])  # DNS down for the first attempt
+    hook = webhooks.Webhook("msg_dns", f"http://hooks.example.com:{inbox.port}/hook", "test", {})
+    allow(pg, "hooks.example.com")
+    assert webhooks.deliver(pg, hook, SECRET, backoff=0.01, resolver=resolver)["attempts"] == 2
+    with pytest.raises(webhooks.DeliveryFailed, match="after 2 attempts: webhook host 'nowhere.invalid' does not resolve"):
+        webhooks.deliver(pg, webhooks.Webhook("msg_nodns", "http://nowhere.invalid/x", "test", {}), SECRET, attempts=2, backoff=0.01)
+
+
 def test_a_redirect_is_not_followed_and_fails_the_delivery(pg, inbox):
     inbox.statuses[:] = [302]
     with pytest.raises(webhooks.DeliveryFailed, match="redirect \\(HTTP 302\\)"):

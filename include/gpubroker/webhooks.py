@@ -48,8 +48,8 @@ import tenacity
 from gpubroker import settings
 
 __all__ = [
-    "DeliveryFailed", "Pinned", "Webhook", "WebhookRefused", "WebhookRequest", "allowed_hosts", "check_url",
-    "deliver", "from_kafka_message", "pin", "sign", "stable_id", "system_resolver",
+    "DeliveryFailed", "HostUnresolved", "Pinned", "Webhook", "WebhookRefused", "WebhookRequest", "allowed_hosts",
+    "check_url", "deliver", "from_kafka_message", "not_public", "pin", "sign", "stable_id", "system_resolver",
 ]  # fmt: skip
 
 TIMEOUT_SECONDS = 10.0  # the whole attempt
@@ -66,6 +66,10 @@ log = logging.getLogger(__name__)
 
 class WebhookRefused(ValueError):
     """A request that must not be sent: bad URL, disallowed target, unknown event type."""
+
+
+class HostUnresolved(WebhookRefused):
+    """The webhook's host does not resolve (now): delivery retries it, unlike other refusals."""
 
 
 class DeliveryFailed(RuntimeError):
@@ -189,7 +193,7 @@ def pin(url: str, allowed: Collection[str] = frozenset(), resolver: Resolver = s
     except (OSError, UnicodeError, ValueError):
         addresses = []
     if not addresses:
-        raise WebhookRefused(f"webhook host {host!r} does not resolve")
+        raise HostUnresolved(f"webhook host {host!r} does not resolve")
     if host not in allowed:
         for address in addresses:
             if why := not_public(address):
@@ -298,7 +302,7 @@ def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int 
     """Send once per webhook id, with retries; returns {webhook_id, status, attempts}.
 
     Raises WebhookRefused when the target is refused (checked again at every attempt) and
-    DeliveryFailed when it does not accept. `resolver` and `verify` (a TLS context or True for the
+    DeliveryFailed when it does not accept (or its host never resolved). `resolver` and `verify` (a TLS context or True for the
     system's CAs) are seams for tests; `timeout` bounds each whole attempt, in seconds.
     """
     if already_delivered(conn, hook.webhook_id):
@@ -311,6 +315,9 @@ def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int 
         tries += 1
         try:
             target = pin(hook.url, allowed, resolver)
+        except HostUnresolved as unresolved:  # DNS may be down for a moment: try again later
+            _log(conn, hook, tries, None, 0, str(unresolved), False)
+            raise _Retry(str(unresolved)) from None
         except WebhookRefused as refused:
             _log(conn, hook, tries, None, 0, f"refused: {refused}", False)
             raise
