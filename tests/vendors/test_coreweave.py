@@ -8,6 +8,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.coreweave import CoreWeaveHook
+from tests.vendors import lost
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 
@@ -84,18 +85,31 @@ def test_catalogue_is_dated_and_per_instance_hour(catalogue):
     "mutate",
     [
         lambda c: c.pop("instances"),
-        lambda c: c["instances"][4].pop("usd_per_hour"),
-        lambda c: c["instances"][4].update(usd_per_hour="49.24"),
-        lambda c: c["instances"][4].update(price_basis="per node"),
-        lambda c: c["instances"][5].update(gpus=0),
         lambda c: c.pop("region"),
         lambda c: c.update(price_unit="per GPU per hour"),
     ],
-    ids=["no-instances", "missing-price", "price-as-text", "unknown-basis", "zero-gpus", "no-region",
-         "other-price-unit"],
+    ids=["no-instances", "no-region", "other-price-unit"],
 )
-def test_malformed_catalogue_rejects_the_whole_batch(catalogue, mutate):
+def test_a_wrong_catalogue_header_or_shape_rejects_the_whole_batch(catalogue, mutate):
     broken = copy.deepcopy(catalogue)
     mutate(broken)
     with pytest.raises(PayloadError, match="coreweave: malformed payload"):
         CoreWeaveHook().parse([broken], NOW)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda c: c["instances"][4].pop("usd_per_hour"), "missing field 'usd_per_hour'"),
+        (lambda c: c["instances"][4].update(usd_per_hour="49.24"), 'price is not a number'),
+        (lambda c: c["instances"][4].update(price_basis="per node"), "unknown price basis 'per node'"),
+        (lambda c: c["instances"][5].update(gpus=0), 'gpu_count: Input should be greater than or equal to 1'),
+    ],
+    ids=["missing-price", "price-as-text", "unknown-basis", "zero-gpus"],
+)
+def test_a_broken_row_is_dropped_with_its_reason_and_the_rest_land(catalogue, mutate, reason):
+    broken = copy.deepcopy(catalogue)
+    mutate(broken)
+    whole, batch = CoreWeaveHook().parse([catalogue], NOW), CoreWeaveHook().parse([broken], NOW)
+    assert batch.dropped == {reason: 1}
+    assert lost(whole, batch)

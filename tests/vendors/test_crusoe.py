@@ -8,6 +8,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.crusoe import CrusoeHook
+from tests.vendors import lost
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 
@@ -85,18 +86,30 @@ def test_catalogue_is_dated_and_per_gpu_hour(catalogue):
     "mutate",
     [
         lambda c: c.pop("gpus"),
-        lambda c: c["gpus"][3].pop("usd_per_gpu_hour"),
-        lambda c: c["gpus"][3].update(usd_per_gpu_hour=-3.9),
-        lambda c: c["gpus"][0].update(price_text=""),  # no price and no "Contact sales" either
-        lambda c: c["gpus"][6].update(gpu_counts=[]),
-        lambda c: c["gpus"][4].update(regions=["us-west9"]),
         lambda c: c.update(price_unit="per instance per hour"),
     ],
-    ids=["no-gpus", "missing-price", "negative-price", "unexplained-null-price", "no-gpu-counts", "unknown-region",
-         "other-price-unit"],
+    ids=["no-gpus", "other-price-unit"],
 )
-def test_malformed_catalogue_rejects_the_whole_batch(catalogue, mutate):
+def test_a_wrong_catalogue_header_or_shape_rejects_the_whole_batch(catalogue, mutate):
     broken = copy.deepcopy(catalogue)
     mutate(broken)
     with pytest.raises(PayloadError, match="crusoe: malformed payload"):
         CrusoeHook().parse([broken], NOW)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda c: c["gpus"][3].pop("usd_per_gpu_hour"), "missing field 'usd_per_gpu_hour'"),
+        (lambda c: c["gpus"][3].update(usd_per_gpu_hour=-3.9), 'price_per_hour: Input should be greater than 0'),
+        (lambda c: c["gpus"][6].update(gpu_counts=[]), 'a priced row that expands to no offer (no regions or GPU counts)'),
+        (lambda c: c["gpus"][4].update(regions=["us-west9"]), "region 'us-west9' is not in the catalogue's regions table"),
+    ],
+    ids=["missing-price", "negative-price", "no-gpu-counts", "unknown-region"],
+)
+def test_a_broken_row_is_dropped_with_its_reason_and_the_rest_land(catalogue, mutate, reason):
+    broken = copy.deepcopy(catalogue)
+    mutate(broken)
+    whole, batch = CrusoeHook().parse([catalogue], NOW), CrusoeHook().parse([broken], NOW)
+    assert batch.dropped == {reason: 1}
+    assert lost(whole, batch)

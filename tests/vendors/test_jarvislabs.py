@@ -8,6 +8,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.jarvislabs import JarvisLabsHook
+from tests.vendors import lost
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 
@@ -68,16 +69,30 @@ def test_catalogue_is_dated_and_per_gpu_hour(catalogue):
     "mutate",
     [
         lambda c: c.pop("gpus"),
-        lambda c: c["gpus"][0].pop("usd_per_gpu_hour"),
-        lambda c: c["gpus"][1].update(usd_per_gpu_hour="2.69"),
-        lambda c: c["gpus"][2].update(gpu_counts=[1, 16]),
-        lambda c: c["gpus"][3].update(regions=["US9"]),
         lambda c: c.update(price_unit="per instance per hour"),
     ],
-    ids=["no-gpus", "missing-price", "price-as-text", "too-many-gpus", "unknown-region", "other-price-unit"],
+    ids=["no-gpus", "other-price-unit"],
 )
-def test_malformed_catalogue_rejects_the_whole_batch(catalogue, mutate):
+def test_a_wrong_catalogue_header_or_shape_rejects_the_whole_batch(catalogue, mutate):
     broken = copy.deepcopy(catalogue)
     mutate(broken)
     with pytest.raises(PayloadError, match="jarvislabs: malformed payload"):
         JarvisLabsHook().parse([broken], NOW)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda c: c["gpus"][0].pop("usd_per_gpu_hour"), "missing field 'usd_per_gpu_hour'"),
+        (lambda c: c["gpus"][1].update(usd_per_gpu_hour="2.69"), 'price is not a number'),
+        (lambda c: c["gpus"][2].update(gpu_counts=[1, 16]), 'GPU count is not 1 to 8'),
+        (lambda c: c["gpus"][3].update(regions=["US9"]), "region 'US9' is not in the catalogue's regions table"),
+    ],
+    ids=["missing-price", "price-as-text", "too-many-gpus", "unknown-region"],
+)
+def test_a_broken_row_is_dropped_with_its_reason_and_the_rest_land(catalogue, mutate, reason):
+    broken = copy.deepcopy(catalogue)
+    mutate(broken)
+    whole, batch = JarvisLabsHook().parse([catalogue], NOW), JarvisLabsHook().parse([broken], NOW)
+    assert batch.dropped == {reason: 1}
+    assert lost(whole, batch)

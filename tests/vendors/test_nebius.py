@@ -8,6 +8,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.nebius import NebiusHook
+from tests.vendors import lost
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 
@@ -77,18 +78,32 @@ def test_catalogue_is_dated_and_per_gpu_hour(catalogue):
     "mutate",
     [
         lambda c: c.pop("presets"),
-        lambda c: c["presets"][3].pop("usd_per_gpu_hour"),
-        lambda c: c["presets"][4].update(usd_per_gpu_hour=0),
-        lambda c: c["presets"][5].update(gpus=8),  # disagrees with the preset name "1gpu-..."
-        lambda c: c["presets"][6].update(regions=["mars-1"]),
-        lambda c: c["presets"][7].pop("ram_gib"),
         lambda c: c.update(price_unit="per instance per hour"),
+        lambda c: c.update(regions={}),
     ],
-    ids=["no-presets", "missing-price", "zero-price", "gpu-count-vs-preset", "unknown-region", "missing-ram",
-         "other-price-unit"],
+    ids=["no-presets", "other-price-unit", "no-regions-table"],
 )
-def test_malformed_catalogue_rejects_the_whole_batch(catalogue, mutate):
+def test_a_wrong_catalogue_header_or_shape_rejects_the_whole_batch(catalogue, mutate):
     broken = copy.deepcopy(catalogue)
     mutate(broken)
     with pytest.raises(PayloadError, match="nebius: malformed payload"):
         NebiusHook().parse([broken], NOW)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda c: c["presets"][3].pop("usd_per_gpu_hour"), "missing field 'usd_per_gpu_hour'"),
+        (lambda c: c["presets"][4].update(usd_per_gpu_hour=0), 'price_per_hour: Input should be greater than 0'),
+        (lambda c: c["presets"][5].update(gpus=8), 'preset name disagrees with its GPU count'),
+        (lambda c: c["presets"][6].update(regions=["mars-1"]), "region 'mars-1' is not in the catalogue's regions table"),
+        (lambda c: c["presets"][7].pop("ram_gib"), "missing field 'ram_gib'"),
+    ],
+    ids=["missing-price", "zero-price", "gpu-count-vs-preset", "unknown-region", "missing-ram"],
+)
+def test_a_broken_row_is_dropped_with_its_reason_and_the_rest_land(catalogue, mutate, reason):
+    broken = copy.deepcopy(catalogue)
+    mutate(broken)
+    whole, batch = NebiusHook().parse([catalogue], NOW), NebiusHook().parse([broken], NOW)
+    assert batch.dropped == {reason: 1}
+    assert lost(whole, batch)

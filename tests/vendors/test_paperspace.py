@@ -8,6 +8,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.paperspace import PaperspaceHook
+from tests.vendors import lost
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 
@@ -57,19 +58,32 @@ def test_catalogue_is_dated_and_in_usd_per_machine_hour(catalogue):
     "mutate",
     [
         lambda c: c.pop("machines"),
-        lambda c: c["machines"][0].pop("hourly_usd"),
-        lambda c: c["machines"][1].update(hourly_usd=-1),
-        lambda c: c["machines"][2].update(gpus="eight"),
-        lambda c: c["machines"][3].update(datacenters=["SFO9"]),
         lambda c: c.update(price_unit="per GPU per hour"),
         lambda c: c.update(currency="EUR"),
         lambda c: c.update(as_of="November 2026"),
     ],
-    ids=["no-machines", "missing-price", "negative-price", "bad-gpu-count", "unknown-datacenter",
-         "other-price-unit", "other-currency", "undated"],
+    ids=["no-machines", "other-price-unit", "other-currency", "undated"],
 )
-def test_malformed_catalogue_rejects_the_whole_batch(catalogue, mutate):
+def test_a_wrong_catalogue_header_or_shape_rejects_the_whole_batch(catalogue, mutate):
     broken = copy.deepcopy(catalogue)
     mutate(broken)
     with pytest.raises(PayloadError, match="paperspace: malformed payload"):
         PaperspaceHook().parse([broken], NOW)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda c: c["machines"][0].pop("hourly_usd"), "missing field 'hourly_usd'"),
+        (lambda c: c["machines"][1].update(hourly_usd=-1), 'price_per_hour: Input should be greater than 0'),
+        (lambda c: c["machines"][2].update(gpus="eight"), 'gpu_count: Input should be a valid integer, unable to parse string as an integer'),
+        (lambda c: c["machines"][3].update(datacenters=["SFO9"]), "region 'SFO9' is not in the catalogue's datacenters table"),
+    ],
+    ids=["missing-price", "negative-price", "bad-gpu-count", "unknown-datacenter"],
+)
+def test_a_broken_row_is_dropped_with_its_reason_and_the_rest_land(catalogue, mutate, reason):
+    broken = copy.deepcopy(catalogue)
+    mutate(broken)
+    whole, batch = PaperspaceHook().parse([catalogue], NOW), PaperspaceHook().parse([broken], NOW)
+    assert batch.dropped == {reason: 1}
+    assert lost(whole, batch)

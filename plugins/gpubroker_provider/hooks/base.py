@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
@@ -37,7 +38,7 @@ from airflow.sdk.log import mask_secret
 from pydantic import ValidationError
 
 from gpubroker import gpus, regions
-from gpubroker.schema import Offer
+from gpubroker.schema import Availability, Offer
 from gpubroker_provider.vendors import Vendor
 
 TIMEOUT_SECONDS = 5.0
@@ -209,10 +210,10 @@ class VendorHook(BaseHook, ABC):
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         """Yield each decoded response of the listing, following the vendor's pagination."""
 
+    @abstractmethod
     def items(self, pages: list[Any]) -> Iterator[Any]:
         """Each item of the listing, after checking each page's envelope (an error here refuses the batch).
         Hooks yielding (context, item) tuples put the item last."""
-        raise NotImplementedError(f"{type(self).__name__} does not list its items yet")
 
     def item_offers(self, item: Any, observed_at: datetime, batch: Batch) -> Iterable[Offer]:
         """The offers of ONE item. A KeyError/TypeError/ValueError drops this item only (counted by
@@ -362,10 +363,45 @@ class StaticCatalogueHook(VendorHook):
     """A vendor with no price API: its published price list, dated, in `catalogues/<slug>.json`.
 
     The file holds {"source": URL, "as_of": "YYYY-MM-DD", "currency": "USD", "price_unit": ...,
-    ...vendor rows}; `fetch_pages` yields it.
+    <places>: {code: {"place", "country"}}, <rows>: [...]}; `fetch_pages` yields it. Each row is an
+    item: a vendor module says where its rows are (`rows`) and how one row `expand`s into offers;
+    the loop, the place lookup and the checks live here.
     """
 
     price_unit: ClassVar[str]  # how the vendor publishes prices, e.g. "per GPU per hour"
+    rows: ClassVar[str]  # key of the catalogue's row list, e.g. "presets"
+    places: ClassVar[str | None] = "regions"  # key of its place table; None: `expand` gives the country
+
+    @abstractmethod
+    def expand(self, row: dict[str, Any], catalogue: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The offers of one row, as Offer fields plus "gpu" (the vendor's GPU name), prices for the
+        whole offer; `skip(reason)` for a row that is no offer (contact sales, CPU-only)."""
+
+    def items(self, pages: list[Any]) -> Iterator[tuple[dict[str, Any], Any]]:
+        catalogue = self.catalogue(pages)
+        self.expect(isinstance(catalogue.get(self.rows), list) and catalogue[self.rows], f'expected "{self.rows}": [...]')
+        if self.places:
+            self.expect(isinstance(catalogue.get(self.places), dict) and catalogue[self.places],
+                        f'expected a "{self.places}" table')  # fmt: skip
+        yield from ((catalogue, row) for row in catalogue[self.rows])
+
+    def item_offers(self, item: tuple[dict[str, Any], Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        catalogue, row = item
+        expanded = False
+        for fields in self.expand(row, catalogue):
+            if (match := batch.gpu(fields.pop("gpu"))) is None:
+                return
+            if self.places:
+                fields["country"] = self._place(catalogue, fields["region"])["country"]
+            expanded = True
+            yield self.offer(match, observed_at, availability=Availability.UNKNOWN, **fields)
+        if not expanded:
+            raise ValueError("a priced row that expands to no offer (no regions or GPU counts)")
+
+    def _place(self, catalogue: dict[str, Any], region: str) -> dict[str, Any]:
+        if region not in catalogue[self.places]:
+            raise ValueError(f"region {region!r} is not in the catalogue's {self.places} table")
+        return catalogue[self.places][region]
 
     def catalogue(self, pages: list[Any]) -> dict[str, Any]:
         """The one catalogue object `fetch_pages` yields, its header checked."""
@@ -389,6 +425,13 @@ class StaticCatalogueHook(VendorHook):
 
     def fetch_pages(self, client: httpx.Client | None) -> Iterator[Any]:
         yield json.loads((CATALOGUES / f"{self.vendor.slug}.json").read_text())
+
+
+def times(price: Any, count: int) -> Decimal:
+    """A published price (JSON number) times a count, exactly: per-GPU price -> whole offer."""
+    if not is_number(price):
+        raise ValueError("price is not a number")
+    return Decimal(str(price)) * count
 
 
 def is_number(value: Any) -> bool:

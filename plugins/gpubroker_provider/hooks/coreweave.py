@@ -22,12 +22,11 @@ Known limits: a static list goes stale -- re-read the pricing page and bump `as_
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Iterator
 from typing import Any
 
-from gpubroker.schema import Availability, FormFactor
-from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook, is_number
+from gpubroker.schema import FormFactor
+from gpubroker_provider.hooks.base import StaticCatalogueHook, skip, times
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per instance per hour"
@@ -37,39 +36,30 @@ _HGX = re.compile(r"\bHGX\b", re.IGNORECASE)  # in the instance `name`: the `gpu
 
 class CoreWeaveHook(StaticCatalogueHook):
     vendor = VENDORS["coreweave"]
-    price_unit = PRICE_UNIT
+    price_unit, rows, places = PRICE_UNIT, "instances", None  # one published region: catalogue["region"]
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        page = self.catalogue(pages)
-        region = page["region"]
-        self.expect(isinstance(page["instances"], list) and page["instances"], 'expected "instances": [...]')
-        for row in page["instances"]:
-            price, basis = row["usd_per_hour"], row["price_basis"]
-            self.expect(basis in PRICE_BASES, f"{row['instance_id']}: unknown price basis {basis!r}")
-            if price is None:  # "Contact sales": no public price, no offer
-                continue
-            match = batch.gpu(row["gpu"])  # CoreWeave's spelling, as written
-            if match is None:
-                continue
-            gpus = row["gpus"]
-            self.expect(isinstance(gpus, int) and 1 <= gpus <= 16, f"{row['instance_id']}: bad GPU count {gpus!r}")
-            self.expect(is_number(price) and price > 0, f"{row['instance_id']}: bad price {price!r}")
-            whole = Decimal(str(price)) * (gpus if basis == "gpu" else 1)
-            form = FormFactor.SXM if _HGX.search(row["name"]) else match.form_factor
-            batch.add(
-                self.offer(
-                    match,
-                    observed_at,
-                    region=region["name"],
-                    country=region["country"],
-                    offer_id=f"{row['instance_id']}@{region['country']}",
-                    instance_type=row["instance_id"],
-                    gpu_form_factor=form,
-                    gpu_count=gpus,
-                    gpu_memory_gb=float(row["gpu_memory_gb"]),
-                    vcpus=row["vcpus"],
-                    ram_gb=None if row["ram_gb"] is None else float(row["ram_gb"]),
-                    price_per_hour=whole,
-                    availability=Availability.UNKNOWN,
-                )
-            )
+    def check_header(self, page: dict[str, Any]) -> None:
+        super().check_header(page)
+        self.expect(isinstance(page.get("region"), dict) and {"name", "country"} <= set(page["region"]),
+                    'expected the published region {"name", "country"}')  # fmt: skip
+
+    def expand(self, row: dict[str, Any], catalogue: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        price, basis, region = row["usd_per_hour"], row["price_basis"], catalogue["region"]
+        if basis not in PRICE_BASES:
+            raise ValueError(f"unknown price basis {basis!r}")
+        if price is None:
+            skip("contact sales: no public price")
+        hgx = {"gpu_form_factor": FormFactor.SXM} if _HGX.search(row["name"]) else {}
+        yield {
+            "gpu": row["gpu"],  # CoreWeave's spelling, as written
+            "region": region["name"],
+            "country": region["country"],
+            "offer_id": f"{row['instance_id']}@{region['country']}",
+            "instance_type": row["instance_id"],
+            "gpu_count": row["gpus"],
+            "gpu_memory_gb": row.get("gpu_memory_gb"),
+            "vcpus": row["vcpus"],
+            "ram_gb": None if row["ram_gb"] is None else float(row["ram_gb"]),
+            "price_per_hour": times(price, row["gpus"] if basis == "gpu" else 1),
+            **hgx,
+        }

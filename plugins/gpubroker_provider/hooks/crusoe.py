@@ -21,12 +21,10 @@ Known limits: a static list goes stale -- re-read the pricing page and bump `as_
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Iterator
 from typing import Any
 
-from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook, is_number
+from gpubroker_provider.hooks.base import StaticCatalogueHook, skip, times
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per GPU per hour"
@@ -34,43 +32,22 @@ PRICE_UNIT = "per GPU per hour"
 
 class CrusoeHook(StaticCatalogueHook):
     vendor = VENDORS["crusoe"]
-    price_unit = PRICE_UNIT
+    price_unit, rows = PRICE_UNIT, "gpus"
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        page = self.catalogue(pages)
-        regions = page["regions"]
-        self.expect(isinstance(regions, dict) and regions, "expected a regions table")
-        self.expect(isinstance(page["gpus"], list) and page["gpus"], 'expected "gpus": [...]')
-        for row in page["gpus"]:
-            per_gpu = row["usd_per_gpu_hour"]
-            if per_gpu is None:  # "Contact sales": no public price, no offer
-                self.expect(bool(row["price_text"]), f"{row['vm_type']}: no price and no price text")
-                continue
-            match = batch.gpu(row["gpu"])  # "NVIDIA H100 80GB HGX" -> H100, SXM
-            if match is None:
-                continue
-            self.expect(is_number(per_gpu) and per_gpu > 0, f"{row['vm_type']}: bad price {per_gpu!r}")
-            counts = row["gpu_counts"]
-            self.expect(
-                isinstance(counts, list) and counts and all(isinstance(n, int) and 1 <= n <= 16 for n in counts),
-                f"{row['vm_type']}: bad GPU counts {counts!r}",
-            )
-            self.expect(isinstance(row["regions"], list) and row["regions"], f"{row['vm_type']}: no region")
-            for region in row["regions"]:
-                self.expect(region in regions, f"{row['vm_type']}: unknown region {region!r}")
-                for n in counts:
-                    vm_type = f"{row['vm_type']}.{n}x"
-                    batch.add(
-                        self.offer(
-                            match,
-                            observed_at,
-                            region=region,
-                            country=regions[region]["country"],
-                            offer_id=f"{vm_type}@{region}",
-                            instance_type=vm_type,
-                            gpu_count=n,
-                            gpu_memory_gb=float(row["gpu_memory_gb"]),
-                            price_per_hour=Decimal(str(per_gpu)) * n,  # per GPU -> whole VM
-                            availability=Availability.UNKNOWN,
-                        )
-                    )
+    def expand(self, row: dict[str, Any], catalogue: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        if row["usd_per_gpu_hour"] is None:
+            if not row["price_text"]:
+                raise ValueError("no price and no price text")
+            skip("contact sales: no public price")
+        for region in row["regions"]:
+            for n in row["gpu_counts"]:
+                vm_type = f"{row['vm_type']}.{n}x"
+                yield {
+                    "gpu": row["gpu"],  # "NVIDIA H100 80GB HGX" -> H100, SXM
+                    "region": region,
+                    "offer_id": f"{vm_type}@{region}",
+                    "instance_type": vm_type,
+                    "gpu_count": n,
+                    "gpu_memory_gb": row.get("gpu_memory_gb"),
+                    "price_per_hour": times(row["usd_per_gpu_hour"], n),  # per GPU -> whole VM
+                }

@@ -22,12 +22,10 @@ Known limits: a static list goes stale -- re-read the pricing page and bump `as_
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Iterator
 from typing import Any
 
-from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook, is_number
+from gpubroker_provider.hooks.base import StaticCatalogueHook, times
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per GPU per hour"
@@ -37,42 +35,22 @@ _VENDOR_PREFIX = re.compile(r"^(NVIDIA|AMD)\s+", re.IGNORECASE)
 
 class JarvisLabsHook(StaticCatalogueHook):
     vendor = VENDORS["jarvislabs"]
-    price_unit = PRICE_UNIT
+    price_unit, rows = PRICE_UNIT, "gpus"
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        page = self.catalogue(pages)
-        regions = page["regions"]
-        self.expect(isinstance(regions, dict) and regions, "expected a regions table")
-        self.expect(isinstance(page["gpus"], list) and page["gpus"], 'expected "gpus": [...]')
-        for row in page["gpus"]:
-            match = batch.gpu(row["gpu"])
-            if match is None:
-                continue
-            per_gpu = row["usd_per_gpu_hour"]
-            self.expect(is_number(per_gpu) and per_gpu > 0, f"{row['gpu']}: bad price {per_gpu!r}")
-            counts = row["gpu_counts"]
-            self.expect(
-                isinstance(counts, list) and counts and all(isinstance(n, int) and 1 <= n <= MAX_GPUS for n in counts),
-                f"{row['gpu']}: bad GPU counts {counts!r}",
-            )
-            self.expect(isinstance(row["regions"], list) and row["regions"], f"{row['gpu']}: no region")
-            short = _VENDOR_PREFIX.sub("", row["gpu"]).strip()  # "H100 SXM", "A100 80GB": unique per row
-            for region in row["regions"]:
-                self.expect(region in regions, f"{row['gpu']}: unknown region {region!r}")
-                for n in counts:
-                    batch.add(
-                        self.offer(
-                            match,
-                            observed_at,
-                            region=region,
-                            country=regions[region]["country"],
-                            offer_id=f"{n}x {short}@{region}",
-                            instance_type=f"{n}x {row['gpu']}",
-                            gpu_count=n,
-                            gpu_memory_gb=float(row["gpu_memory_gb"]),
-                            vcpus=row["vcpus_per_gpu"] * n,
-                            ram_gb=float(row["ram_gb_per_gpu"] * n),
-                            price_per_hour=Decimal(str(per_gpu)) * n,  # per GPU -> whole instance
-                            availability=Availability.UNKNOWN,
-                        )
-                    )
+    def expand(self, row: dict[str, Any], catalogue: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        short = _VENDOR_PREFIX.sub("", row["gpu"]).strip()  # "H100 SXM", "A100 80GB": unique per row
+        for region in row["regions"]:
+            for n in row["gpu_counts"]:
+                if not isinstance(n, int) or not 1 <= n <= MAX_GPUS:
+                    raise ValueError(f"GPU count is not 1 to {MAX_GPUS}")
+                yield {
+                    "gpu": row["gpu"],
+                    "region": region,
+                    "offer_id": f"{n}x {short}@{region}",
+                    "instance_type": f"{n}x {row['gpu']}",
+                    "gpu_count": n,
+                    "gpu_memory_gb": row.get("gpu_memory_gb"),
+                    "vcpus": row["vcpus_per_gpu"] * n,
+                    "ram_gb": float(row["ram_gb_per_gpu"] * n),
+                    "price_per_hour": times(row["usd_per_gpu_hour"], n),  # per GPU -> whole instance
+                }

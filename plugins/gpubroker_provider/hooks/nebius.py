@@ -22,51 +22,33 @@ Nebius's GPU names go to the registry as written; a name it does not know is cou
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Iterator
 from typing import Any
 
-from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook, is_number
+from gpubroker_provider.hooks.base import StaticCatalogueHook, times
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per GPU per hour"
-GIB_IN_GB = 1.073741824
+GIB_TO_GB = 1.073741824
 
 
 class NebiusHook(StaticCatalogueHook):
     vendor = VENDORS["nebius"]
-    price_unit = PRICE_UNIT
+    price_unit, rows = PRICE_UNIT, "presets"
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        page = self.catalogue(pages)
-        regions = page["regions"]
-        self.expect(isinstance(regions, dict) and regions, "expected a regions table")
-        self.expect(isinstance(page["presets"], list) and page["presets"], 'expected "presets": [...]')
-        for row in page["presets"]:
-            match = batch.gpu(row["gpu"])  # "NVIDIA HGX H100" -> H100, SXM
-            if match is None:
-                continue
-            per_gpu, gpus = row["usd_per_gpu_hour"], row["gpus"]
-            self.expect(is_number(per_gpu) and per_gpu > 0, f"{row['preset']}: bad price {per_gpu!r}")
-            self.expect(isinstance(gpus, int) and 1 <= gpus <= 16, f"{row['preset']}: bad GPU count {gpus!r}")
-            self.expect(row["preset"].startswith(f"{gpus}gpu-"), f"{row['preset']}: GPU count disagrees")
-            self.expect(isinstance(row["regions"], list) and row["regions"], f"{row['preset']}: no region")
-            for region in row["regions"]:
-                self.expect(region in regions, f"{row['preset']}: unknown region {region!r}")
-                batch.add(
-                    self.offer(
-                        match,
-                        observed_at,
-                        region=region,
-                        country=regions[region]["country"],
-                        offer_id=f"{row['platform']}/{row['preset']}@{region}",
-                        instance_type=f"{row['platform']} {row['preset']}",
-                        gpu_count=gpus,
-                        gpu_memory_gb=float(row["gpu_memory_gb"]),
-                        vcpus=row["vcpus"],
-                        ram_gb=round(row["ram_gib"] * GIB_IN_GB, 1),  # GiB -> GB
-                        price_per_hour=Decimal(str(per_gpu)) * gpus,  # per GPU -> whole VM
-                        availability=Availability.UNKNOWN,
-                    )
-                )
+    def expand(self, row: dict[str, Any], catalogue: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        gpus = row["gpus"]
+        if not row["preset"].startswith(f"{gpus}gpu-"):
+            raise ValueError("preset name disagrees with its GPU count")
+        for region in row["regions"]:
+            yield {
+                "gpu": row["gpu"],  # "NVIDIA HGX H100" -> H100, SXM
+                "region": region,
+                "offer_id": f"{row['platform']}/{row['preset']}@{region}",
+                "instance_type": f"{row['platform']} {row['preset']}",
+                "gpu_count": gpus,
+                "gpu_memory_gb": row.get("gpu_memory_gb"),
+                "vcpus": row["vcpus"],
+                "ram_gb": round(row["ram_gib"] * GIB_TO_GB, 1),  # GiB -> GB
+                "price_per_hour": times(row["usd_per_gpu_hour"], gpus),  # per GPU -> whole VM
+            }

@@ -19,12 +19,10 @@ Quadro/Pascal-era cards (RTX4000, P-series) are not in the GPU registry and are 
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Iterator
 from typing import Any
 
-from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, StaticCatalogueHook, is_number
+from gpubroker_provider.hooks.base import StaticCatalogueHook, times
 from gpubroker_provider.vendors import VENDORS
 
 PRICE_UNIT = "per machine per hour"
@@ -32,36 +30,18 @@ PRICE_UNIT = "per machine per hour"
 
 class PaperspaceHook(StaticCatalogueHook):
     vendor = VENDORS["paperspace"]
-    price_unit = PRICE_UNIT
+    price_unit, rows, places = PRICE_UNIT, "machines", "datacenters"
 
-    def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        page = self.catalogue(pages)
-        datacenters = page["datacenters"]
-        self.expect(isinstance(datacenters, dict) and datacenters, "expected a datacenters table")
-        self.expect(isinstance(page["machines"], list) and page["machines"], 'expected "machines": [...]')
-        for row in page["machines"]:
-            match = batch.gpu(row["gpu"])
-            if match is None:
-                continue
-            gpus, price = row["gpus"], row["hourly_usd"]
-            self.expect(isinstance(gpus, int) and gpus >= 1, f"{row['machine_type']}: bad GPU count {gpus!r}")
-            self.expect(is_number(price) and price > 0, f"{row['machine_type']}: bad price {price!r}")
-            self.expect(isinstance(row["datacenters"], list) and row["datacenters"], "machine without datacenter")
-            for dc in row["datacenters"]:
-                self.expect(dc in datacenters, f"{row['machine_type']}: unknown datacenter {dc!r}")
-                batch.add(
-                    self.offer(
-                        match,
-                        observed_at,
-                        region=dc,
-                        country=datacenters[dc]["country"],
-                        offer_id=f"{row['machine_type']}@{dc}",
-                        instance_type=row["machine_type"],
-                        gpu_count=gpus,
-                        gpu_memory_gb=float(row["gpu_memory_gb"]),
-                        vcpus=row["vcpus"],
-                        ram_gb=float(row["ram_gb"]),
-                        price_per_hour=Decimal(str(price)),  # already the whole machine
-                        availability=Availability.UNKNOWN,
-                    )
-                )
+    def expand(self, row: dict[str, Any], catalogue: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        for dc in row["datacenters"]:
+            yield {
+                "gpu": row["gpu"],
+                "region": dc,
+                "offer_id": f"{row['machine_type']}@{dc}",
+                "instance_type": row["machine_type"],
+                "gpu_count": row["gpus"],
+                "gpu_memory_gb": row.get("gpu_memory_gb"),
+                "vcpus": row["vcpus"],
+                "ram_gb": float(row["ram_gb"]),
+                "price_per_hour": times(row["hourly_usd"], 1),  # already the whole machine
+            }
