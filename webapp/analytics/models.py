@@ -56,3 +56,7 @@ class GpuPriceAggregate(models.Model):
             # the Flink sink upserts on exactly these columns
             models.UniqueConstraint(fields=["gpu", "dimension", "value", "window_start"], name="gpu_price_aggregates_key")
         ]
+        indexes = [
+            models.Index(fields=["gpu", "window_start"], name="gpu_price_aggregates_series"),  # /gpus/{gpu}/stats
+            models.Index(fields=["window_start"], name="gpu_price_aggregates_time"),  # /gpus: 24 h ago
+        ]

@@ -14,6 +14,7 @@ from ninja.errors import HttpError, ValidationError
 from gpubroker.search import BadQuery
 from gpubroker_web import db
 from gpubroker_web.responses import json_response
+from analytics.api import router as analytics_router
 from offers.api import router as offers_router
 from offers.queries import NoData
 
@@ -25,6 +26,7 @@ api = NinjaAPI(
     "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset and RateLimit-Policy headers.",
 )
 api.add_router("/", offers_router)
+api.add_router("/", analytics_router)
 
 
 @api.exception_handler(BadQuery)
