@@ -61,9 +61,9 @@ async def test_items_carry_price_per_gpu_and_data_age(offers):
 
 async def test_filters_combine(offers):
     assert await ids(offers, gpu="H100", region="texas, us", max_price="2") == ["h2"]
-    assert await ids(offers, continent="na", sort="-price") == ["h8", "h2", "r1"]
-    assert await ids(offers, provider="vastai,lambda", min_gpu_count=2) == ["h8"]
-    assert await ids(offers, provider=["lambda", "vastai"], max_gpu_count=1, gpu_vendor="nvidia", country="CA") == ["r1"]
+    assert await ids(offers, continent="NA", sort="-price") == ["h8", "h2", "r1"]
+    assert await ids(offers, provider=["vastai", "lambda"], min_gpu_count=2) == ["h8"]
+    assert await ids(offers, provider=["lambda", "vastai"], max_gpu_count=1, gpu_vendor="NVIDIA", country="CA") == ["r1"]
     assert await ids(offers, max_price_per_gpu="2", min_gpu_memory_gb=80) == ["h2", "h8"]
     assert await ids(offers, spot="true") == ["h8"]
     assert await ids(offers, form_factor="SXM", min_vcpus=100, min_ram_gb=1000) == ["h8"]
@@ -88,13 +88,14 @@ async def test_gpu_aliases_are_accepted_with_a_warning(offers):
     ("params", "status", "message"),
     [
         ({"gpu": "Voodoo 5"}, 400, "unknown GPU model"),
-        ({"provider": "nosuchcloud"}, 400, "unknown provider"),
-        ({"gpu_vendor": "3dfx"}, 400, "unknown GPU vendor"),
-        ({"country": "ZZ"}, 400, "unknown country"),
-        ({"continent": "XX"}, 400, "unknown continent"),
+        ({"provider": "nosuchcloud"}, 422, "provider"),
+        ({"provider": ["vastai", "nosuchcloud"]}, 422, "provider"),
+        ({"gpu_vendor": "3dfx"}, 422, "gpu_vendor"),
+        ({"country": "ZZ"}, 422, "country"),
+        ({"continent": "XX"}, 422, "continent"),
         ({"min_gpu_count": 4, "max_gpu_count": 2}, 400, "above max_gpu_count"),
-        ({"page": "100000000000000000000"}, 400, "passes the last reachable result"),
         ({"page": 21, "per_page": 500}, 400, "passes the last reachable result"),
+        ({"page": "100000000000000000000"}, 422, "page"),
         ({"per_page": 0}, 422, "per_page"),
         ({"per_page": 501}, 422, "per_page"),
         ({"page": -1}, 422, "page"),
@@ -110,6 +111,7 @@ async def test_gpu_aliases_are_accepted_with_a_warning(offers):
         ({"availability": "maybe"}, 422, "availability"),
         ({"at": "yesterday"}, 422, "at"),
         ({"at": "2026-11-26T12:00:00"}, 422, "timezone"),
+        ({"at": "0.5"}, 422, "ISO 8601"),
     ],
 )
 async def test_bad_parameters_get_a_4xx_that_says_what_is_wrong(offers, params, status, message):
@@ -143,6 +145,9 @@ async def test_point_in_time_shows_prices_as_they_stood(offers):
     window = await offers.get("/api/v1/offers/vastai/h1/history",
                               params={"since": (NOW - timedelta(hours=30)).isoformat(), "until": NOW.isoformat()})  # fmt: skip
     assert [p["price_per_hour"] for p in window.json()["items"]] == [1.2, 2.5]
+    inverted = await offers.get("/api/v1/offers/vastai/h1/history", params={"since": NOW.isoformat(),
+                                                                             "until": (NOW - timedelta(days=1)).isoformat()})  # fmt: skip
+    assert (inverted.status_code, inverted.json()["items"]) == (200, [])
 
 
 @pytest.mark.parametrize(
@@ -150,8 +155,8 @@ async def test_point_in_time_shows_prices_as_they_stood(offers):
     [
         ("/api/v1/offers/vastai/nope/history", {}, 404),
         ("/api/v1/offers/nosuchcloud/h1/history", {}, 404),
-        ("/api/v1/offers/vastai/h1/history", {"since": "2026-11-27T00:00:00Z", "until": "2026-11-26T00:00:00Z"}, 400),
-        ("/api/v1/offers/vastai/h1/history", {"since": "2026-11-27T00:00:00"}, 400),
+        ("/api/v1/offers/vastai/h1/history", {"since": "2026-11-27T00:00:00"}, 422),
+        ("/api/v1/offers/vastai/h1/history", {"until": "0.5"}, 422),
         ("/api/v1/offers/vastai/h1/history", {"since": "soon"}, 422),
     ],
 )
@@ -164,7 +169,7 @@ async def test_cheapest_per_region(offers):
     body = (await offers.get("/api/v1/gpus/h100/cheapest")).json()
     assert body["gpu"] == "H100"
     assert {r: o["offer_id"] for r, o in body["regions"].items()} == {"Norway": "h1", "Texas, US": "h2", "us-east-1": "h8"}
-    assert (await offers.get("/api/v1/gpus/voodoo/cheapest")).status_code == 400
+    assert (await offers.get("/api/v1/gpus/voodoo/cheapest")).status_code == 404
 
 
 async def test_a_quarantined_provider_is_served_with_a_stale_warning(offers):

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -46,7 +48,10 @@ async def webapp(transactional_db, isolated_redis):
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
     runtime.reset()
-    await db.close()  # its connections hold the test database, which pytest-django drops at the end
+    # Connections hold the test database, which pytest-django drops at the end: the request path's
+    # pool, and Django's own in the thread where the test's sync_to_async calls ran.
+    await db.close()
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture

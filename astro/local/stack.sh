@@ -291,14 +291,19 @@ start_airflow() {
   wait_for airflow-api-server 180 curl -sf "http://127.0.0.1:${PORT[airflow-api-server]}/api/v2/monitor/health" -o /dev/null
 }
 
+# The webapp: uvicorn with several worker processes (each its own event loop; rate limits, the L1
+# cache and the data version are shared in Redis), Prometheus metrics merged across them.
+export GPUBROKER_WEB_WORKERS=${GPUBROKER_WEB_WORKERS:-2}
 start_webapp() {
   export GPUBROKER_STAGING_DIR=$STATE/staging
   (cd "$ROOT/webapp" && "$PY" manage.py migrate --no-input >"$LOGS/webapp-migrate.log" 2>&1) \
     || { tail -n 20 "$LOGS/webapp-migrate.log" >&2; die "webapp migrations failed"; }
+  export PROMETHEUS_MULTIPROC_DIR=$RUN/prometheus  # emptied at each (re)start: old workers' counters go
+  running webapp || { rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"; }
   start webapp "$PY" -m uvicorn --app-dir "$ROOT/webapp" gpubroker_web.asgi:application \
-    --host 127.0.0.1 --port "${PORT[webapp]}" --no-access-log
+    --host 127.0.0.1 --port "${PORT[webapp]}" --workers "$GPUBROKER_WEB_WORKERS" --lifespan on --no-access-log
   start price-bridge "$PY" "$ROOT/webapp/manage.py" forward_price_changes
-  wait_for webapp 60 curl -sf "http://127.0.0.1:${PORT[webapp]}/api/v1/offers?per_page=1" -o /dev/null
+  wait_for webapp 60 curl -sf "http://127.0.0.1:${PORT[webapp]}/readyz" -o /dev/null
 }
 
 # Flink: a standalone session cluster (JobManager + 2 TaskManagers) from the distribution in the

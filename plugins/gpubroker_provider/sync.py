@@ -15,13 +15,14 @@ from pathlib import Path
 
 import redis
 
-from gpubroker import cache, events, health, quality, settings, store, webhooks
+from gpubroker import cache, events, health, quality, settings, store, telemetry, webhooks
 from gpubroker.breaker import Breaker, CircuitOpen
 from gpubroker.schema import Offer
 from gpubroker_provider.vendors import VENDORS, vendor
 
 QUARANTINE_SAMPLE = 5
 log = logging.getLogger(__name__)
+telemetry.configure("gpubroker-pipeline")  # vendor calls (httpx), landings (psycopg), Redis: only if OTEL_* is set
 
 
 class BatchQuarantined(RuntimeError):

@@ -43,19 +43,25 @@ def route_of(path: str) -> str:
     return "/" + (match.route or "").replace("<", "{").replace(">", "}")
 
 
+@lru_cache(maxsize=4096)
+def _child(metric, *labels: str):
+    """A metric's child for these label values, kept: `labels()` costs a lock and validation per call."""
+    return metric.labels(*labels)
+
+
 def observe_request(path: str, method: str, status: int, seconds: float) -> None:
     route = route_of(path)
-    REQUESTS.labels(route, method, str(status)).inc()
-    LATENCY.labels(route).observe(seconds)
+    _child(REQUESTS, route, method, str(status)).inc()
+    _child(LATENCY, route).observe(seconds)
 
 
 def cache_lookup(tier: str) -> None:
     """One cached-endpoint request answered from `tier` (l2, l1 or origin): a hit there, misses above."""
     for level in ("l2", "l1"):
         if level == tier:
-            CACHE.labels(level, "hit").inc()
+            _child(CACHE, level, "hit").inc()
             return
-        CACHE.labels(level, "miss").inc()
+        _child(CACHE, level, "miss").inc()
 
 
 async def serve(send) -> None:

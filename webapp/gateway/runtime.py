@@ -72,17 +72,25 @@ _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = weakref.We
 _keys = KeyDirectory()
 
 
+_last: tuple[asyncio.AbstractEventLoop | None, _Loop | None] = (None, None)
+
+
 def _here() -> _Loop:
+    global _last
     loop = asyncio.get_running_loop()
+    if _last[0] is loop:  # the common case, one loop per worker: no dictionary lookup
+        return _last[1]
     if loop not in _loops:
         _loops[loop] = _Loop()
-    return _loops[loop]
+    _last = (loop, _loops[loop])
+    return _last[1]
 
 
 def reset() -> None:
     """Forget every client and cached answer (tests: after pointing settings at another Redis)."""
-    global _keys
+    global _keys, _last
     _loops.clear()
+    _last = (None, None)
     _keys = KeyDirectory()
 
 

@@ -8,7 +8,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from gpubroker import telemetry
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpubroker_web.settings")
+# Traces (only when OTEL_EXPORTER_OTLP_ENDPOINT is set), before Django and the clients are made.
+TRACING = telemetry.configure("gpubroker-webapp", ("django", "psycopg", "redis", "httpx"))
 http_application = get_asgi_application()  # sets Django up before the consumers import models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -26,3 +30,7 @@ application = Gateway(
         }
     )
 )
+if TRACING:  # a server span for every request, those the gateway answers itself included
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    application = OpenTelemetryMiddleware(application)

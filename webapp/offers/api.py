@@ -8,6 +8,7 @@ message (ninja's 422 for shapes, 400 for names GPUBroker does not know or paging
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from enum import StrEnum
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
@@ -20,6 +21,14 @@ from gpubroker_web.responses import PRICING_TTL, STATIC_TTL, json_response
 from offers import providers, queries, schemas
 
 router = Router(tags=["offers"])
+Provider = StrEnum("Provider", {slug: slug for slug in sorted(VENDORS)})
+
+
+class OfferQuery(search.OfferQuery):
+    """The search's parameters, with the provider slugs spelt out (so the OpenAPI document lists them)."""
+
+    provider: list[Provider] | None = Field(None, description="provider slug; repeat for several: provider=vastai&provider=lambda")
+
 ERRORS = {400: schemas.Error, 401: schemas.Error, 422: schemas.Invalid, 429: schemas.RateLimited,
           503: schemas.Error}  # fmt: skip
 HISTORY_LIMIT = 10_000
@@ -30,7 +39,7 @@ def _version(request: HttpRequest) -> int | None:
 
 
 @router.get("/offers", response={200: schemas.OfferPage, **ERRORS}, summary="Search GPU offers")
-async def list_offers(request: HttpRequest, query: Query[search.OfferQuery]):
+async def list_offers(request: HttpRequest, query: Query[OfferQuery]):
     """Offers matching every filter given, sorted (cheapest first by default), one page at a time.
 
     `warnings` says when a filter was read differently (a GPU alias) and when a provider in the
@@ -40,18 +49,13 @@ async def list_offers(request: HttpRequest, query: Query[search.OfferQuery]):
 
 
 class HistoryQuery(Schema):
-    since: datetime | None = Field(None, description="from this time (ISO 8601 with timezone)")
-    until: datetime | None = Field(None, description="up to this time, inclusive")
+    since: search.Timestamp | None = Field(None, description="from this time (ISO 8601 with timezone)")
+    until: search.Timestamp | None = Field(None, description="up to this time, inclusive (before `since`: no prices)")
 
 
 @router.get("/offers/{provider}/{offer_id}/history", response={200: schemas.OfferHistory, 404: schemas.Error, **ERRORS},
             summary="Every price one offer had")  # fmt: skip
 async def offer_history(request: HttpRequest, provider: str, offer_id: str, query: Query[HistoryQuery]):
-    for name, value in (("since", query.since), ("until", query.until)):
-        if value is not None and value.tzinfo is None:
-            raise HttpError(400, f"{name} needs a timezone, e.g. 2026-12-01T12:00:00Z")
-    if query.since and query.until and query.since > query.until:
-        raise HttpError(400, "since is after until")
     if provider not in VENDORS:
         raise HttpError(404, f"unknown provider {provider!r}")
     known = await db.fetch_one("SELECT 1 AS ok FROM offers WHERE provider = %s AND offer_id = %s", (provider, offer_id))
@@ -67,12 +71,14 @@ async def offer_history(request: HttpRequest, provider: str, offer_id: str, quer
                           "items": rows, "generated_at": datetime.now(timezone.utc)}, max_age=PRICING_TTL)  # fmt: skip
 
 
-@router.get("/gpus/{gpu}/cheapest", response={200: schemas.CheapestOut, **ERRORS}, summary="Cheapest offer per region")
+@router.get("/gpus/{gpu}/cheapest", response={200: schemas.CheapestOut, 404: schemas.Error, **ERRORS},
+            summary="Cheapest offer per region")  # fmt: skip
 async def cheapest(request: HttpRequest, gpu: str):
+    """`gpu`: any name of the model (H100, 'RTX 4090'); 404 for a GPU the registry does not know."""
     try:
         model = gpus.resolve(gpu).model.name
     except gpus.UnknownGpu:
-        raise HttpError(400, f"unknown GPU model {gpu!r}; use a name such as H100, A100, RTX4090") from None
+        raise HttpError(404, f"unknown GPU model {gpu!r}; use a name such as H100, A100, RTX4090") from None
     found = search.build(search.OfferQuery(gpu=model, availability=["available", "limited", "unknown"],
                                            per_page=search.MAX_PER_PAGE), VENDORS)  # fmt: skip
     rows = await db.fetch(found.sql, found.params)

@@ -1,0 +1,144 @@
+"""Throughput and latency of the serving path, against baselines measured in the same run, with wrk.
+
+Targets (issue #7): cached `GET /api/v1/offers?gpu=H100` with a valid key reaches >= 70% of the
+webapp's own `/healthz` and >= 5% of a bare ASGI hello app on uvicorn (same worker count), with
+p99 <= 25 ms at half its measured maximum rate.
+
+Needs the running stack's webapp (`make up`) and Debian's `wrk`. It starts the bare ASGI app itself
+and makes an unlimited API key (named `bench`) unless --key is given.
+
+Usage: .venv/bin/python bench/api.py [--duration 10] [--connections 32] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BARE_APP = '''
+BODY = b'{"hello":"world"}'
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"17")]})
+    await send({"type": "http.response.body", "body": BODY})
+'''
+# wrk paces each connection: `delay()` is the pause between its requests, for a fixed total rate.
+PACED = """
+local rate, connections = tonumber(os.getenv("BENCH_RATE")), tonumber(os.getenv("BENCH_CONNECTIONS"))
+function delay() return 1000 * connections / rate end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrk(url: str, duration: int, connections: int, headers: dict[str, str], script: str | None = None,
+        env: dict[str, str] | None = None) -> dict:  # fmt: skip
+    """Run wrk once; requests/s, latency percentiles (ms) and non-2xx count."""
+    command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency", url]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    if script:
+        command += ["-s", script]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    percentiles = {p: _ms(v, unit) for p, v, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50": percentiles.get("50"), "p99": percentiles.get("99"), "non_2xx": int(bad.group(1)) if bad else 0}
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def bench_key() -> str:
+    """A fresh unlimited key from the webapp's own command (its last line of output)."""
+    out = subprocess.run([sys.executable, "manage.py", "create_api_key", "--plan", "unlimited", "--name", "bench"],
+                         cwd=ROOT / "webapp", capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return out.strip().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--webapp", default="http://127.0.0.1:8000")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("GPUBROKER_WEB_WORKERS", "2")),
+                        help="uvicorn workers of the bare app (match the webapp's)")  # fmt: skip
+    parser.add_argument("--key", help="an API key to use (default: create an unlimited one)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+
+    key = args.key or bench_key()
+    auth = {"Authorization": f"Bearer {key}"}
+    offers = f"{args.webapp}/api/v1/offers?gpu=H100"
+    warm = httpx.get(offers, headers=auth, timeout=30)
+    warm.raise_for_status()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "bare.py").write_text(BARE_APP)
+        (Path(tmp) / "paced.lua").write_text(PACED)
+        port = free_port()
+        bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare:app", "--port", str(port), "--workers",
+                                 str(args.workers), "--no-access-log", "--log-level", "warning"], cwd=tmp)  # fmt: skip
+        try:
+            for _ in range(100):
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            run = lambda url, headers=None: wrk(url, args.duration, args.connections, headers or {})  # noqa: E731
+            results = {
+                "bare ASGI hello (uvicorn)": run(f"http://127.0.0.1:{port}/"),
+                "webapp /healthz": run(f"{args.webapp}/healthz"),
+                "cached /api/v1/offers?gpu=H100 + key": run(offers, auth),
+            }
+            peak = results["cached /api/v1/offers?gpu=H100 + key"]["rps"]
+            half = wrk(offers, args.duration, args.connections, auth, str(Path(tmp) / "paced.lua"),
+                       {"BENCH_RATE": str(peak / 2), "BENCH_CONNECTIONS": str(args.connections)})  # fmt: skip
+            results["cached offers at half that rate"] = half
+        finally:
+            bare.terminate()
+            bare.wait(10)
+
+    size = len(warm.content)
+    print(f"\nwrk -t2 -c{args.connections} -d{args.duration}s; webapp and bare app: {args.workers} uvicorn workers;"
+          f" offers body {size} bytes; {os.cpu_count()} CPUs\n")  # fmt: skip
+    print("| target | requests/s | p50 ms | p99 ms | non-2xx |\n| --- | ---: | ---: | ---: | ---: |")
+    for name, r in results.items():
+        print(f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non_2xx']} |")
+    bare_rps, health_rps = results["bare ASGI hello (uvicorn)"]["rps"], results["webapp /healthz"]["rps"]
+    checks = [
+        ("offers / healthz", peak / health_rps, 0.70),
+        ("offers / bare ASGI", peak / bare_rps, 0.05),
+    ]
+    print()
+    for name, ratio, goal in checks:
+        print(f"{name}: {ratio:.1%} (goal >= {goal:.0%}) {'ok' if ratio >= goal else 'MISSED'}")
+    p99 = half["p99"]
+    print(f"p99 at {peak / 2:,.0f} req/s (half the peak): {p99:.2f} ms (goal <= 25 ms) {'ok' if p99 <= 25 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
