@@ -108,7 +108,7 @@ def test_the_dq_report_shows_a_refused_batch_and_is_served_at_dq(client, tmp_pat
     assert not refused.success
     index = quality.build_docs()
     assert index.is_file()
-    page = client.get("/dq/")
-    assert page.status_code == 200 and b"offer_batch" in b"".join(page.streaming_content)
-    assert client.get("/dq/../../great_expectations.yml").status_code in (400, 404)  # no escaping the docs folder
+    page = client.get("/dq/docs/")  # the Data Docs; /dq/ is the per-provider summary (tests/test_dq_page.py)
+    assert page.status_code == 200 and b"offer_batch" in page.content
+    assert client.get("/dq/docs/../../great_expectations.yml").status_code in (400, 404)  # no escaping the docs folder
     assert GpuBrokerPlugin.external_views[0]["href"].endswith("/dq/")

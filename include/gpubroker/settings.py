@@ -32,6 +32,8 @@ class Topics:
 
     ALL = (PRICE_UPDATES, PRICE_CHANGES, ANOMALIES, AGGREGATIONS, PROVIDER_EVENTS, WEBHOOKS)
 WEBAPP_URL = _env("GPUBROKER_WEBAPP_URL", "http://127.0.0.1:8000")
+# The Airflow UI, as the web page links to it (the browser's view of it, not the API client's).
+AIRFLOW_URL = _env("GPUBROKER_AIRFLOW_URL", "http://127.0.0.1:8080")
 # The pipeline's own API key for the webapp (cache warming); the local stack creates it.
 WEBAPP_API_KEY = _env("GPUBROKER_WEBAPP_API_KEY", "")
 # Standard Webhooks signing secret ("whsec_" + base64 key); the local stack generates one.

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "gateway",
     "offers",
     "analytics",
+    "web",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

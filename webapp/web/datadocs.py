@@ -1,0 +1,65 @@
+"""The GX Data Docs, served offline: every CDN URL in their pages is rewritten to our pinned copy.
+
+GX writes pages that load Bootstrap, jQuery, bootstrap-table, Font Awesome and Vega from ten CDNs
+(and a logo from S3 with a tracking query). `great_expectations/gx/plugins/custom_data_docs/`
+vendors pinned npm copies of those files (`vendor.json` maps each URL to its copy, `npm run vendor`
+copies them into `vendor/`). Rewriting when serving, not when building, covers every page however
+and whenever it was built; it is a few regex substitutions on an HTML or CSS file. A copy is
+byte-identical to what the CDN serves, so the pages' SRI `integrity` hashes still hold.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+from gpubroker import quality
+
+ASSETS_DIR = quality.GX_ROOT / "gx" / "plugins" / "custom_data_docs"
+VENDOR_DIR = ASSETS_DIR / "vendor"
+REWRITTEN = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8"}  # the files that name URLs
+
+
+@cache
+def _manifest() -> dict:
+    return json.loads((ASSETS_DIR / "vendor.json").read_text())
+
+
+@cache
+def _pattern() -> re.Pattern[str]:
+    """Any URL of the manifest, with whatever query string follows it, up to the attribute's end."""
+    urls = sorted({*_manifest()["vendor"], *_manifest()["site"]}, key=len, reverse=True)
+    return re.compile("(" + "|".join(map(re.escape, urls)) + r")(?:\?[^\"'\s)]*)?(?=[\"'\s)])")
+
+
+def rewrite(text: str, vendor_url: str, site_url: str) -> str:
+    """`text` with each CDN URL replaced by our copy: `vendor_url` + its vendor path, or `site_url` +
+    its path in the built site (both URLs end with a slash)."""
+    vendor, site = _manifest()["vendor"], _manifest()["site"]
+
+    def local(match: re.Match[str]) -> str:
+        url = match.group(1)
+        return vendor_url + vendor[url] if url in vendor else site_url + site[url]
+
+    return _pattern().sub(local, text)
+
+
+def external_urls(text: str) -> set[str]:
+    """The CDN URLs of the manifest that `text` still names (none, once rewritten)."""
+    return {m.group(1) for m in _pattern().finditer(text)}
+
+
+def vendored_files() -> list[Path]:
+    """Every file the manifest promises in vendor/ (a missing one means `npm run vendor` was not run)."""
+    return [VENDOR_DIR / path for path in _manifest()["vendor"].values()]
+
+
+def validation_pages(limit: int = 20) -> list[dict[str, str]]:
+    """The newest validation-result pages of the built docs: {run_name, run_time, path} (path relative
+    to the site root). GX lays them out as validations/<suite>/<run name>/<run time>/<batch>.html."""
+    root = quality.DOCS_DIR / "validations" / quality.SUITE
+    pages = sorted(root.glob("*/*/*.html"), key=lambda p: p.parent.name, reverse=True)[:limit] if root.is_dir() else []
+    return [{"run_name": p.parent.parent.name, "run_time": p.parent.name,
+             "path": p.relative_to(quality.DOCS_DIR).as_posix()} for p in pages]  # fmt: skip

@@ -1,0 +1,109 @@
+"""The human pages: `/` (live offers), `/dq/` (data quality per provider), `/dq/docs/` (GX Data Docs,
+offline), and the static files they load (`/static/web/...`, `/dq/vendor/...`).
+
+`/` renders its first view on the server with the same query function as `GET /api/v1/offers`
+(`offers.queries.offer_page`), so it shows data before any script runs; the page's script then
+asks the API (one request per user action) and follows the WebSocket. These paths are outside
+/api/v1/ and /ws/, so the gateway does not count them against a plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from pathlib import Path
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils._os import safe_join
+from django.views.static import serve
+
+from analytics import queries as analytics
+from gpubroker import quality, search, settings
+from gpubroker_web import db
+from offers import providers, queries
+from web import datadocs, filters, quality_report
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+TICKER_ANOMALIES = 10
+
+
+def _links() -> dict[str, str]:
+    return {"dq": reverse("dq"), "docs": "/api/v1/docs", "airflow": settings.AIRFLOW_URL}
+
+
+def _unavailable() -> HttpResponse:
+    response = HttpResponse("The database is unavailable; retry shortly.", status=503, content_type="text/plain")
+    response["Retry-After"] = str(db.RETRY_AFTER_SECONDS)
+    return response
+
+
+async def index(request: HttpRequest) -> HttpResponse:
+    given = filters.values(request.GET)
+    query, errors = filters.parse(given)
+    now = datetime.now(timezone.utc)
+    page, problem, status = None, None, 200 if query else 400
+    try:
+        statuses, gpus, anomalies = await asyncio.gather(
+            providers.statuses(), analytics.gpu_overview(now), analytics.anomalies(None, None, None, TICKER_ANOMALIES)
+        )
+        if query:
+            page = await queries.offer_page(query)
+    except search.BadQuery as bad:
+        problem, status = str(bad), 400
+    except queries.NoData as empty:
+        problem = str(empty)
+    except db.DatabaseUnavailable:
+        return _unavailable()
+    context = {
+        "page": page, "problem": problem, "errors": errors, "values": filters.DEFAULTS | given,
+        "controls": filters.CONTROLS, "more_open": filters.more_open(given, errors), "gpu_names": filters.GPU_NAMES,
+        "providers": statuses, "by_slug": {p["slug"]: p for p in statuses}, "gpus": gpus, "anomalies": anomalies,
+        "prev_query": filters.page_query(given, -1), "next_query": filters.page_query(given, +1), "links": _links(),
+        "config": {"api": "/api/v1", "ws": "/ws/providers/"},
+    }  # fmt: skip
+    return render(request, "web/index.html", context, status=status)
+
+
+async def data_quality(request: HttpRequest) -> HttpResponse:
+    try:
+        reports = await quality_report.providers()
+    except db.DatabaseUnavailable:
+        return _unavailable()
+    built = (quality.DOCS_DIR / "index.html").is_file()
+    context = {"reports": reports, "docs_built": built, "validations": datadocs.validation_pages() if built else [],
+               "any_quarantine": any(r["quarantines"] for r in reports), "links": _links()}  # fmt: skip
+    return render(request, "web/dq.html", context)
+
+
+def data_docs(request: HttpRequest, page: str = "") -> HttpResponse:
+    """The GX Data Docs built by the gpubroker_dq_report DAG, with every CDN URL pointing at our copy."""
+    if not (quality.DOCS_DIR / "index.html").is_file():
+        return HttpResponse("No data-quality report yet: the gpubroker_dq_report DAG builds it.", status=404,
+                            content_type="text/plain")  # fmt: skip
+    page = page or "index.html"
+    content_type = datadocs.REWRITTEN.get(Path(page).suffix)
+    if content_type is None:
+        return serve(request, page, document_root=quality.DOCS_DIR)
+    try:
+        path = Path(safe_join(quality.DOCS_DIR, page))
+    except ValueError:  # outside the docs folder
+        raise Http404(page) from None
+    if not path.is_file():
+        raise Http404(page)
+    text = datadocs.rewrite(path.read_text(), reverse("dq-vendor", args=[""]), reverse("dq-docs", args=[""]))
+    return HttpResponse(text, content_type=content_type)
+
+
+def data_docs_vendor(request: HttpRequest, path: str) -> HttpResponse:
+    """Our pinned copies of the Data Docs' CDN files (great_expectations/gx/plugins/custom_data_docs/vendor)."""
+    return serve(request, path, document_root=datadocs.VENDOR_DIR)
+
+
+def static(request: HttpRequest, path: str) -> HttpResponse:
+    """The page's own CSS and JavaScript. A handful of small files: Django's `serve` (path-safe,
+    Last-Modified / 304) is enough, and keeps the webapp a single process with no extra dependency."""
+    response = serve(request, path, document_root=STATIC_DIR)
+    response["Cache-Control"] = "no-cache"  # revalidate (304) so a deploy is picked up at once
+    return response
