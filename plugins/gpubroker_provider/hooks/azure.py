@@ -129,7 +129,9 @@ class AzureHook(VendorHook):
                     batch.unknown_gpus[f"Azure {size}"] += 1
                 continue
             gpu_name, count, memory, vcpus, ram = VM_SIZES[size]
-            if match := batch.gpu(gpu_name):
+            with batch.item():  # assembled from its meters: dropped alone if it does not validate
+                if not (match := batch.gpu(gpu_name)):
+                    continue
                 spot_price = spot.get((size, region))
                 batch.add(self.offer(
                     match, observed_at, region=region, country=REGION_COUNTRY.get(region), offer_id=f"{size}:{region}",

@@ -133,7 +133,9 @@ class Batch:
             self._pending = None
 
     def each(self, items: Iterable[Any], parse: Callable[[Any], Any]) -> list[Any]:
-        """`parse(item)` for each item, item by item: what parses, in order; the rest dropped or skipped."""
+        """`parse(item)` for each item, item by item: what parses, in order; the rest dropped or skipped.
+        Offers assembled afterwards from several items are then added each in its own `item()` too,
+        so one that does not validate is dropped alone (and counted among the items)."""
         parsed = []
         for item in items:
             with self.item():
@@ -370,6 +372,8 @@ class StaticCatalogueHook(VendorHook):
 
     price_unit: ClassVar[str]  # how the vendor publishes prices, e.g. "per GPU per hour"
     rows: ClassVar[str]  # key of the catalogue's row list, e.g. "presets"
+    # our own transcription of a price page: a quarter of its rows broken means the file is wrong
+    drop_threshold: ClassVar[float] = 0.25
     places: ClassVar[str | None] = "regions"  # key of its place table; None: `expand` gives the country
 
     @abstractmethod
@@ -443,6 +447,13 @@ def number(row: dict[str, Any], key: str) -> int | float:
     """`row[key]`, a JSON number; missing or anything else drops the item with a reason naming the field."""
     if not is_number(value := row[key]):
         raise ValueError(f"field {key!r} is not a number")
+    return value
+
+
+def text(row: dict[str, Any], key: str) -> str:
+    """`row[key]`, a non-empty string (a name, a code); anything else drops the item."""
+    if not isinstance(value := row[key], str) or not value:
+        raise ValueError(f"field {key!r} is not a name")
     return value
 
 

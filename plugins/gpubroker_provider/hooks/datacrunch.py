@@ -47,7 +47,7 @@ from airflow.sdk.log import mask_secret
 
 from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, PayloadError, Variant, VendorHook, skip
+from gpubroker_provider.hooks.base import Batch, PayloadError, Variant, VendorHook, skip, text
 from gpubroker_provider.vendors import VENDORS
 
 TOKEN_PATH = "/v1/oauth2/token"
@@ -108,7 +108,7 @@ class DataCrunchHook(VendorHook):
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
         listed = list(self.items(pages))
         rows = {kind: [row for k, row in listed if k == kind] for kind in ("location", "availability", "type")}
-        country = dict(batch.each(rows["location"], lambda loc: (loc["code"], loc["country_code"])))
+        country = dict(batch.each(rows["location"], lambda loc: (text(loc, "code"), text(loc, "country_code"))))
         where: dict[str, list[str]] = {}
         for code, names in batch.each(rows["availability"], lambda entry: _where(entry, country)):
             for name in names:

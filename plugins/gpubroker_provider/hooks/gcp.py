@@ -109,8 +109,10 @@ class GcpHook(VendorHook):
                  if key[2] in self.regions}  # fmt: skip
         for region in self.regions:
             for machine, shape in MACHINE_TYPES.items():
-                if (fields := machine_fields(rates, machine, shape, region)) and (match := batch.gpu(shape[0])):
-                    batch.add(self.offer(match, observed_at, **fields))
+                if fields := machine_fields(rates, machine, shape, region):
+                    with batch.item():  # assembled from three SKUs: dropped alone if it does not validate
+                        if match := batch.gpu(shape[0]):
+                            batch.add(self.offer(match, observed_at, **fields))
 
 
 def sku_rates(sku: dict[str, Any]) -> list[tuple[tuple[str, str, str], float]]:

@@ -35,7 +35,7 @@ import httpx
 
 from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook, skip
+from gpubroker_provider.hooks.base import Batch, VendorHook, skip, text
 from gpubroker_provider.vendors import VENDORS
 
 FLAVORS = "/v1/core/flavors"
@@ -72,7 +72,7 @@ def _usd(value: Any) -> Decimal:
 
 
 def _price(entry: dict[str, Any]) -> tuple[str, Decimal]:
-    return entry["name"], _usd(entry["value"])
+    return text(entry, "name"), _usd(entry["value"])
 
 
 class HyperstackHook(VendorHook):

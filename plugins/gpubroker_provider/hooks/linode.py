@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook, skip
+from gpubroker_provider.hooks.base import Batch, VendorHook, skip, text
 from gpubroker_provider.vendors import VENDORS
 
 PAGE_SIZE = 100  # Linode allows 25..500
@@ -123,9 +123,9 @@ class LinodeHook(VendorHook):
 
 def _place(row: dict[str, Any]) -> tuple[str, tuple[str, bool]]:
     """(plan, (region, available)) of one /v4/regions/availability row."""
-    if not (isinstance(row["region"], str) and row["region"]) or not isinstance(row["available"], bool):
-        raise ValueError("availability row without a region name or an available flag")
-    return row["plan"], (row["region"], row["available"])
+    if not isinstance(row["available"], bool):
+        raise ValueError("field 'available' is not a flag")
+    return text(row, "plan"), (text(row, "region"), row["available"])
 
 
 def _number(value: Any) -> float | None:

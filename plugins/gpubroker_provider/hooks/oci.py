@@ -128,7 +128,8 @@ class OciHook(VendorHook):
             if (price := per_gpu_hour.get(shape.part)) is None or (match := batch.gpu(shape.gpu)) is None:
                 continue
             for region in self.regions:
-                batch.add(self.offer(match, observed_at, **shape_fields(shape_name, shape, price, region)))
+                with batch.item():  # priced from its part: dropped alone if it does not validate
+                    batch.add(self.offer(match, observed_at, **shape_fields(shape_name, shape, price, region)))
 
 
 def _priced_part(item: dict[str, Any], seen: set[str], batch: Batch) -> tuple[str, Decimal] | None:

@@ -39,8 +39,8 @@ from typing import Any, NamedTuple
 import httpx
 
 from gpubroker.fx import TO_USD  # one dated rate for every vendor
-from gpubroker.schema import Availability
-from gpubroker_provider.hooks.base import Batch, VendorHook, skip
+from gpubroker.schema import Availability, Offer
+from gpubroker_provider.hooks.base import Batch, VendorHook, skip, text
 from gpubroker_provider.vendors import VENDORS
 
 PATH = "/1.0/order/catalog/public/cloud"
@@ -94,9 +94,11 @@ class OvhHook(VendorHook):
         for plan in batch.each(self.items(pages), lambda item: _flavor_plan(*item)):
             plans[plan.flavor].append(plan)
         for flavor, flavor_plans in plans.items():
-            self._flavor(flavor, flavor_plans, observed_at, batch)
+            with batch.item():  # assembled from its plans: dropped alone if it does not validate
+                for offer in self._flavor(flavor, flavor_plans, observed_at, batch):
+                    batch.add(offer)
 
-    def _flavor(self, flavor: str, plans: list[FlavorPlan], observed_at: datetime, batch: Batch) -> None:
+    def _flavor(self, flavor: str, plans: list[FlavorPlan], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
         spec = dict(plans[0].spec)
         if (match := batch.gpu(spec.pop("gpu"))) is None:
             return
@@ -107,9 +109,9 @@ class OvhHook(VendorHook):
                 continue  # a monthly plan: its regions only
             for region in [r for r in plan.regions or all_regions if r not in offered]:
                 offered.add(region)
-                batch.add(self.offer(match, observed_at, region=region, country=_country(region),
-                                     offer_id=f"{flavor}:{region}", instance_type=flavor,
-                                     price_per_hour=plan.hourly_usd, availability=Availability.UNKNOWN, **spec))  # fmt: skip
+                yield self.offer(match, observed_at, region=region, country=_country(region),
+                                 offer_id=f"{flavor}:{region}", instance_type=flavor, price_per_hour=plan.hourly_usd,
+                                 availability=Availability.UNKNOWN, **spec)  # fmt: skip
 
 
 def _flavor_plan(to_usd: Decimal, instance_codes: frozenset[str], addon: dict[str, Any]) -> FlavorPlan:
@@ -123,7 +125,7 @@ def _flavor_plan(to_usd: Decimal, instance_codes: frozenset[str], addon: dict[st
     disks = technical["storage"]["disks"]
     memory = (gpu.get("memory") or {}).get("size")  # GB per GPU; None: the registry's
     return FlavorPlan(
-        flavor=addon["invoiceName"],
+        flavor=text(addon, "invoiceName"),
         hourly_usd=None if hourly is None else Decimal(_integer(hourly["price"])) / PRICE_UNITS * to_usd,
         regions=tuple(_regions(addon)),
         spec={

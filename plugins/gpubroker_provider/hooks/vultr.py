@@ -105,6 +105,8 @@ class VultrHook(VendorHook):
         if count is None:
             skip("a vGPU slice of one card, not a whole GPU")
         disks = (plan.get("disk_count") or 1) if kind == "metal" else 1
+        if not isinstance(plan["locations"], list) or not all(isinstance(r, str) for r in plan["locations"]):
+            raise ValueError("locations is not a list of location ids")
         for region in filter(None, plan["locations"]):
             if (price := _hourly_price(kind, plan, region)) > 0:
                 yield self.offer(
