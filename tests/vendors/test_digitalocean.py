@@ -113,3 +113,12 @@ def test_cpu_droplets_are_skipped_not_dropped_and_a_size_without_vram_takes_the_
     assert batch.skipped["CPU Droplet size (no gpu_info)"] >= 1 and not batch.dropped
     l40s = next(o for o in batch.offers if o.instance_type == size["slug"])
     assert (l40s.gpu_memory_gb, l40s.inferred) == (48, ("gpu_memory_gb",))
+
+
+def test_every_size_on_one_page_keeps_the_gpu_sizes_and_skips_the_rest(replay):
+    replay.put("digitalocean", "sizes-1.json", recording("digitalocean", "variant-single-page.json"))
+    batch = hook(replay).fetch_batch()
+    assert batch.pages == 1 and not batch.dropped
+    assert batch.skipped["CPU Droplet size (no gpu_info)"] == 3  # s-2vcpu-4gb, c-4, m-2vcpu-16gb
+    mi350x = next(o for o in batch.offers if o.instance_type == "gpu-mi350x8-2304gb")
+    assert (mi350x.gpu_count, mi350x.gpu_memory_gb, str(mi350x.price_per_hour)) == (8, 288.0, "23.8400")

@@ -180,3 +180,9 @@ def test_a_broken_part_is_dropped_and_only_its_shapes_go_unpriced(replay, mutate
 def test_other_parts_are_skipped_not_dropped(replay):
     batch = hook(replay).fetch_batch()
     assert batch.skipped["not a GPU capacity part (OCPU, memory, storage, licences, ...)"] >= 3 and not batch.dropped
+
+
+def test_a_price_list_in_every_currency_is_read_in_usd(replay):
+    usd = {o.offer_id: o.price_per_hour for o in hook(replay).fetch_batch().offers}
+    replay.put("oci", PRODUCTS, recording("oci", "variant-all-currencies.json"))
+    assert {o.offer_id: o.price_per_hour for o in hook(replay).fetch_batch().offers} == usd

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook, number, skip
+from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, number, skip
 from gpubroker_provider.vendors import VENDORS
 
 PATH = "/v2/sizes"
@@ -46,6 +46,10 @@ COUNTRY = {
 
 class DigitalOceanHook(VendorHook):
     vendor = VENDORS["digitalocean"]
+    variants = (
+        Variant("single-page", "sizes-1.json", "every size on one page (`per_page=200`): `links: {}`, CPU-Optimized "
+                "and Memory-Optimized sizes beside the GPU ones"),
+    )
 
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         params: dict[str, Any] = {"per_page": PER_PAGE}

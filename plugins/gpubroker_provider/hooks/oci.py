@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from gpubroker_provider.hooks.base import Batch, VendorHook, is_number, skip
+from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, is_number, skip
 from gpubroker_provider.vendors import VENDORS
 
 PATH = "/pls/apex/cetools/api/v1/products/"
@@ -96,6 +96,10 @@ REGION_COUNTRY = {
 
 class OciHook(VendorHook):
     vendor = VENDORS["oci"]
+    variants = (
+        Variant("all-currencies", "products.json", "the price list asked without `currencyCode`: every part "
+                "priced in every currency; the USD one is read"),
+    )
 
     def __init__(self, *args: Any, regions: Sequence[str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
