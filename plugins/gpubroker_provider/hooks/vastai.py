@@ -8,9 +8,9 @@ Units: `gpu_ram` and `cpu_ram` in MiB; `disk_space` in GB; `dph_total` USD/hour 
 
 Layouts accepted (one offer per item; each item parsed on its own):
 - the bundles answer above, every field present;
-- the newer search layout (PUT /api/v0/search/asks/, and the bundles answer since 2025): no
-  `dph_total`, the whole-offer price is `search.totalHour` (GPU `gpuCostPerHour` + disk `diskHour`),
-  beside `dph_base`, `discounted_dph_total` and a `resource_type`;
+- the newer layout seen from the search endpoint (PUT /api/v0/search/asks/): `search` and `instance`
+  price blocks, `discounted_dph_total`, `dph_total_adj`, a `resource_type`, and no `dph_total`; the
+  whole-offer price is then `search.totalHour` (GPU `gpuCostPerHour` + disk `diskHour`);
 - a search that selected a subset of the fields (`select_cols`): missing `gpu_ram` comes from
   `gpu_total_ram` / `num_gpus`, else from the registry when the model has one memory size (marked
   inferred); missing `cpu_ram`, `cpu_cores_effective` or `disk_space` leave RAM, vCPUs, disk empty;
