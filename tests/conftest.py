@@ -127,6 +127,27 @@ def stack_replay():
     server.reset()
 
 
+STACK_KEY_NAME = "tests against the running stack"
+
+
+@pytest.fixture(scope="session")
+def stack_api_key() -> str:
+    """An unlimited API key in the running stack's database (stored as `create_api_key` stores it),
+    so tests asking the stack's webapp are not rate-limited as one anonymous IP; revoked afterwards."""
+    import hashlib
+    import secrets
+
+    key = "gpb_" + secrets.token_urlsafe(32)
+    with store.connect() as conn:
+        conn.execute(
+            "INSERT INTO api_keys (name, plan, digest, prefix, created_at) VALUES (%s, 'unlimited', %s, %s, now())",
+            (STACK_KEY_NAME, hashlib.sha256(key.encode()).hexdigest(), key[:12]),
+        )
+    yield key
+    with store.connect() as conn:
+        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE digest = %s", (hashlib.sha256(key.encode()).hexdigest(),))
+
+
 @pytest.fixture(scope="module")
 def stack_webhook_allowlist():
     """Allow-list hosts as webhook targets in the running stack's database, for one test module;

@@ -56,7 +56,7 @@ def test_compose_publishes_only_the_ui_and_webapp_and_only_on_loopback():
 def test_compose_keeps_kafka_and_the_data_stores_on_an_internal_network():
     compose = yaml.safe_load((ASTRO / "docker-compose.yaml").read_text())
     assert compose["networks"]["backend"] == {"internal": True}
-    for name in ("postgres", "redis", "kafka", "replay", "airflow-dag-processor", "price-bridge"):
+    for name in ("postgres", "redis", "kafka", "replay", "airflow-dag-processor", "feed-bridge"):
         assert compose["services"][name]["networks"] == ["backend"], name  # no way in from outside
 
 

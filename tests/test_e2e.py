@@ -36,13 +36,14 @@ def sync(api: AirflowApi) -> None:
     assert api.wait(DAG, run_id, timeout=300) == "success", api.task_instances(DAG, run_id)
 
 
-def api_price(offer_id: str) -> float:
-    items = httpx.get(f"{WEB}/api/v1/offers", params={"gpu": "H100", "provider": "vastai"}).json()["items"]
+def api_price(offer_id: str, key: str) -> float:
+    items = httpx.get(f"{WEB}/api/v1/offers", params={"gpu": "H100", "provider": "vastai"},
+                      headers={"Authorization": f"Bearer {key}"}).json()["items"]  # fmt: skip
     return next(i["price_per_hour"] for i in items if i["offer_id"] == offer_id)
 
 
-async def listen(channel: str):
-    ws = await websockets.connect(WS)
+async def listen(channel: str, key: str):
+    ws = await websockets.connect(WS, additional_headers={"Authorization": f"Bearer {key}"})
     assert json.loads(await ws.recv())["type"] == "connection_established"
     await ws.send(json.dumps({"type": "subscribe", "channels": [channel]}))
     assert json.loads(await ws.recv())["type"] == "subscribed"
@@ -61,16 +62,17 @@ async def next_update(ws, offer_id: str, timeout: float) -> dict | None:
     return None
 
 
-async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_replay, record_property, capsys):
+async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_replay, stack_api_key, record_property,
+                                                                         capsys):  # fmt: skip
     api = AirflowApi()
     await asyncio.to_thread(sync, api)  # baseline: the recorded prices
-    before = api_price(H100_OFFER)
+    before = api_price(H100_OFFER, stack_api_key)
 
     body = copy.deepcopy(recording("vastai", "bundles.json"))
     row = next(r for r in body["offers"] if str(r["id"]) == H100_OFFER)
     row["dph_total"] = new = round(before * random.uniform(0.5, 0.95), 4)
 
-    h100, rtx = await listen("gpu:H100"), await listen("gpu:RTX4090")
+    h100, rtx = await listen("gpu:H100", stack_api_key), await listen("gpu:RTX4090", stack_api_key)
     changes = kafka_tail(settings.Topics.PRICE_CHANGES)
     stack_replay.put("vastai", "bundles.json", body)
     changed_at = time.monotonic()
@@ -83,7 +85,7 @@ async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_
     assert (update["gpu"], update["old_price"], update["new_price"]) == ("H100", before, new)
     assert update["change_percent"] == pytest.approx((new - before) / before * 100, abs=0.01)
     assert await next_update(rtx, H100_OFFER, timeout=2) is None  # another GPU's subscriber hears nothing
-    assert api_price(H100_OFFER) == new
+    assert api_price(H100_OFFER, stack_api_key) == new
     messages = [json.loads(m.value()) for m in changes.consume(1000, timeout=5) if not m.error()]
     changes.close()
     emitted = [(m["provider"], m["offer_id"]) for m in messages if m["type"] == "price_change" and m["provider"] == "vastai"]

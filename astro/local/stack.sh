@@ -27,7 +27,7 @@ PG_HOME=/var/lib/gpubroker/$(printf '%s' "$STATE" | sha1sum | cut -c1-12)
 declare -A PORT=([postgres]=5432 [redis]=6379 [kafka]=9092 [replay]=8765 [airflow-api-server]=8080 [webapp]=8000
                  [flink-jobmanager]=8081)
 SERVICES=(postgres redis kafka replay airflow-api-server airflow-scheduler airflow-dag-processor
-          airflow-triggerer flink-jobmanager flink-taskmanager-1 flink-taskmanager-2 webapp price-bridge)
+          airflow-triggerer flink-jobmanager flink-taskmanager-1 flink-taskmanager-2 webapp feed-bridge)
 
 red() { printf '\033[31m%s\033[0m\n' "$*" >&2; }
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -300,9 +300,13 @@ start_webapp() {
     || { tail -n 20 "$LOGS/webapp-migrate.log" >&2; die "webapp migrations failed"; }
   export PROMETHEUS_MULTIPROC_DIR=$RUN/prometheus  # emptied at each (re)start: old workers' counters go
   running webapp || { rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"; }
+  # Thousands of live WebSocket clients: one file descriptor each. Frames above 1 MiB close the
+  # socket (1009); the app answers larger-than-64-KiB ones with an error frame (feed/protocol.py).
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
   start webapp "$PY" -m uvicorn --app-dir "$ROOT/webapp" gpubroker_web.asgi:application \
-    --host 127.0.0.1 --port "${PORT[webapp]}" --workers "$GPUBROKER_WEB_WORKERS" --lifespan on --no-access-log
-  start price-bridge "$PY" "$ROOT/webapp/manage.py" forward_price_changes
+    --host 127.0.0.1 --port "${PORT[webapp]}" --workers "$GPUBROKER_WEB_WORKERS" --lifespan on --no-access-log \
+    --ws websockets --ws-max-size 1048576 --ws-ping-interval 20 --ws-ping-timeout 20
+  start feed-bridge "$PY" "$ROOT/webapp/manage.py" forward_events
   wait_for webapp 60 curl -sf "http://127.0.0.1:${PORT[webapp]}/readyz" -o /dev/null
 }
 

@@ -29,8 +29,11 @@ class Topics:
     AGGREGATIONS = "gpubroker.aggregations"
     PROVIDER_EVENTS = "gpubroker.provider-events"
     WEBHOOKS = "gpubroker.webhooks"
+    DEAD_LETTER = "gpubroker.dead-letter"  # messages a consumer could not handle, with why (headers)
 
-    ALL = (PRICE_UPDATES, PRICE_CHANGES, ANOMALIES, AGGREGATIONS, PROVIDER_EVENTS, WEBHOOKS)
+    ALL = (PRICE_UPDATES, PRICE_CHANGES, ANOMALIES, AGGREGATIONS, PROVIDER_EVENTS, WEBHOOKS, DEAD_LETTER)
+
+
 WEBAPP_URL = _env("GPUBROKER_WEBAPP_URL", "http://127.0.0.1:8000")
 # The Airflow UI, as the web page links to it (the browser's view of it, not the API client's).
 AIRFLOW_URL = _env("GPUBROKER_AIRFLOW_URL", "http://127.0.0.1:8080")
@@ -45,3 +48,14 @@ WEBHOOK_ALLOWLIST = frozenset(h.strip().lower() for h in _env("GPUBROKER_WEBHOOK
 # after its last observation (a Flink duration, e.g. "48 h"; state past it falls back to the event's old_*).
 FLINK_REST_URL = _env("GPUBROKER_FLINK_REST_URL", "http://127.0.0.1:8081")
 FLINK_STATE_TTL = _env("GPUBROKER_FLINK_STATE_TTL", "48 h")
+# Staging of raw vendor payloads and quarantined batches (gpubroker_provider/sync.py): an Airflow
+# ObjectStoragePath URL (file:// locally; s3://bucket/prefix or gs://... in deployment, reached
+# through the Airflow connection STAGING_CONN_ID). Defaults to STAGING_DIR.
+STAGING_URL = _env("GPUBROKER_STAGING_URL", STAGING_DIR.as_uri()).rstrip("/")
+STAGING_CONN_ID = _env("GPUBROKER_STAGING_CONN_ID", "") or None
+# Vendor keys come from Vault first (gpubroker_provider/hooks/vault.py): the Airflow connection of the
+# Vault server, and the user whose KV path the syncs read (gpubroker/users/{VAULT_USER}/providers/{slug}).
+VAULT_CONN_ID = _env("GPUBROKER_VAULT_CONN_ID", "gpubroker_vault")
+VAULT_USER = _env("GPUBROKER_VAULT_USER", "pipeline")
+# The Great Expectations project of the data-quality gate (include/gpubroker/quality.py).
+GX_ROOT = Path(_env("GPUBROKER_GX_ROOT", str(Path(__file__).resolve().parents[2] / "great_expectations")))

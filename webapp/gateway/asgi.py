@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from feed import sse
 from gateway import cache, keys, metrics, runtime
 from gateway.plans import LIMITS, Plan
 
@@ -29,6 +30,7 @@ JSON = [(b"content-type", b"application/json")]
 # Public, read-only, identical for every client: the only responses the cache may share.
 CACHEABLE = re.compile(r"^/api/v1/(offers|gpus|providers|anomalies)(/[^/]+)*/?$")
 NOT_LIMITED = ("/api/v1/openapi.json", "/api/v1/docs")  # static documentation
+STREAM = "/api/v1/stream"  # server-sent events (feed/sse.py)
 
 
 async def respond(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -107,6 +109,8 @@ class Gateway:
             ), [*limit_headers, (b"retry-after", str(decision.retry_after).encode())])  # fmt: skip
         scope.setdefault("state", {})["gpubroker"] = {"client": client, "decision": decision,
                                                       "data_version": runtime.data_version()}  # fmt: skip
+        if scope["path"] == STREAM:
+            return await sse.stream(scope, receive, send, limit_headers)
         if scope["method"] == "GET" and CACHEABLE.match(scope["path"]):
             return await self.cached(scope, receive, send, limit_headers)
 

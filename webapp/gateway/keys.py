@@ -34,10 +34,15 @@ def digest(key: str) -> str:
 
 
 def from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The key of `Authorization: Bearer <key>` or `X-API-Key: <key>`; None when neither is sent."""
+    """The key of `Authorization: Bearer <key>` or `X-API-Key: <key>`, or (browsers cannot set
+    headers on a WebSocket) of a `bearer.<key>` WebSocket subprotocol; None when none is sent."""
     for name, value in headers:
         if name == b"authorization" and value[:7].lower() == b"bearer ":
             return value[7:].strip().decode("latin-1")
         if name == b"x-api-key":
             return value.strip().decode("latin-1")
+        if name == b"sec-websocket-protocol":
+            for offered in value.decode("latin-1").split(","):
+                if offered.strip().startswith("bearer."):
+                    return offered.strip()[len("bearer."):]
     return None

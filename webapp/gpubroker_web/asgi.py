@@ -18,7 +18,7 @@ http_application = get_asgi_application()  # sets Django up before the consumers
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from gateway.asgi import Gateway  # noqa: E402
-from offers.routing import websocket_urlpatterns  # noqa: E402
+from feed.routing import websocket_urlpatterns  # noqa: E402
 
 application = Gateway(
     ProtocolTypeRouter(

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "channels",
     "gateway",
     "offers",
+    "feed",
     "analytics",
     "web",
 ]
@@ -60,17 +61,8 @@ def _database(url: str) -> dict:
 
 DATABASES = {"default": _database(gpubroker_settings.DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            # redis-py 8 times reads out after 5 s, as long as channels-redis blocks on BZPOPMIN:
-            # give reads room, or idle WebSockets drop.
-            "hosts": [{"address": gpubroker_settings.REDIS_URL, "socket_timeout": 15}],
-            "prefix": "gpubroker:channels:",
-        },
-    }
-}
+# No channel layer: the live feed fans out inside each worker from one Redis stream (webapp/feed/).
+CHANNEL_LAYERS: dict = {}
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"

@@ -106,10 +106,37 @@ class Quarantine(models.Model):
     rows = models.IntegerField()
     raw_ref = models.CharField(max_length=500)  # the raw vendor payload, kept in the quarantine folder
     offers_ref = models.CharField(max_length=500)
+    approved_at = models.DateTimeField(null=True)  # an operator landed it (`gpubroker quarantine approve ID`)
 
     class Meta:
         db_table = "quarantine"
         indexes = [models.Index(fields=["provider", "created_at"], name="quarantine_provider_idx")]
+
+
+class GateReport(models.Model):
+    """One run of the data-quality gate over a provider batch (columns: gpubroker.quality's docstring)."""
+
+    provider = models.CharField(max_length=32)
+    run_at = models.DateTimeField()
+    observed_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16)  # landed, quarantined, approved
+    success = models.BooleanField()
+    items = models.IntegerField()
+    rows_in = models.IntegerField()
+    rows_landed = models.IntegerField()
+    rows_dropped = models.IntegerField()
+    parse_dropped = models.JSONField(default=dict)
+    parse_skipped = models.JSONField(default=dict)
+    gate_dropped = models.JSONField(default=dict)
+    failures = models.JSONField(default=list)
+    baseline_rows = models.IntegerField(null=True)
+    baseline_source = models.CharField(max_length=16)
+    quarantine_id = models.BigIntegerField(null=True)
+    timings = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "gate_reports"
+        indexes = [models.Index(fields=["provider", "-run_at"], name="gate_reports_provider_idx")]
 
 
 class ProviderHealth(models.Model):

@@ -1,10 +1,10 @@
 from django.core.management.base import BaseCommand
 
-from offers import bridge
+from feed import bridge
 
 
 class Command(BaseCommand):
-    help = "Forward gpubroker.price-changes from Kafka to WebSocket subscribers (runs until stopped)."
+    help = "Forward price changes, anomalies and provider events from Kafka to the live feed (runs until stopped)."
 
     def handle(self, *args, **options):
         bridge.run()

@@ -1,0 +1,200 @@
+"""The live feed's protocol (WebSocket `/ws/providers/` and SSE `/api/v1/stream`).
+
+Channels a client subscribes to:
+  price_updates       every price change and price anomaly
+  provider:<slug>     everything about one provider (its prices, availability, anomalies, health)
+  gpu:<model>         one GPU model, any alias (`gpu:RTX 4090` is `gpu:RTX4090`)
+  region:<region>     one vendor region, as offers name it (case-insensitive)
+  health_status       provider health changes
+  availability        offers appearing, vanishing or changing availability
+
+Client -> server, JSON text frames:
+  {"type": "subscribe" | "unsubscribe", "channels": [...]}
+  {"type": "ping", "timestamp": ...}                       -> pong
+  {"type": "get_offers", "filters": {...}, "page", "per_page"} -> offers_list (the REST search)
+  {"type": "get_providers"}                                -> providers_list
+  {"type": "resume", "session_id": ..., "last_event_id": ...} -> resumed, then what was missed
+
+Server -> client: connection_established {session_id, available_subscriptions, message,
+timestamp}, subscribed, unsubscribed, pong, offers_list, providers_list, resumed, heartbeat, error
+{code, message}; and the events, each `{"type", "id", "data"}` where `id` is the event's position
+in the feed (send it back as `last_event_id` / SSE `Last-Event-ID` to resume):
+  price_update (PriceChange), availability_update (AvailabilityChange), anomaly_alert (Anomaly),
+  health_update (ProviderEvent: health changes and quarantines).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from gpubroker import gpus, settings
+from gpubroker.schema import Anomaly, AvailabilityChange, PriceChange, ProviderEvent
+from gpubroker_provider.vendors import VENDORS
+
+PRICE_UPDATES, HEALTH, AVAILABILITY = "price_updates", "health_status", "availability"
+KINDS = ("provider", "gpu", "region")
+AVAILABLE_SUBSCRIPTIONS = [PRICE_UPDATES, HEALTH, AVAILABILITY, "provider:<slug>", "gpu:<model>", "region:<region>"]
+MAX_SUBSCRIPTIONS = 64  # per connection
+MAX_FRAME_BYTES = 64 * 1024  # larger client frames get an error (the server closes above 1 MiB: 1009)
+
+
+class BadChannel(ValueError):
+    """A channel nobody can subscribe to: unknown kind, provider, GPU or region."""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def canonical(channel: str, regions: dict[str, str]) -> str:
+    """`gpu:rtx_4090` -> `gpu:RTX4090`; BadChannel for anything not subscribable.
+
+    `regions`: lower-case region -> region as offers spell it (the regions that have offers).
+    """
+    if channel in (PRICE_UPDATES, HEALTH, AVAILABILITY):
+        return channel
+    kind, sep, value = channel.partition(":")
+    value = value.strip()
+    if not sep or kind not in KINDS or not value:
+        raise BadChannel(f"unknown channel {channel!r}; use one of {', '.join(AVAILABLE_SUBSCRIPTIONS)}")
+    if kind == "provider" and value not in VENDORS:
+        raise BadChannel(f"unknown provider {value!r}; known: {', '.join(sorted(VENDORS))}")
+    if kind == "gpu":
+        try:
+            value = gpus.resolve(value).model.name
+        except gpus.UnknownGpu:
+            raise BadChannel(f"unknown GPU model {value!r}; use a name such as H100, A100, RTX4090") from None
+    if kind == "region":
+        if value.lower() not in regions:
+            raise BadChannel(f"unknown region {value!r}: no offer is listed there")
+        value = regions[value.lower()]
+    return f"{kind}:{value}"
+
+
+# --- client messages ----------------------------------------------------------------------------
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Subscribe(_Message):
+    type: Literal["subscribe", "unsubscribe"]
+    channels: list[str] = Field(min_length=1, max_length=MAX_SUBSCRIPTIONS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_channel(cls, data: Any) -> Any:
+        """Also accept `{"channel": "gpu:H100"}` (one channel)."""
+        if isinstance(data, dict) and "channels" not in data and isinstance(data.get("channel"), str):
+            return {**data, "channels": [data["channel"]]}
+        return data
+
+
+class Ping(_Message):
+    type: Literal["ping"]
+    timestamp: Any = None
+
+
+class GetOffers(_Message):
+    type: Literal["get_offers"]
+    filters: dict[str, Any] = Field(default_factory=dict)
+    page: int = 1
+    per_page: int = 50
+
+
+class GetProviders(_Message):
+    type: Literal["get_providers"]
+
+
+class Resume(_Message):
+    type: Literal["resume"]
+    session_id: str = Field(min_length=1, max_length=64)
+    last_event_id: str | None = Field(None, pattern=r"^\d+-\d+$")
+
+
+ClientMessage = TypeAdapter(Annotated[Subscribe | Ping | GetOffers | GetProviders | Resume, Field(discriminator="type")])
+
+
+class ProtocolError(ValueError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def parse(text: str) -> Subscribe | Ping | GetOffers | GetProviders | Resume:
+    """One client frame; ProtocolError (code + message) when it is not a message we know."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise ProtocolError("invalid_json", "frames must be JSON objects, e.g. {\"type\": \"ping\"}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise ProtocolError("invalid_message", 'a message is a JSON object with a "type"')
+    try:
+        return ClientMessage.validate_python(raw)
+    except ValidationError as invalid:
+        first = invalid.errors()[0]
+        if first["type"] == "union_tag_invalid":
+            raise ProtocolError("unknown_type", f"unknown message type {raw['type']!r}") from None
+        where = ".".join(str(p) for p in first["loc"][1:])
+        raise ProtocolError("invalid_message", f"{raw['type']}: {where + ': ' if where else ''}{first['msg']}") from None
+
+
+def error(code: str, message: str) -> dict:
+    return {"type": "error", "code": code, "message": message, "timestamp": now()}
+
+
+# --- events ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FeedEvent:
+    """One event as the feed carries it: its client type, the channels it reaches, its data (JSON)."""
+
+    kind: str
+    event_id: str
+    channels: tuple[str, ...]
+    data: str  # the event as JSON text: serialised once, sent as is to every subscriber
+
+    def frame(self, position: str) -> str:
+        """The client frame, built by concatenation: `data` is already JSON."""
+        return f'{{"type":"{self.kind}","id":"{position}","data":{self.data}}}'
+
+
+class PoisonMessage(ValueError):
+    """A Kafka message that is not an event of its topic's contract (sent to the dead-letter topic)."""
+
+
+_TOPICS = {
+    settings.Topics.PRICE_CHANGES: {"price_change": PriceChange, "availability_change": AvailabilityChange},
+    settings.Topics.ANOMALIES: {"anomaly": Anomaly},
+    settings.Topics.PROVIDER_EVENTS: {"health_update": ProviderEvent, "quarantine": ProviderEvent},
+}
+TOPICS = tuple(_TOPICS)
+
+
+def from_kafka(topic: str, value: bytes | None) -> FeedEvent | None:
+    """The feed event of a Kafka message; None for a type the feed does not carry; PoisonMessage if malformed."""
+    try:
+        raw = json.loads(value or b"")
+        model = _TOPICS[topic].get(raw.get("type")) if isinstance(raw, dict) else None
+        if model is None:
+            if isinstance(raw, dict) and isinstance(raw.get("type"), str):
+                return None  # e.g. a future event type: not for clients yet
+            raise PoisonMessage(f"{topic}: not an event object")
+        event = model.model_validate(raw)
+    except (ValueError, KeyError) as broken:
+        raise PoisonMessage(f"{topic}: {str(broken)[:300]}") from None
+    data = event.model_dump_json()
+    if isinstance(event, PriceChange):
+        return FeedEvent("price_update", event.event_id, _offer_channels(event, PRICE_UPDATES), data)
+    if isinstance(event, AvailabilityChange):
+        return FeedEvent("availability_update", event.event_id, _offer_channels(event, AVAILABILITY), data)
+    if isinstance(event, Anomaly):
+        return FeedEvent("anomaly_alert", event.event_id, _offer_channels(event, PRICE_UPDATES), data)
+    return FeedEvent("health_update", event.event_id, (HEALTH, f"provider:{event.provider}"), data)
+
+
+def _offer_channels(event: PriceChange | AvailabilityChange | Anomaly, everything: str) -> tuple[str, ...]:
+    return (everything, f"provider:{event.provider}", f"gpu:{event.gpu}", f"region:{event.region}")
