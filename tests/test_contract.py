@@ -31,14 +31,14 @@ def catalogue(transactional_db):
     ])  # fmt: skip
 
 
-def test_schemathesis_with_every_check_finds_nothing(live_webapp, catalogue):
+def test_schemathesis_with_every_check_finds_nothing(live_webapp, catalogue, tmp_path):
     assert shutil.which("uvx"), "uvx (installed with uv by `make test`) runs the pinned schemathesis"
     key = make_key("unlimited", "contract tests")
     run = subprocess.run(
         ["uvx", SCHEMATHESIS, "--config-file", str(ROOT / "tests" / "contract" / "schemathesis.toml"), "run",
          f"{live_webapp}/api/v1/openapi.json", "--checks", "all", "--header", f"Authorization: Bearer {key}",
          "--max-examples", "40", "--seed", "20261202", "--request-timeout", "30", "--no-color"],
-        capture_output=True, text=True, timeout=1200,
+        capture_output=True, text=True, timeout=1200, cwd=tmp_path,  # its caches stay out of the checkout
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout or "passed" in run.stdout.lower(), run.stdout[-3000:]

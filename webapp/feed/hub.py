@@ -113,6 +113,7 @@ class Hub:
         self.by_channel: defaultdict[str, set[Subscriber]] = defaultdict(set)
         self.subscribers: set[Subscriber] = set()
         self.tasks: list[asyncio.Task] = []
+        self.starting = asyncio.Lock()
         self.available = True
         self.regions: dict[str, str] = {}
         self.regions_at = 0.0
@@ -121,7 +122,9 @@ class Hub:
     async def join(self, subscriber: Subscriber) -> None:
         """Add a subscriber; the first one starts the reader, at the stream's end as of now."""
         self.subscribers.add(subscriber)
-        if not self.tasks or all(t.done() for t in self.tasks):
+        async with self.starting:  # a thousand clients arriving at once start one reader
+            if self.tasks and not any(t.done() for t in self.tasks):
+                return
             try:
                 newest = await self.redis.xrevrange(STREAM, count=1)
                 start = newest[0][0].decode() if newest else "0-0"
@@ -240,7 +243,11 @@ def hub() -> Hub:
     """This worker's hub (one per event loop), with its own Redis connection for the blocking read."""
     loop = asyncio.get_running_loop()
     if loop not in _hubs:
-        _hubs[loop] = Hub(aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=2))
+        # Its own small pool: the blocking XREAD holds one connection; replays of resuming clients wait
+        # for the others (never more than 4 connections, however many clients reconnect at once).
+        pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, max_connections=4, timeout=10,
+                                                        socket_timeout=10, socket_connect_timeout=2)  # fmt: skip
+        _hubs[loop] = Hub(aioredis.Redis(connection_pool=pool))
     return _hubs[loop]
 
 

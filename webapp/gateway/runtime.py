@@ -62,8 +62,11 @@ class _Loop:
     """The clients bound to one event loop (uvicorn's worker loop; tests may run several)."""
 
     def __init__(self):
-        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5,
-                                             max_connections=32)  # fmt: skip
+        # A bounded pool that makes callers wait for a free connection (up to 2 s) rather than fail:
+        # a burst of thousands of WebSocket clients must not open thousands of Redis connections.
+        pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, max_connections=32, timeout=2,
+                                                        socket_timeout=0.5, socket_connect_timeout=0.5)  # fmt: skip
+        self.redis = aioredis.Redis(connection_pool=pool)
         self.limiter = Limiter(self.redis)
         self.cache = TwoTierCache(self.redis)
 
