@@ -38,6 +38,8 @@ def arguments(description: str, group_id: str) -> argparse.ArgumentParser:
     parser.add_argument("--state-ttl", default=settings.FLINK_STATE_TTL,
                         help="keep an offer's state this long after its last observation (Flink duration)")  # fmt: skip
     parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Flink configuration option for this job only (repeatable)")  # fmt: skip
     return parser
 
 
@@ -64,6 +66,10 @@ def table_environment(args: argparse.Namespace, name: str) -> TableEnvironment:
     config.set("parallelism.default", str(args.parallelism))
     config.set("table.local-time-zone", "UTC")
     config.set("table.exec.state.ttl", args.state_ttl)
+    config.set("pipeline.object-reuse", "true")  # SQL operators do not keep records: chained operators need no copies
+    for option in args.set:
+        key, _, value = option.partition("=")
+        config.set(key.strip(), value.strip())
     return env
 
 
@@ -120,7 +126,9 @@ CREATE TEMPORARY TABLE {table} (
     'value.format' = 'json',
     'value.fields-include' = 'EXCEPT_KEY',
     'value.json.timestamp-format.standard' = 'ISO-8601',
-    'sink.delivery-guarantee' = 'at-least-once'
+    'sink.delivery-guarantee' = 'at-least-once',
+    'properties.linger.ms' = '10',
+    'properties.batch.size' = '262144'
 )"""
 
 
