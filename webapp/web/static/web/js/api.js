@@ -30,7 +30,9 @@ export async function get(base, path, params = {}) {
   if (apiKey.get()) headers.Authorization = `Bearer ${apiKey.get()}`;
   let response;
   try {
-    response = await fetch(url, { headers });
+    // Each action asks the server (counted, with fresh RateLimit headers): answers are `public`
+    // and the browser's cache does not tell a keyed request from an anonymous one.
+    response = await fetch(url, { headers, cache: "no-store" });
   } catch {
     throw new ApiError(0, "the server cannot be reached; try again shortly");
   }

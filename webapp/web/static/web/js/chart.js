@@ -22,7 +22,8 @@ const timeLabel = (ms, span) => new Date(ms).toLocaleString([], span > 2 * 86400
 
 /**
  * Draw `series` ([{name, points: [[ms, value], ...], step}]) into `svg`; `band` ([[ms, low, high]])
- * is shaded behind them. `format` labels the y axis. Returns the number of points drawn.
+ * is shaded behind them. `format(value, digits)` labels the y axis, `digits` being the decimals that
+ * tell its ticks apart. Returns the number of points drawn.
  */
 export function draw(svg, { series, band = [], format }) {
   svg.replaceChildren();
@@ -37,9 +38,10 @@ export function draw(svg, { series, band = [], format }) {
   const x = (t) => PAD.left + ((t - t0) / (t1 - t0)) * (W - PAD.left - PAD.right);
   const y = (v) => H - PAD.bottom - ((v - v0) / (v1 - v0)) * (H - PAD.top - PAD.bottom);
 
+  const digits = Math.max(0, Math.ceil(-Math.log10((v1 - v0) / 4)));
   for (const v of ticks(v0, v1, 4)) {
     el("line", { class: "grid", x1: PAD.left, x2: W - PAD.right, y1: y(v), y2: y(v) }, svg);
-    el("text", { x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, svg).textContent = format(v);
+    el("text", { x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, svg).textContent = format(v, digits);
   }
   for (const t of ticks(t0, t1, 4)) {
     el("text", { x: x(t), y: H - 8, "text-anchor": "middle" }, svg).textContent = timeLabel(t, t1 - t0);
@@ -59,6 +61,6 @@ export function draw(svg, { series, band = [], format }) {
     el("path", { class: `line ${cls}`, d, "data-series": name }, svg);
     if (points.length <= 60) for (const [t, v] of points) el("circle", { class: "dot", cx: x(t), cy: y(v), r: 2.5 }, svg);
   }
-  svg.hidden = false;
+  svg.removeAttribute("hidden"); // an SVG element has no `hidden` property
   return all.length;
 }

@@ -157,7 +157,9 @@ const feed = follow({
 });
 
 // --- charts -------------------------------------------------------------------------------------
-const span = (points) => `${new Date(points[0][0]).toLocaleString()} to ${new Date(points.at(-1)[0]).toLocaleString()}`;
+const moment = (ms) => new Date(ms).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+const span = (points) => `${moment(points[0][0])} to ${moment(points.at(-1)[0])}`;
+const axisUsd = (value, digits) => `$${value.toFixed(Math.min(4, Math.max(2, digits)))}`;
 
 async function showHistory(row) {
   const { provider, offerId } = row.dataset;
@@ -168,7 +170,7 @@ async function showHistory(row) {
     const points = history.items.map((p) => [Date.parse(p.observed_at), p.price_per_hour]);
     if (!points.length) { caption.textContent = `${provider} ${offerId}: no prices recorded yet.`; return; }
     const prices = points.map((p) => p[1]);
-    draw($("#history-chart"), { series: [{ name: "price_per_hour", points: [...points, [Date.now(), prices.at(-1)]], step: true }], format: usd });
+    draw($("#history-chart"), { series: [{ name: "price_per_hour", points: [...points, [Date.now(), prices.at(-1)]], step: true }], format: axisUsd });
     caption.textContent = `${provider} ${offerId} (${$('[data-field="gpu"]', row).textContent}), USD per hour: ${points.length} price${points.length === 1 ? "" : "s"} from ${span(points)}; lowest ${usd(Math.min(...prices))}, highest ${usd(Math.max(...prices))}, now ${usd(prices.at(-1))}.`;
   } catch (error) {
     caption.textContent = explain(error);
@@ -187,7 +189,7 @@ async function showStats(gpu) {
     draw($("#stats-chart"), {
       band: series.map((w) => [at(w), w.min_price_per_gpu, w.max_price_per_gpu]),
       series: [{ name: "avg", points: series.map((w) => [at(w), w.avg_price_per_gpu]) }],
-      format: usd,
+      format: axisUsd,
     });
     const lows = series.map((w) => w.min_price_per_gpu), highs = series.map((w) => w.max_price_per_gpu);
     caption.textContent = `${gpu}, USD per GPU-hour, ${series.length} one-minute windows from ${span(series.map((w) => [at(w)]))}: line the average, band lowest to highest (${usd(Math.min(...lows))} to ${usd(Math.max(...highs))}).`;
