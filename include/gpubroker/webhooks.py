@@ -18,6 +18,9 @@ Where a webhook may go (a webhook URL comes from users and from anyone who can w
   check and the connection, or between attempts, cannot redirect the request).
 - Allow-list: the only exemption from the address checks. GPUBROKER_WEBHOOK_ALLOWLIST plus the
   `webhook_allowlist` table (`manage.py webhook_allowlist add HOST`), read at each delivery.
+Alert webhooks (`alert_rule_id` in the request, webapp/alerts/) are signed with their rule's own
+secret, read from `alert_rules` at delivery (the secret never travels on Kafka); the request's URL
+must be the rule's, and a deleted rule's webhooks are refused.
 Per attempt: redirects are not followed (a 3xx is a failed delivery), at most 64 KiB of the
 response is read (raw, never decompressed), and the whole attempt — connect, TLS, send, read —
 has a 10 s deadline. Environment proxies are ignored (they would bypass the pinned address).
@@ -55,7 +58,8 @@ __all__ = [
 TIMEOUT_SECONDS = 10.0  # the whole attempt
 MAX_RESPONSE_BYTES = 64 * 1024
 ATTEMPTS = 5
-EventType = Literal["price_update", "price_change", "anomaly", "health_update", "quarantine", "test"]
+EventType = Literal["price_update", "price_change", "availability_change", "anomaly", "health_update", "quarantine",
+                    "test"]
 EVENT_TYPES = get_args(EventType)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -222,6 +226,7 @@ class WebhookRequest(pydantic.BaseModel):
     event_type: EventType
     payload: dict[str, Any]
     webhook_id: str | None = None
+    alert_rule_id: int | None = None  # sign with this alert rule's secret (webapp/alerts)
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,7 @@ class Webhook:
     url: str
     event_type: str
     payload: dict[str, Any]
+    alert_rule_id: int | None = None
 
     @classmethod
     def from_request(cls, request: dict[str, Any], default_id: str) -> Webhook:
@@ -239,7 +245,8 @@ class Webhook:
         except pydantic.ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in error.errors())
             raise WebhookRefused(f"webhook request refused: {problems}") from None
-        return cls(valid.webhook_id or default_id, valid.webhook_url, valid.event_type, valid.payload)
+        return cls(valid.webhook_id or default_id, valid.webhook_url, valid.event_type, valid.payload,
+                   valid.alert_rule_id)  # fmt: skip
 
     def body(self, timestamp: int) -> bytes:
         return json.dumps({"type": self.event_type, "timestamp": timestamp, "data": self.payload}).encode()
@@ -296,6 +303,17 @@ def already_delivered(conn: psycopg.Connection, webhook_id: str) -> bool:
     return row.fetchone() is not None
 
 
+def rule_secret(conn: psycopg.Connection, hook: Webhook) -> str:
+    """The signing secret of an alert webhook's rule; WebhookRefused when the rule is gone or the
+    request's URL is not the rule's (a message on the topic cannot borrow a rule's secret)."""
+    row = conn.execute("SELECT webhook_url, secret FROM alert_rules WHERE id = %s", (hook.alert_rule_id,)).fetchone()
+    if row is None:
+        raise WebhookRefused(f"alert rule {hook.alert_rule_id} no longer exists")
+    if row[0] != hook.url:
+        raise WebhookRefused(f"webhook URL is not the one of alert rule {hook.alert_rule_id}")
+    return row[1]
+
+
 def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int = ATTEMPTS, backoff: float = 1.0,
             *, timeout: float = TIMEOUT_SECONDS, resolver: Resolver = system_resolver,
             verify: ssl.SSLContext | bool = True) -> dict[str, Any]:  # fmt: skip
@@ -307,6 +325,12 @@ def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int 
     """
     if already_delivered(conn, hook.webhook_id):
         return {"webhook_id": hook.webhook_id, "status": "already delivered", "attempts": 0}
+    if hook.alert_rule_id is not None:
+        try:
+            secret = rule_secret(conn, hook)
+        except WebhookRefused as refused:
+            _log(conn, hook, 1, None, 0, f"refused: {refused}", False)
+            raise
     allowed = allowed_hosts(conn)
     tries = 0
 

@@ -1,4 +1,4 @@
-"""Plan tiers: requests allowed per sliding 60-second window (the seed's numbers)."""
+"""Plan tiers: requests allowed per sliding 60-second window (the seed's numbers), and alert rules per key."""
 
 from __future__ import annotations
 
@@ -15,3 +15,6 @@ class Plan(StrEnum):
 
 
 LIMITS: dict[Plan, int] = {Plan.FREE: 10, Plan.PRO: 100, Plan.ENTERPRISE: 1000, Plan.UNLIMITED: 100_000}
+
+# Alert rules an API key may have at once (webapp/alerts).
+ALERT_RULES: dict[Plan, int] = {Plan.FREE: 3, Plan.PRO: 25, Plan.ENTERPRISE: 250, Plan.UNLIMITED: 1000}

@@ -14,6 +14,7 @@ from ninja.errors import HttpError, ValidationError
 from gpubroker.search import BadQuery
 from gpubroker_web import db
 from gpubroker_web.responses import json_response
+from alerts.api import router as alerts_router
 from analytics.api import router as analytics_router
 from offers.api import router as offers_router
 from offers.queries import NoData
@@ -27,6 +28,7 @@ api = NinjaAPI(
 )
 api.add_router("/", offers_router)
 api.add_router("/", analytics_router)
+api.add_router("/", alerts_router)
 
 
 @api.exception_handler(BadQuery)

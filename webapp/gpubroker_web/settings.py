@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "offers",
     "feed",
     "analytics",
+    "alerts",
     "web",
 ]
 MIDDLEWARE = [
