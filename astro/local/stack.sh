@@ -294,6 +294,7 @@ start_airflow() {
 # The webapp: uvicorn with several worker processes (each its own event loop; rate limits, the L1
 # cache and the data version are shared in Redis), Prometheus metrics merged across them.
 export GPUBROKER_WEB_WORKERS=${GPUBROKER_WEB_WORKERS:-2}
+SERVICES+=(alert-matcher)  # alert rules -> webhook requests (webapp/alerts/matcher.py)
 start_webapp() {
   export GPUBROKER_STAGING_DIR=$STATE/staging
   (cd "$ROOT/webapp" && "$PY" manage.py migrate --no-input >"$LOGS/webapp-migrate.log" 2>&1) \
@@ -307,6 +308,7 @@ start_webapp() {
     --host 127.0.0.1 --port "${PORT[webapp]}" --workers "$GPUBROKER_WEB_WORKERS" --lifespan on --no-access-log \
     --ws websockets --ws-max-size 1048576 --ws-ping-interval 20 --ws-ping-timeout 20
   start feed-bridge "$PY" "$ROOT/webapp/manage.py" forward_events
+  start alert-matcher "$PY" "$ROOT/webapp/manage.py" match_alerts
   wait_for webapp 60 curl -sf "http://127.0.0.1:${PORT[webapp]}/readyz" -o /dev/null
 }
 
