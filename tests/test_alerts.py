@@ -262,6 +262,23 @@ def test_a_rule_stays_quiet_for_its_cooldown_and_new_rules_apply_at_once(transac
     assert sorted((s["alert_rule_id"], s["payload"]["event"]["offer_id"]) for s in sent) == [(quiet, "a"), (late, "c")]
 
 
+def test_anomalies_are_located_from_the_offers_table_and_new_offers_count_as_becoming_available(transactional_db, topics,
+                                                                                              pg_url):  # fmt: skip
+    from alerts import matcher
+    from tests.webapp_fixtures import offer_row
+
+    offer_row("o3", provider="runpod", region="EU-RO-1", country="RO", continent="EU").save()
+    key = make_key("pro")
+    europe = rule(key, anomaly=True, continent="EU")
+    rule(key, anomaly=True, country="US")
+    new_offers = rule(key, becomes_available=True, providers=["lambda"])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        m = matcher.Matcher(conn, matcher.producer(), topics["webhooks"])
+        assert m.handle([anomaly("o3"), opened("n", old=None), opened("v", old="available", new="unavailable")]) == 2
+    sent = read_all(topics["webhooks"], expect=2)
+    assert sorted((s["alert_rule_id"], s["payload"]["event"]["offer_id"]) for s in sent) == [(europe, "o3"), (new_offers, "n")]
+
+
 def test_a_broken_event_is_dead_lettered_and_the_rest_still_match(transactional_db, topics):
     key = make_key("pro")
     h100 = rule(key, gpu="H100")

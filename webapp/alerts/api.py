@@ -25,14 +25,15 @@ from gateway.models import ApiKey
 from gateway.plans import ALERT_RULES
 from gpubroker import gpus, webhooks
 from gpubroker_web.responses import json_response
-from offers.schemas import ERRORS
+from offers.schemas import ERRORS as COMMON_ERRORS
+from offers.schemas import Error
 
 router = Router(tags=["alerts"])
-ERRORS = {**ERRORS, 403: ERRORS[400], 404: ERRORS[400]}
+ERRORS = {**COMMON_ERRORS, 403: Error, 404: Error}  # 403: the plan's rule limit; 404: not this key's rule
 RuleId = Path(..., ge=1, le=2**63 - 1, description="the rule's id")
 CHANNEL = "alert_rules"  # NOTIFY channel: the rules changed
 DELIVERIES = 100
-FIELDS = [f for f in schemas.RuleOut.model_fields]
+FIELDS = list(schemas.RuleOut.model_fields)
 
 
 def _client(request: HttpRequest) -> Client:
@@ -139,6 +140,5 @@ def deliveries(request: HttpRequest, rule_id: int = RuleId):
             " WHERE m.rule_id = %s GROUP BY m.id ORDER BY m.matched_at DESC, m.id DESC LIMIT %s",
             [rule.id, DELIVERIES],
         )  # fmt: skip
-        names = [f for f in schemas.DeliveryOut.model_fields]
-        items = [dict(zip(names, row)) for row in cursor.fetchall()]
+        items = [dict(zip(schemas.DeliveryOut.model_fields, row)) for row in cursor.fetchall()]
     return json_response({"items": items})
