@@ -167,6 +167,21 @@ def test_every_control_is_labelled_focus_is_visible_and_text_meets_aa_contrast(s
     assert page.evaluate(CONTRAST_FAILURES) == []
 
 
+def test_the_server_and_the_page_write_prices_and_sizes_alike(site, browser):
+    """web_format.py (first render) and format.js (live updates) give the same text for the same
+    number, ties included: prices per GPU-hour (cents over 1..16 GPUs), eighths, and twentieths."""
+    from web.templatetags.web_format import decimal, usd
+
+    prices = [cents / 100 / gpus for cents in range(1, 3000, 7) for gpus in (1, 2, 3, 4, 6, 8, 16)] + [k / 8 for k in range(400)]
+    sizes = [k / 20 for k in range(1, 4000)] + [k / 1024 for k in range(1, 4000, 3)]
+    page, _ = Watched.page(browser)
+    page.goto(f"{site}/")
+    written = page.evaluate("""async ([prices, sizes]) => { const f = await import("/static/web/js/format.js");
+                                 return [prices.map(f.usd), sizes.map(f.decimal)]; }""", [prices, sizes])  # fmt: skip
+    assert [(p, usd(p)) for p in prices] == list(zip(prices, written[0]))
+    assert [(s, decimal(s)) for s in sizes] == list(zip(sizes, written[1]))
+
+
 def test_the_page_loads_under_200_kb_of_javascript_and_nothing_from_elsewhere(site, browser):
     page, seen = Watched.page(browser)
     scripts: list[int] = []

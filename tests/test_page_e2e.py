@@ -92,7 +92,7 @@ def test_a_price_change_synced_through_airflow_updates_the_open_page_without_a_r
         assert page.evaluate("window.sameDocument") is True  # updated in place: the page never reloaded
         assert "changed-down" in page.locator(f'tr[data-offer-id="{OFFER}"]').get_attribute("class")
         per_gpu = page.locator(f'tr[data-offer-id="{OFFER}"] [data-field="price_per_gpu"]').text_content()
-        assert per_gpu == usd(round(new / 8, 4))
+        assert per_gpu == usd(new / 8)
         latest = page.locator("#ticker li").first.text_content()
         assert "vastai" in latest and f"{usd(before)} → {usd(new)}" in latest
         assert seen.external() == [] and seen.errors == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
 
@@ -10,12 +11,13 @@ register = template.Library()
 
 
 @register.filter
-def usd(value: float | None) -> str:
-    """`$2.50`, `$0.245`: two to four decimals, as `Intl.NumberFormat` with min 2, max 4."""
+def usd(value: float | Decimal | None) -> str:
+    """`$2.50`, `$0.245`: two to four decimals, as `Intl.NumberFormat` (min 2, max 4) writes them:
+    it rounds the number's shortest decimal form (`repr`), halves away from zero."""
     if value is None:
         return "–"
-    text = f"{float(value):.4f}".rstrip("0")
-    return f"${text if len(text.split('.')[1]) >= 2 else f'{float(value):.2f}'}"
+    text = f"{Decimal(str(value)).quantize(Decimal('0.0001'), ROUND_HALF_UP):f}".rstrip("0")
+    return f"${text}{'0' * (2 - len(text.split('.')[1]))}"
 
 
 @register.filter
@@ -45,7 +47,8 @@ def decimal(value: float) -> str:
 
 
 def _decimal(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{float(value):.1f}"
+    """As JavaScript's `toFixed(1)`: the exact binary value, halves rounded up."""
+    return str(int(value)) if float(value).is_integer() else f"{Decimal(float(value)).quantize(Decimal('0.1'), ROUND_HALF_UP):f}"
 
 
 @register.filter
