@@ -30,6 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from decimal import Decimal
 from typing import Annotated
 
@@ -104,11 +105,11 @@ class Rule:
     webhook_url: str
     name: str = ""
 
-    @property
-    def kinds(self) -> set[str]:
+    @cached_property
+    def kinds(self) -> frozenset[str]:
         kinds = {"anomaly"} if self.anomaly else set()
         kinds |= {BECOMES_AVAILABLE} if self.becomes_available else set()
-        return kinds or {"price_change"}
+        return frozenset(kinds or {"price_change"})
 
     @property
     def needs_location(self) -> bool:
