@@ -49,7 +49,7 @@ def test_kafka_stopped_during_a_sync_loses_no_event(stack_replay):
     stack("stop", "kafka")
     try:
         stack_replay.put("vastai", "bundles.json", body)
-        sync(api)  # lands in PostgreSQL; the price_update cannot be published
+        sync(api)  # lands in PostgreSQL; its offer_observed event cannot be published
         assert pending() >= 1
     finally:
         stack("up", "--no-sync")  # Kafka back
@@ -61,8 +61,8 @@ def test_kafka_stopped_during_a_sync_loses_no_event(stack_replay):
         message = consumer.poll(0.5)
         if message is None or message.error() or message.key() != f"vastai:{OFFER}".encode():
             continue
-        event = json.loads(message.value())
-        if event["new_price"] == new_price:
+        event = json.loads(message.value())  # offer_observed (flink/README.md): each landing observes the offer
+        if event["price_per_hour"] == new_price and event["old_price"] != new_price:  # the observation of the change
             seen.append(event["event_id"])
             deadline = min(deadline, time.monotonic() + 5)  # listen a little longer for a duplicate
     consumer.close()

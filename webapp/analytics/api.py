@@ -20,14 +20,11 @@ from ninja.errors import HttpError
 from analytics import queries
 from gpubroker import gpus
 from gpubroker_web.responses import PRICING_TTL, json_response
+from offers.schemas import ERRORS
 
 router = Router(tags=["analytics"])
 WINDOWS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "6h": timedelta(hours=6),
            "24h": timedelta(hours=24), "7d": timedelta(days=7)}  # fmt: skip
-
-
-class Error(Schema):
-    detail: str
 
 
 def canonical(gpu: str) -> str:
@@ -67,7 +64,7 @@ class AnomalyList(Schema):
     generated_at: datetime
 
 
-@router.get("/anomalies", response={200: AnomalyList, 400: Error}, summary="Price anomalies, newest first")
+@router.get("/anomalies", response={200: AnomalyList, **ERRORS}, summary="Price anomalies, newest first")
 async def list_anomalies(request: HttpRequest, query: Query[AnomalyQuery]):
     """A price per GPU more than 3 standard deviations from its GPU model's trailing hour (`zscore`), or
     a price more than 30% below the offer's previous one (`drop`)."""
@@ -100,7 +97,7 @@ class GpuList(Schema):
     generated_at: datetime
 
 
-@router.get("/gpus", response={200: GpuList}, summary="Every GPU model: cheapest now, median, offers, 24 h change")
+@router.get("/gpus", response={200: GpuList, **ERRORS}, summary="Every GPU model: cheapest now, median, offers, 24 h change")
 async def list_gpus(request: HttpRequest):
     now = datetime.now(timezone.utc)
     return json_response({"items": await queries.gpu_overview(now), "generated_at": now}, max_age=PRICING_TTL)
@@ -132,7 +129,7 @@ class GpuStats(Schema):
     generated_at: datetime
 
 
-@router.get("/gpus/{gpu}/stats", response={200: GpuStats, 400: Error}, summary="A GPU's 1-minute price series")
+@router.get("/gpus/{gpu}/stats", response={200: GpuStats, **ERRORS}, summary="A GPU's 1-minute price series")
 async def gpu_stats(request: HttpRequest, gpu: str, query: Query[StatsQuery]):
     model, now = canonical(gpu), datetime.now(timezone.utc)
     since = now - WINDOWS[query.window]

@@ -5,9 +5,12 @@ admitted when fewer than `limit` of them lie in the last 60 s, so the window sli
 request instead of resetting on minute boundaries. Time comes from Redis `TIME`, so workers with
 skewed clocks share one timeline. Refused requests are not logged (they do not extend a ban).
 
-The requests a worker receives in one event-loop turn go to Redis in ONE script call (micro-batching:
-each request still gets its own decision, applied in order, atomically). The same call returns the
-data version and the API-key epoch, so a request makes exactly one Redis round trip.
+Micro-batching: a worker has at most one script call in flight; the requests that arrive meanwhile
+go to Redis together in the next call (each still gets its own decision, applied in order,
+atomically). Under load a call carries about as many requests as the worker has concurrent clients,
+so the round trip's cost is shared; when idle, a request waits for at most one call ahead of it.
+The same call returns the data version and the API-key epoch, read after the request arrived: a
+request makes one Redis round trip and always sees the latest landing.
 
 Why not the `limits` library (its Redis moving window is the same algorithm): every release that
 supports redis-py 8 needs `packaging<26`, which the Airflow Celery provider's kombu forbids.
@@ -131,6 +134,7 @@ class Limiter:
         self.redis_down_until = 0.0
         self.shared = Shared(None, None)
         self._batch: list[tuple[str, int, asyncio.Future]] = []
+        self._flushing = False
         self._ids = itertools.count()
         self._member = f"{os.getpid()}-{time.time_ns()}"
 
@@ -138,18 +142,28 @@ class Limiter:
         """Count one request of `identity` against `limit` per window; say whether it may proceed."""
         if time.monotonic() < self.redis_down_until:
             return self.local.hit(identity, self._local_limit(limit))
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._batch.append((identity, limit, future))
-        if len(self._batch) == 1:
-            asyncio.get_running_loop().call_soon(self._start_flush)
+        if not self._flushing:
+            self._flushing = True
+            loop.call_soon(self._start_flushing)
         return await future
 
     def _local_limit(self, limit: int) -> int:
         return max(1, limit // self.workers)
 
-    def _start_flush(self) -> None:
-        batch, self._batch = self._batch, []
-        asyncio.ensure_future(self._flush(batch))
+    def _start_flushing(self) -> None:
+        asyncio.ensure_future(self._flush_while_waiting())
+
+    async def _flush_while_waiting(self) -> None:
+        """One call at a time, each taking every request that waits, until none waits."""
+        try:
+            while self._batch:
+                batch, self._batch = self._batch, []
+                await self._flush(batch)
+        finally:
+            self._flushing = False
 
     async def _flush(self, batch: list[tuple[str, int, asyncio.Future]]) -> None:
         keys = [VERSION_KEY, EPOCH_KEY, *(KEY_PREFIX + identity for identity, _, _ in batch)]

@@ -29,8 +29,7 @@ class OfferQuery(search.OfferQuery):
 
     provider: list[Provider] | None = Field(None, description="provider slug; repeat for several: provider=vastai&provider=lambda")
 
-ERRORS = {400: schemas.Error, 401: schemas.Error, 422: schemas.Invalid, 429: schemas.RateLimited,
-          503: schemas.Error}  # fmt: skip
+
 HISTORY_LIMIT = 10_000
 
 
@@ -38,7 +37,7 @@ def _version(request: HttpRequest) -> int | None:
     return request.scope.get("state", {}).get("gpubroker", {}).get("data_version") if hasattr(request, "scope") else None
 
 
-@router.get("/offers", response={200: schemas.OfferPage, **ERRORS}, summary="Search GPU offers")
+@router.get("/offers", response={200: schemas.OfferPage, **schemas.ERRORS}, summary="Search GPU offers")
 async def list_offers(request: HttpRequest, query: Query[OfferQuery]):
     """Offers matching every filter given, sorted (cheapest first by default), one page at a time.
 
@@ -53,7 +52,7 @@ class HistoryQuery(Schema):
     until: search.Timestamp | None = Field(None, description="up to this time, inclusive (before `since`: no prices)")
 
 
-@router.get("/offers/{provider}/{offer_id}/history", response={200: schemas.OfferHistory, 404: schemas.Error, **ERRORS},
+@router.get("/offers/{provider}/{offer_id}/history", response={200: schemas.OfferHistory, 404: schemas.Error, **schemas.ERRORS},
             summary="Every price one offer had")  # fmt: skip
 async def offer_history(request: HttpRequest, provider: str, offer_id: str, query: Query[HistoryQuery]):
     if provider not in VENDORS:
@@ -71,7 +70,7 @@ async def offer_history(request: HttpRequest, provider: str, offer_id: str, quer
                           "items": rows, "generated_at": datetime.now(timezone.utc)}, max_age=PRICING_TTL)  # fmt: skip
 
 
-@router.get("/gpus/{gpu}/cheapest", response={200: schemas.CheapestOut, 404: schemas.Error, **ERRORS},
+@router.get("/gpus/{gpu}/cheapest", response={200: schemas.CheapestOut, 404: schemas.Error, **schemas.ERRORS},
             summary="Cheapest offer per region")  # fmt: skip
 async def cheapest(request: HttpRequest, gpu: str):
     """`gpu`: any name of the model (H100, 'RTX 4090'); 404 for a GPU the registry does not know."""
@@ -89,7 +88,7 @@ async def cheapest(request: HttpRequest, gpu: str):
     return json_response({"gpu": model, "regions": regions, "generated_at": now}, max_age=PRICING_TTL)
 
 
-@router.get("/providers", response={200: schemas.ProviderList, **ERRORS}, summary="Every provider's status")
+@router.get("/providers", response={200: schemas.ProviderList, **schemas.ERRORS}, summary="Every provider's status")
 async def list_providers(request: HttpRequest):
     """Per provider: health, latency, breaker state, last good sync, offer count, staleness, last quarantine."""
     items = await providers.statuses()

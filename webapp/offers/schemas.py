@@ -26,6 +26,11 @@ class RateLimited(Error):
     retry_after: int = Field(description="seconds until a request can succeed")
 
 
+# What any route of the API may answer besides its own outcomes (gpubroker_web/api.py's handlers):
+# unknown names/paging (400), a bad key (401), malformed parameters (422), limits (429), outages (503).
+ERRORS = {400: Error, 401: Error, 422: Invalid, 429: RateLimited, 503: Error}
+
+
 class OfferOut(Schema):
     provider: str
     offer_id: str
