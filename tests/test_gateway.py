@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
-from gpubroker import cache
+from gpubroker import cache, health
 from tests.webapp_fixtures import make_key, offer_row
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @sync_to_async
@@ -108,6 +113,24 @@ async def test_metrics_expose_requests_cache_limits_and_providers(api):
         assert name in text, name
     assert 'gpubroker_http_requests_total{method="GET",route="/api/v1/offers",status="200"}' in text
     assert 'gpubroker_cache_lookups_total{result="hit",tier="l2"}' in text
+
+
+async def test_the_grafana_dashboard_asks_only_for_metrics_the_webapp_exposes(api, isolated_redis):
+    from offers.models import ProviderStatus
+
+    await add_offers()
+    await sync_to_async(ProviderStatus.objects.create)(provider="vastai", last_good_at=datetime.now(timezone.utc),
+                                                       last_good_rows=1, stale=False)  # fmt: skip
+    isolated_redis.hset(health.CURRENT, "vastai", json.dumps({"status": "healthy", "latency_ms": 80, "weight": 1.0,
+                                                              "checked_at": datetime.now(timezone.utc).isoformat()}))  # fmt: skip
+    free = {"Authorization": f"Bearer {await sync_to_async(make_key)('free')}"}
+    assert 429 in [(await api.get("/api/v1/offers", headers=free)).status_code for _ in range(11)]
+    exposed = {line.split("{")[0].split(" ")[0] for line in (await api.get("/metrics")).text.splitlines()
+               if line and not line.startswith("#")}  # fmt: skip
+    dashboard = json.loads((ROOT / "astro" / "grafana" / "gpubroker.json").read_text())
+    asked = {name for panel in dashboard["panels"] for target in panel["targets"]
+             for name in re.findall(r"\b(?:gpubroker|circuit_breaker|provider)_[a-z_]+\b", target["expr"])}  # fmt: skip
+    assert len(asked) >= 12 and asked <= exposed, asked - exposed
 
 
 async def test_openapi_and_docs_are_not_rate_limited(webapp):
