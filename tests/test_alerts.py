@@ -252,12 +252,12 @@ def test_a_rule_stays_quiet_for_its_cooldown_and_new_rules_apply_at_once(transac
 
     key = make_key("pro")
     quiet = rule(key, gpu="H100", cooldown_seconds=3600)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        m = matcher.Matcher(conn, matcher.producer(), topics["webhooks"])
-        assert m.handle([change("a"), change("b")]) == 1  # the second falls in the cooldown
-        late = rule(key, gpu="H100", cooldown_seconds=3600)  # created after the matcher loaded its rules
-        conn.execute("SELECT pg_notify('alert_rules', '')")  # as the API announces it
-        assert m.handle([change("c")]) == 1
+    m = matcher.Matcher(pg_url, matcher.producer(), topics["webhooks"])
+    assert m.handle([change("a"), change("b")]) == 1  # the second falls in the cooldown
+    late = rule(key, gpu="H100", cooldown_seconds=3600)  # created after the matcher loaded its rules
+    m.conn.execute("SELECT pg_notify('alert_rules', '')")  # as the API announces it
+    assert m.handle([change("c")]) == 1
+    m.close()
     sent = read_all(topics["webhooks"], expect=2)
     assert sorted((s["alert_rule_id"], s["payload"]["event"]["offer_id"]) for s in sent) == [(quiet, "a"), (late, "c")]
 
@@ -272,11 +272,22 @@ def test_anomalies_are_located_from_the_offers_table_and_new_offers_count_as_bec
     europe = rule(key, anomaly=True, continent="EU")
     rule(key, anomaly=True, country="US")
     new_offers = rule(key, becomes_available=True, providers=["lambda"])
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        m = matcher.Matcher(conn, matcher.producer(), topics["webhooks"])
-        assert m.handle([anomaly("o3"), opened("n", old=None), opened("v", old="available", new="unavailable")]) == 2
+    m = matcher.Matcher(pg_url, matcher.producer(), topics["webhooks"])
+    assert m.handle([anomaly("o3"), opened("n", old=None), opened("v", old="available", new="unavailable")]) == 2
+    m.close()
     sent = read_all(topics["webhooks"], expect=2)
     assert sorted((s["alert_rule_id"], s["payload"]["event"]["offer_id"]) for s in sent) == [(europe, "o3"), (new_offers, "n")]
+
+
+def test_the_matcher_reconnects_when_its_database_connection_is_lost(transactional_db, topics, pg_url, pg):
+    from alerts import matcher
+
+    h100 = rule(make_key("pro"), gpu="H100")
+    m = matcher.Matcher(pg_url, matcher.producer(), topics["webhooks"])
+    pg.execute("SELECT pg_terminate_backend(%s)", (m.conn.info.backend_pid,))
+    assert m.handle([change("a")]) == 1
+    m.close()
+    assert [(s["alert_rule_id"], s["payload"]["event"]["offer_id"]) for s in read_all(topics["webhooks"], 1)] == [(h100, "a")]
 
 
 def test_a_broken_event_is_dead_lettered_and_the_rest_still_match(transactional_db, topics):
@@ -319,9 +330,10 @@ async def test_a_match_is_delivered_signed_with_its_rules_secret_and_listed_with
     receiver.statuses[:] = [503]
 
     def match_and_deliver():
+        m = matcher.Matcher(pg_url, matcher.producer(), topics["webhooks"])
+        m.handle([change("a")])
+        m.close()
         with psycopg.connect(pg_url, autocommit=True) as conn:
-            m = matcher.Matcher(conn, matcher.producer(), topics["webhooks"])
-            m.handle([change("a")])
             request = conn.execute("SELECT request FROM alert_matches").fetchone()[0]
             hook = webhooks.Webhook.from_request(request, "unused")
             # as the DAG does: the stack-wide secret is the default, the rule's own one signs

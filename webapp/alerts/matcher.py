@@ -35,7 +35,8 @@ from decimal import Decimal
 from typing import Annotated
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+import tenacity
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from pydantic import Field, TypeAdapter, ValidationError
 
 from gpubroker import settings, webhooks
@@ -148,6 +149,15 @@ def load_rules(conn: psycopg.Connection) -> RuleIndex:
     return RuleIndex(Rule(*row[:2], None if row[2] is None else frozenset(row[2]), *row[3:]) for row in rows)
 
 
+def _reconnect(state: tenacity.RetryCallState) -> None:
+    log.warning("PostgreSQL unreachable (%s); retrying", state.outcome.exception())
+    matcher = state.args[0]
+    try:
+        matcher.connect()
+    except psycopg.OperationalError:
+        pass  # still down: the next attempt tries again
+
+
 RECORD = """
 WITH fired AS (
   UPDATE alert_rules SET last_fired_at = now()
@@ -163,16 +173,29 @@ ON CONFLICT DO NOTHING RETURNING id
 class Matcher:
     """Matches events against the rules; records and produces the webhook requests.
 
-    :param conn: an autocommit connection (it also LISTENs for rule changes)
+    While PostgreSQL is unreachable, `handle` retries (reconnecting) for as long as it takes; the
+    batch is then handled again in full, which the recorded matches make harmless.
+
+    :param conninfo: the database (an autocommit connection of its own, which also LISTENs)
     :param producer: Kafka producer
     :param topic: where webhook requests go (`gpubroker.webhooks`, the delivery DAG's trigger)
     """
 
-    def __init__(self, conn: psycopg.Connection, producer: Producer, topic: str = settings.Topics.WEBHOOKS):
-        self.conn, self.producer, self.topic = conn, producer, topic
-        conn.execute(f"LISTEN {CHANNEL}")
-        self.rules = load_rules(conn)
+    def __init__(self, conninfo: str, producer: Producer, topic: str = settings.Topics.WEBHOOKS):
+        self.conninfo, self.producer, self.topic = conninfo, producer, topic
+        self.conn: psycopg.Connection | None = None
+        self.connect()
+
+    def connect(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = psycopg.connect(self.conninfo, autocommit=True)
+        self.conn.execute(f"LISTEN {CHANNEL}")
+        self.rules = load_rules(self.conn)
         self.loaded_at = time.monotonic()
+
+    def close(self) -> None:
+        self.conn.close()
 
     def refresh(self) -> None:
         """Reload the rules if the API announced a change (or RELOAD_SECONDS passed)."""
@@ -181,8 +204,12 @@ class Matcher:
             self.rules = load_rules(self.conn)
             self.loaded_at = time.monotonic()
 
+    @tenacity.retry(retry=tenacity.retry_if_exception_type(psycopg.OperationalError),
+                    wait=tenacity.wait_exponential(0.2, max=10), before_sleep=_reconnect)  # fmt: skip
     def handle(self, events: Sequence[PriceChange | AvailabilityChange | Anomaly]) -> int:
         """Record each new (rule, event) match, then produce what is pending; returns how many were recorded."""
+        if self.conn.closed:
+            self.connect()
         self.refresh()
         recorded = sum(self.record(rule, event) for event in events for rule in self.matching(event))
         self.produce_pending()
@@ -268,19 +295,22 @@ def run(conninfo: str, stop_after: float | None = None, *, group_id: str = GROUP
     kafka = consumer(group_id, start)
     kafka.subscribe(list(topics))
     deadline = None if stop_after is None else time.monotonic() + stop_after
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        matcher = Matcher(conn, producer(), output)
-        log.info("matching %s against %d alert rules", ", ".join(topics), matcher.rules.size)
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                first = kafka.poll(1.0)
-                batch = [] if first is None else [first, *kafka.consume(num_messages=BATCH - 1, timeout=0)]
-                for m in batch:
-                    if m.error() and m.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("kafka: %s", m.error())
-                good = [m for m in batch if not m.error()]
-                matcher.handle(parse(matcher, good))  # also when idle: rule changes, pending requests
-                if good:
+    matcher = Matcher(conninfo, producer(), output)
+    log.info("matching %s against %d alert rules", ", ".join(topics), matcher.rules.size)
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            first = kafka.poll(1.0)
+            batch = [] if first is None else [first, *kafka.consume(num_messages=BATCH - 1, timeout=0)]
+            for m in batch:
+                if m.error() and m.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("kafka: %s", m.error())
+            good = [m for m in batch if not m.error()]
+            matcher.handle(parse(matcher, good))  # also when idle: rule changes, pending requests
+            if good:
+                try:
                     kafka.commit(asynchronous=False)
-        finally:
-            kafka.close()
+                except KafkaException as error:  # e.g. the group moved on during an outage: the batch comes again
+                    log.warning("offsets not committed (%s); the batch will be matched again, harmlessly", error)
+    finally:
+        kafka.close()
+        matcher.close()
