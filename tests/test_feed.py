@@ -14,6 +14,9 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
+import tracemalloc
+from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import strategies as st
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
@@ -162,6 +165,56 @@ async def test_binary_and_oversize_frames_get_an_error_too(feed, key):
     assert (await ws.receive_json_from(timeout=5))["code"] == "binary_frame"
     await ws.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 70_000}))
     assert (await ws.receive_json_from(timeout=5))["code"] == "frame_too_large"
+    assert (await ask(ws, {"type": "ping"}))["type"] == "pong"
+    await ws.disconnect()
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                           max_leaves=12)  # fmt: skip
+TYPES = ["subscribe", "unsubscribe", "ping", "get_providers", "resume", "dance", ""]
+frames = st.one_of(
+    st.text(min_size=1, max_size=300).map(lambda t: ("text", t)),  # (the test client cannot send empty frames)
+    st.binary(min_size=1, max_size=300).map(lambda b: ("bytes", b)),
+    st.builds(lambda kind, body: ("text", json.dumps({"type": kind, **body})), st.sampled_from(TYPES),
+              st.dictionaries(st.sampled_from(["channels", "session_id", "last_event_id", "timestamp", "x"]), json_values, max_size=3)),
+    st.builds(lambda n: ("text", json.dumps({"type": "subscribe", "channels": ["gpu:H100"] * n})), st.integers(0, 200)),
+    st.just(("text", "x" * 70_000)),
+)  # fmt: skip
+
+
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sent=st.lists(frames, min_size=1, max_size=8))
+async def test_any_frames_get_one_answer_each_and_the_socket_stays_open(feed, key, sent):
+    ws, _ = await connect(key)
+    for kind, frame in sent:
+        await ws.send_to(**{f"{kind}_data": frame})
+    await ws.send_to(text_data=json.dumps({"type": "ping", "timestamp": "the end"}))
+    replies = []
+    while (reply := await ws.receive_json_from(timeout=5)).get("echo") != "the end":
+        replies.append(reply)
+    assert len(replies) == len(sent), replies  # one answer per frame: an error or the protocol's reply
+    assert all(r["type"] != "error" or (r["code"] and r["message"]) for r in replies)
+    await ws.disconnect()
+
+
+async def test_a_flood_of_subscribes_keeps_memory_flat(feed, key):
+    ws, _ = await connect(key)
+    flood = [{"type": "subscribe", "channels": ["gpu:H100", "provider:vastai"]}, {"type": "unsubscribe", "channels": ["gpu:H100"]},
+             {"type": "subscribe", "channels": ["region:nowhere"]}]  # fmt: skip
+
+    async def round_of(n: int) -> None:
+        for i in range(n):
+            await ws.send_to(text_data=json.dumps(flood[i % 3]))
+            await ws.receive_json_from(timeout=5)
+
+    await round_of(300)  # warm: caches, the channel index, the regions list
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    await round_of(3000)
+    grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    assert grown < 256 * 1024, f"{grown} bytes kept after 3,000 frames"
     assert (await ask(ws, {"type": "ping"}))["type"] == "pong"
     await ws.disconnect()
 
