@@ -1,18 +1,35 @@
 """
 ### GPU offer sync
 
-Every hour, and on demand: for each provider (one mapped task each, in parallel) fetch the
-vendor's listing under its circuit breaker and normalise it to the offer schema
-(`FetchOffersOperator`), validate it with the Great Expectations gate, land it in PostgreSQL in
-one transaction, then publish one `price_update` event per changed price to
-`gpubroker.price-updates`, and warm the webapp's cache (each landing makes its data visible at once).
+Every hour, and on demand: one task per provider (`sync_provider`, mapped, pool `vendor_api`)
+fetches the vendor's listing under its circuit breaker (API key from Vault, else the vendor's
+Airflow connection), stages it, normalises it to the offer schema, runs the Great Expectations
+gate and lands what passes in PostgreSQL in one transaction. Then `publish` sends the landings'
+`offer_observed` events (outbox) to `gpubroker.price-updates` and `refresh_cache` warms the
+webapp's cache. Every gate run is kept in `gate_reports` (rows in, landed, dropped by reason).
 
-A batch the gate refuses is **quarantined** (raw payload, offers and failed expectations kept;
-table `quarantine`): nothing of it lands, the provider's last good data stays served and is marked
-stale, and a `quarantine` message on `gpubroker.provider-events` says why. Its task fails (red), the
-other providers land.
+**The gate never locks a provider out.** Rows failing a row-level expectation are dropped with a
+reason and the rest lands, unless a rule's `mostly` is passed; a batch-level check (row count
+against the baseline, unique offer ids) failing refuses the batch: it is **quarantined** (raw
+payload, offers and failed expectations kept; table `quarantine`), the provider's last good data
+stays served and is marked stale, a `quarantine` message goes to `gpubroker.provider-events`, and
+its task fails red while the other providers land. The baseline is re-established after 3
+quarantines in a row; an operator can also land a quarantined batch at once: conf
+`{"approve_quarantine": ID}` (or `gpubroker quarantine approve ID`).
 
-**Run it for some providers only:** trigger with conf `{"providers": ["vastai"]}`.
+**Run it for some providers only:** conf `{"providers": ["vastai"]}`.
+
+**Why one task per provider, and why it is fast.** A provider's failure (vendor down, bad batch)
+fails its own task only; nothing waits for another vendor. The task is the whole chain, not
+fetch and land as two tasks: half the task processes, and no offers handed between tasks (what
+another process may read later, a quarantined batch, is named by its staging URL). Airflow's
+workers import Great Expectations, pandas and the client libraries once, before they fork task
+processes (`[scheduler] mp_forkserver_preload` for the LocalExecutor, Celery's `imports` for the
+CeleryExecutor; module `gpubroker_provider.preload`): GX alone cost ~8.5 s of CPU in each of the
+25 gate tasks. The suite checks only what the offer schema does not (7 expectations, ~0.1 s per
+batch). The run's wall time is then the slowest provider's own sync plus a fixed overhead: the
+`providers` task, the scheduler's hops between tasks and `publish` + `refresh_cache`; on 2 cores
+the 25 providers' task processes share the CPU (bench/sync.py reports each stage; bench/README.md).
 Events go through a transactional outbox: if Kafka is down they wait and go out on the next run.
 """
 
@@ -20,12 +37,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, task, task_group
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from gpubroker_provider import sync
 from gpubroker_provider.assets import QUARANTINES
-from gpubroker_provider.operators import FetchOffersOperator
+from gpubroker_provider.operators import SyncProviderOperator
 from gpubroker_provider.vendors import VENDORS
 
 
@@ -43,21 +60,25 @@ from gpubroker_provider.vendors import VENDORS
             items={"type": "string", "enum": sorted(VENDORS)},
             minItems=1,
             description="Providers to sync (slugs).",
-        )
+        ),
+        "approve_quarantine": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Id of a quarantined batch (gpubroker quarantine list) to land before its provider syncs; "
+            "resets that provider's baseline.",
+        ),
     },
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "execution_timeout": timedelta(minutes=10)},
 )
 def gpubroker_data_sync():
     @task
-    def providers(params: dict | None = None) -> list[str]:
-        return list(params["providers"])
+    def providers(params: dict | None = None) -> list[dict]:
+        return sync.plan(list(params["providers"]), params.get("approve_quarantine"))
 
-    @task
-    def gate_and_land(summary: dict) -> dict:
-        try:
-            return sync.gate_and_land(summary)
-        except sync.BatchQuarantined as refused:
-            raise AirflowFailException(str(refused)) from None  # retrying cannot make bad data good
+    landed = SyncProviderOperator.partial(
+        task_id="sync_provider", pool="vendor_api", map_index_template="{{ task.provider }}"
+    ).expand_kwargs(providers())
 
     @task(trigger_rule="all_done")  # what landed is published even if another provider failed
     def publish() -> int:
@@ -66,14 +87,6 @@ def gpubroker_data_sync():
     @task(trigger_rule="all_done")  # each landing already retired the old answers: warm the new ones
     def refresh_cache() -> dict[str, int]:
         return sync.refresh_cache()
-
-    @task_group
-    def sync_provider(provider: str) -> None:
-        """One provider end to end: its landing waits for its own fetch only, never another vendor's."""
-        fetched = FetchOffersOperator(task_id="fetch_offers", provider=provider, pool="vendor_api")
-        gate_and_land(fetched.output)
-
-    landed = sync_provider.expand(provider=providers())
 
     @task(trigger_rule="all_done", outlets=[QUARANTINES])
     def announce_quarantines(dag_run=None) -> int:

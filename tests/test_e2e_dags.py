@@ -36,7 +36,7 @@ def when(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-FETCH, LAND = "sync_provider.fetch_offers", "sync_provider.gate_and_land"
+SYNC_TASK = "sync_provider"  # one mapped task per provider, in the order asked for
 
 
 def ti(tis: list[dict], task_id: str, index: int = -1) -> dict:
@@ -49,14 +49,20 @@ def test_the_scheduled_dags_run_green(api, dag_id):
     assert state == "success", [(t["task_id"], t["state"]) for t in tis]
 
 
-def vastai_prices() -> dict[str, float]:
-    body = httpx.get(f"{WEB}/api/v1/offers", params={"provider": "vastai", "per_page": 500}).json()
-    return {i["offer_id"]: i["price_per_hour"] for i in body["items"]}
+def vastai_prices(key: str) -> dict[str, float]:
+    response = httpx.get(f"{WEB}/api/v1/offers", params={"provider": "vastai", "per_page": 500},
+                         headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    response.raise_for_status()
+    return {i["offer_id"]: i["price_per_hour"] for i in response.json()["items"]}
 
 
-def test_a_bad_batch_is_quarantined_while_the_others_land(api, stack_replay):
+def vastai_warnings(key: str) -> list[str]:
+    return httpx.get(f"{WEB}/api/v1/offers", params={"provider": "vastai"}, headers={"Authorization": f"Bearer {key}"}).json()["warnings"]
+
+
+def test_a_bad_batch_is_quarantined_while_the_others_land_and_an_approval_param_lands_it(api, stack_replay, stack_api_key):
     assert run(api, SYNC, {"providers": ["vastai", "lambda"]})[0] == "success"
-    good = vastai_prices()
+    good = vastai_prices(stack_api_key)
     consumer = kafka_tail(settings.Topics.PROVIDER_EVENTS)
 
     bad = copy.deepcopy(recording("vastai", "bundles.json"))
@@ -64,17 +70,23 @@ def test_a_bad_batch_is_quarantined_while_the_others_land(api, stack_replay):
         row["dph_total"] *= 1000  # far outside every GPU's plausible band
     stack_replay.put("vastai", "bundles.json", bad)
     state, tis, dag_run = run(api, SYNC, {"providers": ["vastai", "lambda"]})
-    lands = {t["map_index"]: t["state"] for t in tis if t["task_id"] == LAND}
-    assert lands == {0: "failed", 1: "success"}  # vastai's landing fails red in the UI, lambda's lands
+    syncs = {t["map_index"]: (t["state"], t["try_number"]) for t in tis if t["task_id"] == SYNC_TASK}
+    assert syncs == {0: ("failed", 1), 1: ("success", 1)}  # vastai fails red at once (no retry), lambda lands
     assert ti(tis, "announce_quarantines")["state"] == "success"  # and the DQ report is asked for
-    assert vastai_prices() == good  # nothing of the bad batch landed; the last good data stays served
-    warnings = httpx.get(f"{WEB}/api/v1/offers", params={"provider": "vastai"}).json()["warnings"]
+    assert vastai_prices(stack_api_key) == good  # nothing of the bad batch landed; the last good data stays served
+    warnings = vastai_warnings(stack_api_key)
     assert warnings and "vastai: latest batch quarantined" in warnings[0]
     with psycopg.connect(settings.DATABASE_URL) as conn:
-        reason, raw_ref = conn.execute(
-            "SELECT reason, raw_ref FROM quarantine WHERE provider = 'vastai' ORDER BY id DESC LIMIT 1"
+        quarantine_id, reason, raw_ref = conn.execute(
+            "SELECT id, reason, raw_ref FROM quarantine WHERE provider = 'vastai' ORDER BY id DESC LIMIT 1"
         ).fetchone()
-    assert "band_high" in reason and json.loads(open(raw_ref).read())["pages"][0]["offers"][0]["dph_total"] > 300
+        report = conn.execute(
+            "SELECT outcome, rows_in, gate_dropped, failures FROM gate_reports WHERE quarantine_id = %s", (quarantine_id,)
+        ).fetchone()
+    assert reason.startswith("price_above_band") and raw_ref.startswith("file://")
+    staged = raw_ref.removeprefix("file://")
+    assert json.loads(open(staged).read().splitlines()[1])["offers"][0]["dph_total"] > 300  # the raw payload, as sent
+    assert report[0] == "quarantined" and report[1] == len(good) and report[3][0]["reason"] == "price_above_band"
     events, deadline = [], time.monotonic() + 60
     while not events and time.monotonic() < deadline:
         message = consumer.poll(0.5)
@@ -83,9 +95,19 @@ def test_a_bad_batch_is_quarantined_while_the_others_land(api, stack_replay):
     consumer.close()
     assert events and (events[0]["type"], events[0]["status"]) == ("quarantine", "stale")
 
+    # the operator approves it through the DAG's Param: it lands, then vastai syncs (good again) as usual
     stack_replay.reset()
-    assert run(api, SYNC, {"providers": ["vastai"]})[0] == "success"  # a good batch clears the stale flag
-    assert httpx.get(f"{WEB}/api/v1/offers", params={"provider": "vastai"}).json()["warnings"] == []
+    state, tis, _ = run(api, SYNC, {"providers": ["lambda"], "approve_quarantine": quarantine_id})
+    assert state == "success", [(t["task_id"], t["map_index"], t["state"]) for t in tis]
+    assert sorted(t["rendered_map_index"] for t in tis if t["task_id"] == SYNC_TASK) == ["lambda", "vastai"]
+    with psycopg.connect(settings.DATABASE_URL) as conn:
+        (approved_at,) = conn.execute("SELECT approved_at FROM quarantine WHERE id = %s", (quarantine_id,)).fetchone()
+        outcomes = conn.execute(
+            "SELECT outcome FROM gate_reports WHERE provider = 'vastai' AND run_at >= %s ORDER BY run_at, id",
+            (approved_at,),
+        ).fetchall()
+    assert approved_at is not None and [o for (o,) in outcomes][:2] == ["approved", "landed"]
+    assert vastai_prices(stack_api_key) == good and vastai_warnings(stack_api_key) == []  # the good batch after it
 
 
 @contextmanager
@@ -103,7 +125,7 @@ def health_checks_paused(api: AirflowApi):
 
 def test_a_vendor_timing_out_does_not_delay_the_others(api, stack_replay, capsys):
     def vastai_landed_after(tis, dag_run, index) -> float:
-        land = ti(tis, LAND, index)
+        land = ti(tis, SYNC_TASK, index)
         assert land["state"] == "success"
         return (when(land["end_date"]) - when(dag_run["start_date"])).total_seconds()
 
@@ -113,7 +135,7 @@ def test_a_vendor_timing_out_does_not_delay_the_others(api, stack_replay, capsys
     with health_checks_paused(api):  # their probes would take the queued faults
         stack_replay.faults("lambda", *[{"delay": 6}] * 4)  # every attempt of lambda's fetch times out (5 s)
         state, tis, dag_run = run(api, SYNC, {"providers": ["lambda", "vastai"]})
-    assert ti(tis, FETCH, 0)["try_number"] >= 2  # lambda (map index 0)
+    assert ti(tis, SYNC_TASK, 0)["try_number"] >= 2  # lambda (map index 0)
     beside_a_slow_vendor = vastai_landed_after(tis, dag_run, 1)
     with capsys.disabled():
         print(f"\n  vastai landed {alone:.1f} s after the run started alone, {beside_a_slow_vendor:.1f} s beside a timing-out lambda")

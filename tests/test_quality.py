@@ -1,114 +1,254 @@
-"""The Great Expectations gate, and what a refused batch does (real GX, real PostgreSQL)."""
+"""The data-quality gate (real GX), gate reports, baselines, quarantine and approval (real PostgreSQL, Redis)."""
 
 from __future__ import annotations
 
+import copy
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from gpubroker import quality, settings
+from gpubroker import quality, settings, store
 from gpubroker.schema import Offer
 from gpubroker_provider import sync
-from gpubroker_provider.vendors import VENDORS
+from tests.conftest import REPLAY_KEY, recording
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
-KNOWN = sorted(VENDORS)
+NO_BASELINE = quality.Baseline(None, "none")
 
 
 def offer(offer_id="a", **changes) -> Offer:
     fields = dict(
         provider="vastai", offer_id=offer_id, instance_type="1x H100", gpu_model="H100", gpu_vendor="NVIDIA",
-        gpu_count=1, gpu_memory_gb=80, price_per_hour=Decimal("2.50"), region="Norway", observed_at=NOW,
+        gpu_count=1, gpu_memory_gb=80, price_per_hour=Decimal("2.50"), spot_price=Decimal("2.00"), region="Norway",
+        observed_at=NOW,
     )  # fmt: skip
     return Offer(**(fields | changes))
 
 
-def batch(n=4, **changes):
-    return [offer(f"o{i}", **changes) for i in range(n)]
+def rows(offers: list[Offer]) -> list[tuple]:
+    return [store.row(o) for o in offers]
 
 
-def failed(result: quality.GateResult) -> set[str]:
-    return {f"{f['expectation']}:{','.join(f['columns'])}" for f in result.failures}
+def batch(n=20, prefix="o", **changes) -> list[Offer]:
+    return [offer(f"{prefix}{i}", **changes) for i in range(n)]
 
 
-def test_a_clean_batch_passes():
-    result = quality.validate(batch(), last_good_rows=5, known_providers=KNOWN)
-    assert result.success and result.failures == []
+# What breaks each row-level rule, on an otherwise good H100 offer (band 0.25..25 USD per GPU-hour, 80/94 GB).
+BREAKS = {
+    "price_above_band": {"price_per_hour": Decimal("90")},
+    "price_below_band": {"price_per_hour": Decimal("0.01"), "spot_price": None},
+    "memory_not_in_registry": {"gpu_memory_gb": 12},
+    "spot_above_on_demand": {"spot_price": Decimal("3.00")},
+}
 
 
-@pytest.mark.parametrize(
-    ("offers", "rule"),
-    [
-        (batch(price_per_hour=Decimal("90")), "expect_column_pair_values_a_to_be_greater_than_b:band_high,price_per_gpu_hour"),
-        (batch(price_per_hour=Decimal("0.01")), "expect_column_pair_values_a_to_be_greater_than_b:price_per_gpu_hour,band_low"),
-        (batch(gpu_memory_gb=12), "expect_column_values_to_be_in_set:memory_matches_registry"),
-        (batch(provider="nosuchcloud"), "expect_column_values_to_be_in_set:provider"),
-        (batch(spot_price=Decimal("3.00")), "expect_column_pair_values_a_to_be_greater_than_b:price_per_hour,spot_price"),
-        ([offer("same"), offer("same")], "expect_column_values_to_be_unique:offer_id"),
-    ],
-    ids=["price-above-band", "price-below-band", "memory", "provider", "spot-above-on-demand", "duplicate-id"],
-)
-def test_each_rule_refuses_its_bad_batch(offers, rule):
-    result = quality.validate(offers, last_good_rows=None, known_providers=KNOWN)
+def gate(offers: list[Offer], base: quality.Baseline = NO_BASELINE) -> quality.GateResult:
+    return quality.validate(rows(offers), "vastai", base)
+
+
+def test_a_clean_batch_lands_whole():
+    result = gate(batch())
+    assert result.success and result.failures == [] and result.dropped == {} and result.keep.all()
+
+
+@pytest.mark.parametrize("reason", BREAKS)
+def test_a_few_bad_rows_are_dropped_with_their_reason_and_the_rest_lands(reason):
+    offers = batch(19) + [offer("bad", **BREAKS[reason])]
+    result = gate(offers)
+    assert result.success
+    assert list(result.keep) == [True] * 19 + [False]
+    assert list(result.dropped) == [reason] and result.dropped[reason]["rows"] == 1 and result.dropped[reason]["sample"]
+    assert [r[1] for r in result.kept(rows(offers))] == [f"o{i}" for i in range(19)]
+
+
+@pytest.mark.parametrize("reason", BREAKS)
+def test_more_bad_rows_than_mostly_allows_refuse_the_batch(reason):
+    result = gate(batch(17) + batch(3, prefix="bad", **BREAKS[reason]))  # 15% > the 10% allowed
     assert not result.success
-    assert rule in failed(result)
+    [failure] = result.failures
+    assert (failure["reason"], failure["level"], failure["unexpected"], failure["mostly"]) == (reason, "row", 3, 0.9)
+    assert failure["sample"] and f"{reason}: 3 of 20 rows (allowed: 10%)" in result.reason
 
 
-def test_a_batch_may_not_collapse_by_more_than_half():
-    assert quality.validate(batch(5), last_good_rows=10, known_providers=KNOWN).success
-    shrunk = quality.validate(batch(4), last_good_rows=10, known_providers=KNOWN)
-    assert failed(shrunk) == {"expect_table_row_count_to_be_between:"}
-    assert "observed 4" in shrunk.reason
+def test_one_row_of_another_provider_refuses_the_batch():
+    result = gate(batch(19) + [offer("x", provider="runpod")])
+    assert [f["reason"] for f in result.failures] == ["foreign_provider"]
 
 
-def test_the_committed_suite_matches_the_registry():
+def test_a_repeated_offer_id_refuses_the_batch():
+    result = gate([offer("same"), offer("same"), offer("other")])
+    assert [(f["reason"], f["level"]) for f in result.failures] == [("duplicate_offer_id", "batch")]
+
+
+def test_a_batch_may_not_shrink_by_more_than_half_against_its_baseline():
+    assert gate(batch(5), quality.Baseline(10, "last_good")).success
+    shrunk = gate(batch(4), quality.Baseline(10, "last_good"))
+    assert [(f["reason"], f["observed"]) for f in shrunk.failures] == [("row_count_drop", 4)]
+    assert not gate([], NO_BASELINE).success  # and never be empty
+
+
+def test_a_row_breaking_two_rules_is_counted_once_under_the_first():
+    result = gate(batch(19) + [offer("bad", price_per_hour=Decimal("90"), gpu_memory_gb=12)])
+    assert result.success and {r: d["rows"] for r, d in result.dropped.items()} == {"price_above_band": 1}
+    assert result.rows_dropped == 1
+
+
+@hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kinds=st.lists(st.sampled_from([None, *BREAKS]), min_size=1, max_size=40))
+def test_the_gate_drops_exactly_the_bad_rows_and_refuses_exactly_past_mostly(kinds):
+    """Against an independent model: each row good or broken one way; the gate keeps the good rows
+    and refuses when some rule's failing share (among the rows it applies to) passes 1 - mostly."""
+    offers = [offer(f"o{i}", **(BREAKS[k] if k else {})) for i, k in enumerate(kinds)]
+    result = gate(offers)
+    assert list(result.keep) == [k is None for k in kinds]
+    spot_rows = sum(k != "price_below_band" for k in kinds)  # spot is checked where there is a spot price
+    applies = {k: spot_rows if k == "spot_above_on_demand" else len(kinds) for k in BREAKS}
+    shares = {k: sum(x == k for x in kinds) / applies[k] for k in BREAKS if applies[k]}
+    assert result.success == all(share <= 0.1 + 1e-9 for share in shares.values())
+
+
+def test_the_committed_suite_is_the_rules():
     committed = json.loads((quality.GX_ROOT / "gx" / "expectations" / f"{quality.SUITE}.json").read_text())
-    types = [e["type"] for e in committed["expectations"]]
-    assert types == [e.expectation_type for e in quality._expectations()]
+    assert [(e["meta"]["reason"], e["meta"]["level"], e["kwargs"].get("mostly", 1.0)) for e in committed["expectations"]] == [
+        (r.reason, r.level, 1.0 if r.mostly is None else r.mostly) for r in quality.RULES
+    ]  # GX leaves out the default mostly (1.0)
+    assert [e["type"] for e in committed["expectations"]] == [r.build().expectation_type for r in quality.RULES]
 
 
-def write_batch(provider: str, offers: list[Offer], tmp_path) -> dict:
-    run = tmp_path / provider / "20261126T120000Z"
-    run.mkdir(parents=True)
-    (run / "raw.json").write_text(json.dumps({"provider": provider, "pages": [{"recorded": True}]}))
-    (run / "offers.jsonl").write_text("".join(o.model_dump_json() + "\n" for o in offers))
-    return {"provider": provider, "offers_ref": str(run / "offers.jsonl"), "observed_at": NOW.isoformat()}
+# --- baseline and reports (PostgreSQL) ---------------------------------------------------------------
+def report(provider="vastai", outcome="landed", rows_in=10, at=NOW, **fields) -> quality.GateReport:
+    return quality.GateReport(provider=provider, observed_at=at, run_at=at, outcome=outcome, items=rows_in,
+                              rows_in=rows_in, rows_landed=0 if outcome == "quarantined" else rows_in,
+                              rows_dropped=0, **fields)  # fmt: skip
 
 
-def test_a_refused_batch_is_quarantined_and_the_last_good_data_stays_served(pg, pg_url, tmp_path, monkeypatch):
-    monkeypatch.setattr(settings, "STAGING_DIR", tmp_path)
+def test_the_baseline_is_re_established_after_three_quarantines_in_a_row(pg):
+    store.land(pg, "vastai", batch(10), NOW)
+    quality.record(pg, report(rows_in=10))
+    assert quality.baseline(pg, "vastai") == quality.Baseline(10, "last_good")
+    for hour, rows_in in enumerate((4, 3), start=1):
+        quality.record(pg, report(outcome="quarantined", rows_in=rows_in, at=NOW + timedelta(hours=hour)))
+    assert quality.baseline(pg, "vastai") == quality.Baseline(10, "last_good")  # two are not enough
+    quality.record(pg, report(outcome="quarantined", rows_in=4, at=NOW + timedelta(hours=3)))
+    assert quality.baseline(pg, "vastai") == quality.Baseline(4, "re-established")
+    assert gate(batch(4), quality.baseline(pg, "vastai")).success  # the vendor's new size passes now
+
+
+def test_reports_are_kept_and_read_back_latest_first(pg):
+    quality.record(pg, report("vastai", at=NOW, gate_dropped={"price_above_band": {"rows": 1, "sample": [[25, 90]]}},
+                              parse_dropped={"missing field 'gpu_name'": 2}, timings={"gate": 0.1}))  # fmt: skip
+    quality.record(pg, report("vastai", "quarantined", at=NOW + timedelta(hours=1), failures=[{"reason": "row_count_drop"}]))
+    quality.record(pg, report("lambda", at=NOW))
+    latest = quality.latest_reports(pg)
+    assert [(r.provider, r.outcome, r.success) for r in latest] == [("lambda", "landed", True), ("vastai", "quarantined", False)]
+    history = quality.report_history(pg, "vastai")
+    assert [r.outcome for r in history] == ["quarantined", "landed"]
+    assert history[1].gate_dropped == {"price_above_band": {"rows": 1, "sample": [[25, 90]]}}
+    assert history[1].parse_dropped == {"missing field 'gpu_name'": 2} and history[1].timings == {"gate": 0.1}
+
+
+# --- a provider's sync through the gate (replay server, PostgreSQL, Redis, file:// staging) ---------
+@pytest.fixture
+def vastai(pg, pg_url, replay, isolated_redis, tmp_path, monkeypatch):
+    """sync.sync_provider("vastai") against the in-process replay server and the test database."""
     monkeypatch.setattr(settings, "DATABASE_URL", pg_url)
-    good = sync.gate_and_land(write_batch("vastai", batch(4), tmp_path))
-    assert good["offers"] == 4
+    monkeypatch.setattr(settings, "STAGING_URL", tmp_path.as_uri())
+    monkeypatch.setenv("AIRFLOW_CONN_GPUBROKER_VASTAI", json.dumps(
+        {"conn_type": "gpubroker_vastai", "host": replay.vendor_url("vastai"), "password": REPLAY_KEY}))  # fmt: skip
+    good = recording("vastai", "bundles.json")
 
-    bad = write_batch("vastai", batch(4, price_per_hour=Decimal("900")), tmp_path / "later")
-    with pytest.raises(sync.BatchQuarantined, match="vastai: batch of 4 offers quarantined: .*band_high"):
-        sync.gate_and_land(bad)
+    def serve(priced=lambda row: row["dph_total"]) -> None:
+        body = copy.deepcopy(good)
+        for row in body["offers"]:
+            row["dph_total"] = priced(row)
+        replay.put("vastai", "bundles.json", body)
 
-    prices = {r[0] for r in pg.execute("SELECT price_per_hour FROM offers WHERE provider = 'vastai'")}
-    assert prices == {Decimal("2.5000")}  # nothing of the bad batch landed
-    stale, reason = pg.execute("SELECT stale, stale_reason FROM provider_status WHERE provider = 'vastai'").fetchone()
-    assert stale and "band_high" in reason
-    provider, rows, raw_ref, failures = pg.execute("SELECT provider, rows, raw_ref, failures FROM quarantine").fetchone()
-    assert (provider, rows) == ("vastai", 4) and failures[0]["sample"]
-    assert json.loads(open(raw_ref).read())["pages"] == [{"recorded": True}]  # the raw payload is kept
-    [(topic, key, payload)] = pg.execute("SELECT topic, key, payload FROM event_outbox").fetchall()
-    assert (topic, key, payload["type"], payload["status"]) == (settings.Topics.PROVIDER_EVENTS, "vastai", "quarantine", "stale")
-
-    sync.gate_and_land(write_batch("vastai", batch(4), tmp_path / "again"))  # a good batch clears the flag
-    assert pg.execute("SELECT stale FROM provider_status WHERE provider = 'vastai'").fetchone() == (False,)
+    return serve
 
 
-def test_the_dq_report_shows_a_refused_batch_and_is_served_at_dq(client, tmp_path, monkeypatch):
+def prices(pg) -> dict[str, Decimal]:
+    return dict(pg.execute("SELECT offer_id, price_per_hour FROM offers WHERE provider = 'vastai'").fetchall())
+
+
+def test_a_sync_drops_a_bad_row_lands_the_rest_and_reports_why(vastai, pg):
+    vastai(lambda row: row["dph_total"] * 1000 if row["id"] == 18012345 else row["dph_total"])
+    summary = sync.sync_provider("vastai")
+    assert summary["gate_dropped"] == 1 and summary["landed"] == summary["offers"] - 1 and "18012345" not in prices(pg)
+    assert set(summary["seconds"]) == {"fetch", "normalise", "gate", "land"}
+    [latest] = quality.latest_reports(pg)
+    assert (latest.outcome, latest.rows_in, latest.rows_landed, latest.rows_dropped) == ("landed", summary["offers"], summary["landed"], 1)
+    assert latest.gate_dropped["price_above_band"]["rows"] == 1 and latest.items == summary["items"]
+
+
+def test_a_refused_batch_is_quarantined_and_an_operator_approval_lands_it(vastai, pg):
+    vastai()
+    sync.sync_provider("vastai")
+    good = prices(pg)
+    vastai(lambda row: row["dph_total"] * 1000)  # every row far above its band
+    with pytest.raises(sync.BatchQuarantined, match=r"vastai: batch of \d+ offers quarantined \(id \d+\): price_above_band"):
+        sync.sync_provider("vastai")
+    assert prices(pg) == good  # nothing of it landed; the last good data stays served
+    assert pg.execute("SELECT stale FROM provider_status WHERE provider = 'vastai'").fetchone() == (True,)
+    [pending] = quality.quarantines(pg, "vastai")
+    raw = sync.stored(pending.raw_ref)
+    assert pending.raw_ref.startswith("file://") and "/quarantine/vastai/" in pending.raw_ref
+    assert json.loads(raw.read_text().splitlines()[1])["offers"][0]["dph_total"] > 300  # the raw payload, as sent
+    assert quality.latest_reports(pg)[0].quarantine_id == pending.id
+
+    approved = sync.approve(pending.id)
+    assert approved["landed"] == len(good) and prices(pg) == {k: p * 1000 for k, p in good.items()}
+    assert quality.baseline(pg, "vastai") == quality.Baseline(len(good), "last_good")
+    assert quality.latest_reports(pg)[0].outcome == "approved" and quality.quarantines(pg, "vastai") == []
+    with pytest.raises(quality.NotApprovable, match="was approved"):
+        sync.approve(pending.id)
+
+
+def test_approving_a_batch_older_than_the_last_landing_is_refused(vastai, pg):
+    vastai(lambda row: row["dph_total"] * 1000)
+    with pytest.raises(sync.BatchQuarantined):
+        sync.sync_provider("vastai")
+    [old] = quality.quarantines(pg, "vastai")
+    vastai()
+    sync.sync_provider("vastai")  # a good batch lands after it
+    with pytest.raises(quality.NotApprovable, match="older than its last landing"):
+        sync.approve(old.id)
+    with pytest.raises(quality.NotApprovable, match="no quarantined batch 999999"):
+        sync.approve(999_999)
+
+
+def test_the_dq_report_is_built_and_served_at_dq(client):
     from gpubroker_provider.airflow_plugin import GpuBrokerPlugin
 
-    refused = quality.validate(batch(3, price_per_hour=Decimal("999")), last_good_rows=None, known_providers=KNOWN)
-    assert not refused.success
+    assert not gate(batch(3, price_per_hour=Decimal("999"))).success  # a stored result with a failure
     index = quality.build_docs()
     assert index.is_file()
-    page = client.get("/dq/docs/")  # the Data Docs; /dq/ is the per-provider summary (tests/test_dq_page.py)
-    assert page.status_code == 200 and b"offer_batch" in page.content
-    assert client.get("/dq/docs/../../great_expectations.yml").status_code in (400, 404)  # no escaping the docs folder
+    page = client.get("/dq/")
+    body = b"".join(page.streaming_content) if page.streaming else page.content
+    assert page.status_code == 200 and b"offer_batch" in body
+    assert client.get("/dq/../../great_expectations.yml").status_code in (400, 404)  # no escaping the docs folder
     assert GpuBrokerPlugin.external_views[0]["href"].endswith("/dq/")
+
+
+def test_gpubroker_quarantine_lists_and_approves_a_batch(vastai, pg, capsys):
+    from gpubroker_provider.cli import main
+
+    vastai(lambda row: row["dph_total"] * 1000)
+    with pytest.raises(sync.BatchQuarantined):
+        sync.sync_provider("vastai")
+    [pending] = quality.quarantines(pg, "vastai")
+    capsys.readouterr()
+    assert main(["quarantine", "list", "--provider", "vastai"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split()[:3] == ["ID", "PROVIDER", "FETCHED"] and listed[1].split()[:2] == [str(pending.id), "vastai"]
+
+    assert main(["quarantine", "approve", str(pending.id)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["landed"] == pending.rows == len(prices(pg)) and "baseline" in err
+    assert main(["quarantine", "list"]) == 0 and len(capsys.readouterr().out.splitlines()) == 1  # none pending
+    assert main(["quarantine", "approve", str(pending.id)]) == 2
+    assert "was approved" in capsys.readouterr().err
+    assert main(["quarantine", "list", "--provider", "nosuchvendor"]) == 2

@@ -7,6 +7,7 @@
 #   stack.sh up --no-sync
 #   stack.sh down | status | logs SERVICE
 #   stack.sh stop SERVICE      stop one service (`up` starts it again), e.g. to rehearse an outage
+#   stack.sh airflow up|down   start or stop only Airflow (see "Airflow" below for a second instance)
 #
 # State, logs and pids live under .stack/ (GPUBROKER_STATE to move it).
 set -euo pipefail
@@ -28,6 +29,8 @@ declare -A PORT=([postgres]=5432 [redis]=6379 [kafka]=9092 [replay]=8765 [airflo
                  [flink-jobmanager]=8081)
 SERVICES=(postgres redis kafka replay airflow-api-server airflow-scheduler airflow-dag-processor
           airflow-triggerer flink-jobmanager flink-taskmanager-1 flink-taskmanager-2 webapp feed-bridge)
+# only with GPUBROKER_EXECUTOR=celery (astro/docker-compose.yaml runs the LocalExecutor: no service there)
+CELERY_SERVICES=(airflow-celery-worker-1 airflow-celery-worker-2)
 
 red() { printf '\033[31m%s\033[0m\n' "$*" >&2; }
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -55,7 +58,8 @@ check_tools() {
 install_python() {
   command -v uv >/dev/null || { say "installing uv $UV_VERSION"; python3.11 -m pip install -q "uv==$UV_VERSION"; }
   [ -x "$PY" ] || uv venv -q --python python3.11 "$VENV"
-  uv pip sync -q --python "$PY" "$HERE/requirements.lock"
+  # bytecode compiled once here: every Airflow task, test and service imports from it (GX: ~3x less CPU)
+  uv pip sync -q --compile-bytecode --python "$PY" "$HERE/requirements.lock"
   uv pip install -q --python "$PY" --no-deps -e "$ROOT"
   [ -x "$FLINK_VENV/bin/python" ] || uv venv -q --python python3.11 "$FLINK_VENV"
   uv pip sync -q --python "$FLINK_VENV/bin/python" "$ROOT/flink/requirements.lock"
@@ -215,7 +219,10 @@ stop_postgres() {
 
 start_redis() {
   mkdir -p "$STATE/redis"
-  start redis redis-server --bind 127.0.0.1 --port 6379 --dir "$STATE/redis" --save "" --appendonly no
+  # Append-only file, synced every second: a restart keeps the feed stream, sessions, rate-limit
+  # windows, breakers and the data version (a clean stop loses nothing, a crash at most 1 s).
+  start redis redis-server --bind 127.0.0.1 --port 6379 --dir "$STATE/redis" --save "" --appendonly yes \
+    --appendfsync everysec
   wait_for redis 30 port_open 6379
 }
 
@@ -242,33 +249,68 @@ replay_env() {
   fi
 }
 
+# --- Airflow -------------------------------------------------------------------------------
+# The stack's Airflow: home .stack/airflow, metadata database `airflow`, UI/API on 8080. With
+# GPUBROKER_AIRFLOW_INSTANCE=NAME a second, separate one beside it (home .stack/airflow-NAME, database
+# airflow_NAME, port GPUBROKER_AIRFLOW_PORT, services NAME-airflow-*, DAGs paused at creation, no
+# triggerer) shares the stack's PostgreSQL, Redis, Kafka, replay server and secrets:
+# `GPUBROKER_AIRFLOW_INSTANCE=NAME GPUBROKER_AIRFLOW_PORT=8091 stack.sh airflow up|down`.
+# Executor: GPUBROKER_EXECUTOR=local (LocalExecutor, default) or celery (CeleryExecutor: broker Redis
+# database GPUBROKER_CELERY_REDIS_DB, default 2 (the app uses 0); results in the metadata database;
+# one `airflow celery worker` of 4 task slots per CELERY_SERVICES). Switching a running stack: `stack.sh
+# airflow down`, then `GPUBROKER_EXECUTOR=celery stack.sh up --no-sync`.
+AF_INSTANCE=${GPUBROKER_AIRFLOW_INSTANCE:-}
+AF=${AF_INSTANCE:+$AF_INSTANCE-}
+AF_PORT=${GPUBROKER_AIRFLOW_PORT:-${PORT[airflow-api-server]}}
+PORT[${AF}airflow-api-server]=$AF_PORT
+
+executor_env() {
+  case ${GPUBROKER_EXECUTOR:-local} in
+    local) export AIRFLOW__CORE__EXECUTOR=LocalExecutor ;;
+    celery)
+      export AIRFLOW__CORE__EXECUTOR=CeleryExecutor
+      export AIRFLOW__CELERY__BROKER_URL=redis://127.0.0.1:${PORT[redis]}/${GPUBROKER_CELERY_REDIS_DB:-2}
+      export AIRFLOW__CELERY__WORKER_CONCURRENCY=4
+      export AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=gpubroker_provider.celery_config.CELERY_CONFIG ;;
+    *) die "GPUBROKER_EXECUTOR is local or celery, not '$GPUBROKER_EXECUTOR'" ;;
+  esac
+}
+
 airflow_env() {
-  local home=$STATE/airflow
-  mkdir -p "$home"
-  [ -f "$home/fernet.key" ] || "$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' >"$home/fernet.key"
-  [ -f "$home/jwt.secret" ] || "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$home/jwt.secret"
-  [ -f "$home/webhook.secret" ] || "$PY" -c 'import base64, os; print("whsec_" + base64.b64encode(os.urandom(24)).decode())' >"$home/webhook.secret"
+  local secrets=$STATE/airflow home=$STATE/airflow${AF_INSTANCE:+-$AF_INSTANCE}
+  mkdir -p "$secrets" "$home"
+  [ -f "$secrets/fernet.key" ] || "$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' >"$secrets/fernet.key"
+  [ -f "$secrets/jwt.secret" ] || "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$secrets/jwt.secret"
+  [ -f "$secrets/webhook.secret" ] || "$PY" -c 'import base64, os; print("whsec_" + base64.b64encode(os.urandom(24)).decode())' >"$secrets/webhook.secret"
   stack_secrets
   airflow_password
+  [ -z "$AF_INSTANCE" ] || export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN%/*}/airflow_${AF_INSTANCE//-/_}
   export AIRFLOW_HOME=$home
   export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
-  export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
-  export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+  # The GPUBroker plugin is registered by its entry point (pyproject.toml); an empty plugins folder
+  # spares every task process importing each module under plugins/ (hooks, CLI, replay server).
+  export AIRFLOW__CORE__PLUGINS_FOLDER=$home/plugins
+  mkdir -p "$AIRFLOW__CORE__PLUGINS_FOLDER"
+  executor_env
   export AIRFLOW__CORE__LOAD_EXAMPLES=False
   export AIRFLOW__CORE__PARALLELISM=8
-  export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
-  export AIRFLOW__CORE__FERNET_KEY=$(cat "$home/fernet.key")
-  export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:${PORT[airflow-api-server]}/execution/
+  export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=$([ -n "$AF_INSTANCE" ] && echo True || echo False)
+  export AIRFLOW__CORE__FERNET_KEY=$(cat "$secrets/fernet.key")
+  export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$AF_PORT/execution/
   export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$AIRFLOW_USER:admin
-  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$home/passwords.json
-  export AIRFLOW__API__BASE_URL=http://127.0.0.1:${PORT[airflow-api-server]}
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$secrets/passwords.json
+  export AIRFLOW__API__BASE_URL=http://127.0.0.1:$AF_PORT
   export AIRFLOW__API__WORKERS=1
-  export AIRFLOW__API_AUTH__JWT_SECRET=$(cat "$home/jwt.secret")
+  export AIRFLOW__API_AUTH__JWT_SECRET=$(cat "$secrets/jwt.secret")
   export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=20
-  export AIRFLOW__LOGGING__BASE_LOG_FOLDER=$LOGS/airflow
+  export AIRFLOW__LOGGING__BASE_LOG_FOLDER=$LOGS/airflow${AF_INSTANCE:+-$AF_INSTANCE}
   export AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=300
+  # The LocalExecutor's workers come from a forkserver that imported the heavy libraries once
+  # (Great Expectations: ~8.5 s of CPU), so every task process starts with them (preload.py).
+  export AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
+  export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=gpubroker_provider.preload
   export GPUBROKER_STAGING_DIR=$STATE/staging
-  export GPUBROKER_WEBHOOK_SECRET=$(cat "$home/webhook.secret")
+  export GPUBROKER_WEBHOOK_SECRET=$(cat "$secrets/webhook.secret")
   export GPUBROKER_WEBHOOK_ALLOWLIST=${GPUBROKER_WEBHOOK_ALLOWLIST:-}
   export AIRFLOW_CONN_GPUBROKER_KAFKA='{"conn_type": "kafka", "extra": {"bootstrap.servers": "127.0.0.1:9092",
     "group.id": "gpubroker-webhook-watcher", "auto.offset.reset": "earliest", "enable.auto.commit": false}}'
@@ -277,28 +319,57 @@ airflow_env() {
 
 start_airflow() {
   airflow_env
-  local airflow=$VENV/bin/airflow
-  if ! running airflow-api-server; then
+  local airflow=$VENV/bin/airflow migrated=$LOGS/${AF}airflow-migrate.log i
+  if ! running "${AF}airflow-api-server"; then
+    [ -z "$AF_INSTANCE" ] || airflow_database
     say "migrating the Airflow metadata database"
-    "$airflow" db migrate >"$LOGS/airflow-migrate.log" 2>&1 || { tail -n 20 "$LOGS/airflow-migrate.log" >&2; die "airflow db migrate failed"; }
-    "$airflow" pools set vendor_api 8 "Concurrent calls to GPU vendor APIs" >>"$LOGS/airflow-migrate.log" 2>&1 \
-      || die "could not create the vendor_api pool (log: $LOGS/airflow-migrate.log)"
+    "$airflow" db migrate >"$migrated" 2>&1 || { tail -n 20 "$migrated" >&2; die "airflow db migrate failed"; }
+    "$airflow" pools set vendor_api 8 "Concurrent calls to GPU vendor APIs" >>"$migrated" 2>&1 \
+      || die "could not create the vendor_api pool (log: $migrated)"
   fi
-  start airflow-api-server "$airflow" api-server --port "${PORT[airflow-api-server]}" --host 127.0.0.1
-  start airflow-scheduler "$airflow" scheduler
-  start airflow-dag-processor "$airflow" dag-processor
-  start airflow-triggerer "$airflow" triggerer
-  wait_for airflow-api-server 180 curl -sf "http://127.0.0.1:${PORT[airflow-api-server]}/api/v2/monitor/health" -o /dev/null
+  start "${AF}airflow-api-server" "$airflow" api-server --port "$AF_PORT" --host 127.0.0.1
+  start "${AF}airflow-scheduler" "$airflow" scheduler
+  start "${AF}airflow-dag-processor" "$airflow" dag-processor
+  # one triggerer per stack: its Kafka watcher's consumer group would be shared with a second one
+  [ -n "$AF_INSTANCE" ] || start airflow-triggerer "$airflow" triggerer
+  if [ "$AIRFLOW__CORE__EXECUTOR" = CeleryExecutor ]; then
+    for i in $(seq 1 "${#CELERY_SERVICES[@]}"); do  # task logs are read from the shared log folder: no log server
+      start "${AF}airflow-celery-worker-$i" "$airflow" celery worker --celery-hostname "${AF}worker$i@%h" --skip-serve-logs
+    done
+  fi
+  wait_for "${AF}airflow-api-server" 180 curl -sf "http://127.0.0.1:$AF_PORT/api/v2/monitor/health" -o /dev/null
+}
+
+stop_airflow() {
+  local name
+  for name in celery-worker-2 celery-worker-1 triggerer dag-processor scheduler api-server; do stop "${AF}airflow-$name"; done
+}
+
+airflow_database() {  # a second instance's own metadata database
+  local db=${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN##*/}
+  [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" = 1 ] || psql_admin -c "CREATE DATABASE $db OWNER airflow"
 }
 
 # The webapp: uvicorn with several worker processes (each its own event loop; rate limits, the L1
 # cache and the data version are shared in Redis), Prometheus metrics merged across them.
 export GPUBROKER_WEB_WORKERS=${GPUBROKER_WEB_WORKERS:-2}
+# The pipeline's API key (unlimited plan; cache warming asks the webapp with it): created at the
+# first start, kept in secrets.env like the passwords.
+pipeline_key() {
+  grep -q '^GPUBROKER_WEBAPP_API_KEY=' "$SECRETS" && return
+  local key
+  key=$(cd "$ROOT/webapp" && "$PY" manage.py create_api_key --plan unlimited --name pipeline | tail -n 1) \
+    || die "could not create the pipeline's API key"
+  printf 'GPUBROKER_WEBAPP_API_KEY=%s\n' "$key" >>"$SECRETS"
+  export GPUBROKER_WEBAPP_API_KEY=$key
+}
+
 SERVICES+=(alert-matcher)  # alert rules -> webhook requests (webapp/alerts/matcher.py)
 start_webapp() {
   export GPUBROKER_STAGING_DIR=$STATE/staging
   (cd "$ROOT/webapp" && "$PY" manage.py migrate --no-input >"$LOGS/webapp-migrate.log" 2>&1) \
     || { tail -n 20 "$LOGS/webapp-migrate.log" >&2; die "webapp migrations failed"; }
+  pipeline_key
   export PROMETHEUS_MULTIPROC_DIR=$RUN/prometheus  # emptied at each (re)start: old workers' counters go
   running webapp || { rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"; }
   # Thousands of live WebSocket clients: one file descriptor each. Frames above 1 MiB close the
@@ -379,7 +450,8 @@ EOF
 }
 
 down() {
-  local i
+  local i name
+  for name in "${CELERY_SERVICES[@]}"; do stop "$name"; done
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
     case ${SERVICES[$i]} in
       postgres) stop_postgres ;;
@@ -404,7 +476,7 @@ url_of() {
 status() {
   printf '\n%-24s %-6s %-8s %s\n' SERVICE STATE PID URL
   local name state
-  for name in "${SERVICES[@]}"; do
+  for name in "${SERVICES[@]}" "${CELERY_SERVICES[@]}"; do
     if running "$name"; then state=up; else state=down; fi
     printf '%-24s %-6s %-8s %s\n' "$name" "$state" "$(pid_of "$name")" "$(url_of "$name")"
   done
@@ -417,8 +489,9 @@ case ${1:-} in
   up) up "${2:-}" ;;
   down) down ;;
   stop) case ${2:?usage: stack.sh stop SERVICE} in postgres) stop_postgres ;; *) stop "$2" ;; esac ;;
+  airflow) case ${2:-} in up) start_airflow ;; down) stop_airflow ;; *) echo "usage: $0 airflow up|down" >&2; exit 2 ;; esac ;;
   status) status ;;
-  env) airflow_env; env | grep -E '^(AIRFLOW|GPUBROKER)' | grep -v -E 'FERNET|JWT|_CONN|SECRET|PASSWORD|DATABASE_URL' ;;
+  env) airflow_env; env | grep -E '^(AIRFLOW|GPUBROKER)' | grep -v -E 'FERNET|JWT|_CONN|SECRET|PASSWORD|DATABASE_URL|API_KEY' ;;
   logs) tail -n 100 -f "$LOGS/${2:?usage: stack.sh logs SERVICE}.log" ;;
-  *) echo "usage: $0 install|up [--no-sync]|down|stop SERVICE|status|logs SERVICE" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up [--no-sync]|down|stop SERVICE|airflow up|down|status|logs SERVICE" >&2; exit 2 ;;
 esac

@@ -15,6 +15,9 @@ from gpubroker.breaker import SLOW_SECONDS
 from gpubroker.schema import ProviderEvent
 
 CURRENT = "gpubroker:health"  # Redis hash: provider -> JSON {status, latency_ms, weight, checked_at, error}
+# Redis string: JSON {status, latency_ms, checked_at, error} of the Vault the syncs read vendor keys from;
+# status ok, standby, sealed, not_initialized, down or not_configured (gpubroker_provider.hooks.vault.vault_health)
+VAULT = "gpubroker:vault"
 
 
 def classify(ok: bool, latency: float, weight: float) -> str:
@@ -50,3 +53,8 @@ def record(conn: psycopg.Connection, probes: Sequence[dict], at: datetime, clien
         for p in probes
     })  # fmt: skip
     return [p["provider"] for p in changed]
+
+
+def record_vault(status: dict, client: redis.Redis | None = None) -> None:
+    """Keep the latest Vault health check (the webapp's provider status shows it)."""
+    (client or redis.Redis.from_url(settings.REDIS_URL)).set(VAULT, json.dumps(status))

@@ -10,7 +10,7 @@ changes (percent, direction), anomalies and aggregates are the stream's (flink/R
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -105,9 +105,12 @@ class LandResult:
     vanished: int  # offers of this provider absent from the batch, now marked unavailable (and queued)
 
 
-def _row(offer: Offer) -> tuple:
-    """The offer as a COPY row (tuples, e.g. `inferred`, go as PostgreSQL arrays)."""
-    return tuple(list(v) if isinstance(v, tuple) else v for v in (getattr(offer, f) for f in OFFER_FIELDS))
+def row(offer: Offer) -> tuple:
+    """The offer as a COPY row, its fields in OFFER_FIELDS order (tuples, e.g. `inferred`, go as arrays)."""
+    return tuple(list(v) if isinstance(v, tuple) else v for v in offer.__dict__.values())
+
+
+assert tuple(Offer.model_fields) == OFFER_FIELDS  # an Offer's __dict__ holds its fields in this order
 
 
 def connect(url: str | None = None) -> psycopg.Connection:
@@ -115,21 +118,32 @@ def connect(url: str | None = None) -> psycopg.Connection:
     return psycopg.connect(url or settings.DATABASE_URL, autocommit=True)
 
 
-def land(conn: psycopg.Connection, provider: str, offers: Sequence[Offer], observed_at: datetime) -> LandResult:
+def land(conn: psycopg.Connection, provider: str, offers: Iterable[Offer], observed_at: datetime) -> LandResult:
     """Upsert one provider's complete batch; queue one `offer_observed` event per offer and per vanished offer."""
-    if any(o.provider != provider for o in offers):
-        raise ValueError(f"batch for {provider!r} holds offers of another provider")
-    if len({o.offer_id for o in offers}) != len(offers):
-        raise ValueError(f"batch for {provider!r} repeats an offer_id")
+    return land_rows(conn, provider, (row(o) for o in offers), observed_at)
+
+
+def land_rows(conn: psycopg.Connection, provider: str, rows: Iterable[tuple], observed_at: datetime) -> LandResult:
+    """`land` for a batch given as `row`s, streamed into PostgreSQL as they come (a batch of any size
+    is never held twice). Offers of another provider, or an offer_id twice, refuse it (ValueError)."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(f"CREATE TEMP TABLE offers_stage ON COMMIT DROP AS SELECT {_COLUMNS} FROM offers WITH NO DATA")
         with cur.copy(f"COPY offers_stage ({_COLUMNS}) FROM STDIN") as copy:
-            for offer in offers:
-                copy.write_row(_row(offer))
+            for r in rows:
+                copy.write_row(r)
+        count, foreign, repeated = cur.execute(_CONSISTENT, (provider,)).fetchone()
+        if foreign:
+            raise ValueError(f"batch for {provider!r} holds offers of another provider")
+        if repeated:
+            raise ValueError(f"batch for {provider!r} repeats an offer_id")
         new, changed = cur.execute(_UPSERT).fetchone()
         (vanished,) = cur.execute(_VANISH, {"provider": provider, "at": observed_at}).fetchone()
-        _provider_status(cur, provider, stale=False, reason="", good_rows=len(offers), good_at=observed_at)
-    return LandResult(offers=len(offers), new=new, changed=changed, vanished=vanished)
+        _provider_status(cur, provider, stale=False, reason="", good_rows=count, good_at=observed_at)
+    return LandResult(offers=count, new=new, changed=changed, vanished=vanished)
+
+
+_CONSISTENT = """SELECT count(*), count(*) FILTER (WHERE provider IS DISTINCT FROM %s),
+                        count(*) - count(DISTINCT offer_id) FROM offers_stage"""
 
 
 def _provider_status(cur, provider: str, stale: bool, reason: str, good_rows=None, good_at=None) -> None:
@@ -161,18 +175,20 @@ class Quarantined:
     at: datetime
 
 
-def quarantine(conn: psycopg.Connection, q: Quarantined) -> None:
-    """Keep a refused batch, mark the provider's served data stale, and say why on provider-events."""
+def quarantine(conn: psycopg.Connection, q: Quarantined) -> int:
+    """Keep a refused batch, mark the provider's served data stale, and say why on provider-events.
+    Returns the quarantine's id."""
     event = ProviderEvent(type="quarantine", provider=q.provider, status="stale", reason=q.reason,
                           details={"rows": q.rows, "failures": q.failures}, timestamp=q.at)  # fmt: skip
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(
+        (quarantine_id,) = cur.execute(
             "INSERT INTO quarantine (provider, created_at, reason, failures, sample_rows, rows, raw_ref, offers_ref)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (q.provider, q.at, q.reason, Jsonb(q.failures), Jsonb(q.sample_rows), q.rows, q.raw_ref, q.offers_ref),
-        )
+        ).fetchone()
         _provider_status(cur, q.provider, stale=True, reason=q.reason)
         queue_events(cur, settings.Topics.PROVIDER_EVENTS, [event])
+    return quarantine_id
 
 
 def quarantines_since(conn: psycopg.Connection, since: datetime) -> int:

@@ -6,8 +6,13 @@
   gpubroker normalize --provider NAME FILE          one saved response body of the vendor's primary
                                                     listing call -> one JSON offer per line (for vendors
                                                     joining several calls: a sync's staging raw.json)
+  gpubroker quarantine list [--provider NAME] [--all]
+                                                    batches the data-quality gate refused (pending unless --all)
+  gpubroker quarantine approve ID                   land a quarantined batch as it was refused; it becomes
+                                                    the provider's baseline (database: GPUBROKER_DATABASE_URL)
 
-Bad input (unknown provider, unreadable file, wrong format) gets one line on stderr and exit 2;
+Bad input (unknown provider, unreadable file, wrong format, a batch that cannot be approved) gets
+one line on stderr and exit 2;
 a vendor that cannot be reached, exit 1.
 """
 
@@ -131,6 +136,32 @@ def cmd_normalize(args: argparse.Namespace, out) -> None:
         print(f"GPU names not in the registry: {dict(batch.unknown_gpus)}", file=sys.stderr)
 
 
+def cmd_quarantine_list(args: argparse.Namespace, out) -> None:
+    from gpubroker import quality, store
+
+    if args.provider:
+        vendor(args.provider)  # an unknown slug is bad input
+    with store.connect() as conn:
+        batches = quality.quarantines(conn, args.provider, pending=not args.all)
+    rows = [{"id": b.id, "provider": b.provider, "fetched": f"{b.at:%Y-%m-%d %H:%M:%S}", "rows": b.rows,
+             "approved": "-" if b.approved_at is None else f"{b.approved_at:%Y-%m-%d %H:%M:%S}", "reason": b.reason}
+            for b in batches]  # fmt: skip
+    print(table(rows, ["id", "provider", "fetched", "rows", "approved", "reason"]), file=out)
+
+
+def cmd_quarantine_approve(args: argparse.Namespace, out) -> None:
+    from gpubroker import quality
+    from gpubroker_provider import sync
+
+    try:
+        approved = sync.approve(args.id)
+    except quality.NotApprovable as error:
+        raise CliError(str(error)) from None
+    print(json.dumps(approved), file=out)
+    print(f"landed {approved['landed']} offers of {approved['provider']} (quarantined batch {args.id}); "
+          "it is now the provider's baseline", file=sys.stderr)  # fmt: skip
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="gpubroker", description="GPU offers across vendors, normalised.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -144,6 +175,16 @@ def parser() -> argparse.ArgumentParser:
     normalize.add_argument("--provider", required=True)
     normalize.add_argument("file")
     normalize.set_defaults(run=cmd_normalize)
+    quarantine = commands.add_parser("quarantine", help="batches the data-quality gate refused").add_subparsers(
+        dest="action", required=True
+    )
+    listing = quarantine.add_parser("list", help="quarantined batches, newest first")
+    listing.add_argument("--provider")
+    listing.add_argument("--all", action="store_true", help="approved ones too")
+    listing.set_defaults(run=cmd_quarantine_list)
+    approve = quarantine.add_parser("approve", help="land a quarantined batch (operator override of the gate)")
+    approve.add_argument("id", type=int)
+    approve.set_defaults(run=cmd_quarantine_approve)
     return root
 
 

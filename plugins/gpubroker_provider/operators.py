@@ -5,39 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from gpubroker_provider import sync
 
 
-class FetchOffersOperator(BaseOperator):
-    """Fetch one provider's listing under its circuit breaker and normalise it.
+class SyncProviderOperator(BaseOperator):
+    """Sync one provider end to end: fetch its listing (circuit breaker; API key from Vault, else its
+    Airflow connection), normalise, gate (Great Expectations), land or quarantine.
 
-    Raw payload and offers go to the staging directory; the return value (XCom) is a small summary
-    with their paths and counts, never the offers themselves.
+    Returns (XCom) the sync's summary: counts, where the key came from, seconds per stage; never the
+    offers. A quarantined batch fails the task at once: retrying cannot make bad data good.
+
+    :param provider: the vendor's slug, e.g. ``"vastai"``.
+    :param approve_quarantine: id of a quarantined batch of this provider to land first (its
+        operator's approval), or None.
     """
 
     template_fields = ("provider",)
     ui_color = "#d6eaf8"
 
-    def __init__(self, *, provider: str, **kwargs: Any):
+    def __init__(self, *, provider: str, approve_quarantine: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.provider = provider
+        self.approve_quarantine = approve_quarantine
 
     def execute(self, context: Any) -> dict:
-        summary = sync.fetch_offers(self.provider)
+        try:
+            summary = sync.sync_provider(self.provider, self.approve_quarantine)
+        except sync.BatchQuarantined as refused:
+            raise AirflowFailException(str(refused)) from None
         if summary["unknown_gpus"]:
             self.log.warning("%s: GPU names not in the registry: %s", self.provider, summary["unknown_gpus"])
         return summary
-
-
-class ProviderHealthOperator(BaseOperator):
-    """Probe one provider with its cheapest call; record outcome and latency in its breaker."""
-
-    template_fields = ("provider",)
-
-    def __init__(self, *, provider: str, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.provider = provider
-
-    def execute(self, context: Any) -> dict:
-        return sync.probe(self.provider)

@@ -1,26 +1,52 @@
-"""The steps of one provider sync, as the `gpubroker_data_sync` DAG runs them.
+"""The pipeline's steps, as the DAGs run them. A provider's sync is one task, end to end:
 
-fetch -> normalise -> gate (Great Expectations) -> land or quarantine -> publish. Steps hand each other small references to files in the
-staging directory (never offer lists through XCom); the raw payload is kept beside the offers.
+    fetch (circuit breaker; vendor key from Vault first) -> stage the raw payload -> normalise
+    -> gate (Great Expectations) -> land (COPY, upsert, history, outbox) or quarantine -> gate report
+
+`sync_provider` returns a small summary (counts, where the key came from, seconds per stage); the
+offers never travel through XCom.
+
+**Staging** (`settings.STAGING_URL`, an Airflow `ObjectStoragePath`: file:// locally, s3:// or gs://
+through the Airflow connection `settings.STAGING_CONN_ID` in deployment). A sync writes
+`<provider>/<observed_at>/raw.jsonl`: a header line `{"provider", "observed_at"}`, then each vendor
+response as the vendor sent it, one per line. A refused batch moves to
+`quarantine/<provider>/<observed_at>/`, with its offers (`offers.jsonl`, one JSON offer per line);
+the `quarantine` table names both by URL, and approving it lands those offers, from whichever worker
+or machine approves. No step hands another a local path.
+
+**Normalising** reads the staged responses in chunks of up to `CHUNK_BYTES` and parses each chunk
+with the vendor's hook (`VendorHook.parse`), turning its offers into COPY rows at once: a listing of
+any size is never held whole as Python objects, and any listing up to `CHUNK_BYTES` (every vendor
+today) is parsed in one call, exactly as the hook parses it. Hooks that join several listings (their
+own `normalise`) always get every response in one call. An offer_id a later chunk repeats is
+dropped as within one parse ("offer_id listed twice").
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import redis
+from airflow.sdk import ObjectStoragePath
 
 from gpubroker import cache, events, health, quality, settings, store, telemetry, webhooks
 from gpubroker.breaker import Breaker, CircuitOpen
-from gpubroker.schema import Offer
-from gpubroker_provider.vendors import VENDORS, vendor
+from gpubroker.schema import OFFER_FIELDS, Offer
+from gpubroker_provider.hooks.base import Batch, VendorHook
+from gpubroker_provider.hooks.vault import VendorKey, vault_health, vendor_api_key
+from gpubroker_provider.vendors import vendor
 
+CHUNK_BYTES = 8 * 2**20  # staged responses parsed per call (bounds memory, not results)
 QUARANTINE_SAMPLE = 5
+REPEATED = "offer_id listed twice"
 log = logging.getLogger(__name__)
 telemetry.configure("gpubroker-pipeline")  # vendor calls (httpx), landings (psycopg), Redis: only if OTEL_* is set
 
@@ -29,57 +55,209 @@ class BatchQuarantined(RuntimeError):
     """The data-quality gate refused a batch: it was quarantined, nothing of it landed."""
 
 
-def _run_dir(provider: str, observed_at: datetime) -> Path:
-    path = settings.STAGING_DIR / provider / observed_at.strftime("%Y%m%dT%H%M%S%fZ")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+# --- staging ------------------------------------------------------------------------------------
+def staging(*parts: str) -> ObjectStoragePath:
+    """A path in the staging store (settings.STAGING_URL, through settings.STAGING_CONN_ID)."""
+    return ObjectStoragePath("/".join((settings.STAGING_URL, *parts)), conn_id=settings.STAGING_CONN_ID)
 
 
-def fetch(provider: str) -> str:
-    """Fetch the vendor's listing; returns the path of the raw payload file."""
+def stored(url: str) -> ObjectStoragePath:
+    """A staged file named by its URL (as the quarantine table keeps it)."""
+    return ObjectStoragePath(url, conn_id=settings.STAGING_CONN_ID)
+
+
+def stage(provider: str, observed_at: datetime, pages: list) -> ObjectStoragePath:
+    """Write a raw payload as raw.jsonl (header line, then one response per line); returns its path."""
+    run = staging(provider, observed_at.strftime("%Y%m%dT%H%M%S%fZ"))
+    run.mkdir(parents=True, exist_ok=True)
+    raw = run / "raw.jsonl"
+    with raw.open("w") as out:
+        out.write(json.dumps({"provider": provider, "observed_at": observed_at.isoformat()}) + "\n")
+        for page in pages:
+            out.write(json.dumps(page) + "\n")
+    return raw
+
+
+def staged_pages(raw: ObjectStoragePath) -> tuple[dict, Iterator[tuple[int, object]]]:
+    """The header of a staged raw.jsonl, and its responses as (bytes, decoded) in order, read lazily."""
+    handle = raw.open("r")
+    header = json.loads(handle.readline())
+
+    def pages() -> Iterator[tuple[int, object]]:
+        with handle:
+            for line in handle:
+                yield len(line), json.loads(line)
+
+    return header, pages()
+
+
+# --- the steps of one provider's sync -----------------------------------------------------------
+def vendor_hook(provider: str) -> tuple[VendorHook, str]:
+    """The provider's hook with its key (Vault first, else its Airflow connection), and where the key came from."""
+    row = vendor(provider)
+    key = vendor_api_key(provider) if row.api_key_required else VendorKey(source="none")
+    return row.hook_class()(api_key=key.api_key), key.source
+
+
+def fetch(provider: str) -> tuple[ObjectStoragePath, str]:
+    """Fetch the vendor's listing and stage it; returns the staged raw payload and the key's source."""
     observed_at = datetime.now(timezone.utc)
-    pages = vendor(provider).hook_class()().fetch_raw()
-    raw = _run_dir(provider, observed_at) / "raw.json"
-    raw.write_text(json.dumps({"provider": provider, "observed_at": observed_at.isoformat(), "pages": pages}))
-    return str(raw)
+    hook, source = vendor_hook(provider)
+    return stage(provider, observed_at, hook.fetch_raw()), source
 
 
-def normalise(raw_ref: str) -> dict:
-    """Normalise a raw payload to offers (JSON lines beside it); returns the batch summary."""
-    raw_path = Path(raw_ref)
-    raw = json.loads(raw_path.read_text())
-    observed_at = datetime.fromisoformat(raw["observed_at"])
-    batch = vendor(raw["provider"]).hook_class()().parse(raw["pages"], observed_at)
-    offers_path = raw_path.with_name("offers.jsonl")
-    offers_path.write_text("".join(o.model_dump_json() + "\n" for o in batch.offers))
-    return {
-        "provider": raw["provider"],
-        "offers_ref": str(offers_path),
-        "observed_at": raw["observed_at"],
-        "offers": len(batch.offers),
-        "unknown_gpus": dict(batch.unknown_gpus),
-        "memory_mismatches": dict(batch.memory_mismatches),
-        "items": batch.items,  # listing items read; of them, by reason:
-        "dropped": dict(batch.dropped),  # could not be parsed (bad data)
-        "skipped": dict(batch.skipped),  # not GPU offers by design (CPU plans, storage SKUs, ...)
-    }
+@dataclass
+class Parsed:
+    """A normalised batch: its offers as COPY rows (`store.row`), and what the vendor parse counted."""
+
+    provider: str
+    observed_at: datetime
+    rows: list[tuple] = field(default_factory=list)
+    items: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    unknown_gpus: Counter[str] = field(default_factory=Counter)
+    memory_mismatches: Counter[str] = field(default_factory=Counter)
+    _ids: set[str] = field(default_factory=set, repr=False)
+
+    def add(self, batch: Batch) -> None:
+        for offer in batch.offers:
+            if offer.offer_id in self._ids:
+                self.dropped[REPEATED] += 1
+            else:
+                self._ids.add(offer.offer_id)
+                self.rows.append(store.row(offer))
+        self.items += batch.items
+        for mine, theirs in ((self.dropped, batch.dropped), (self.skipped, batch.skipped),
+                             (self.unknown_gpus, batch.unknown_gpus), (self.memory_mismatches, batch.memory_mismatches)):  # fmt: skip
+            mine.update(theirs)
 
 
-def fetch_offers(provider: str) -> dict:
-    """Fetch (under the provider's circuit breaker) and normalise; returns the batch summary."""
-    with Breaker(provider).guard():
-        raw_ref = fetch(provider)
-    return normalise(raw_ref)
+def normalise(raw: ObjectStoragePath) -> Parsed:
+    """Parse a staged raw payload chunk by chunk (see the module docstring) into COPY rows."""
+    header, pages = staged_pages(raw)
+    hook = vendor(header["provider"]).hook_class()()
+    parsed = Parsed(header["provider"], datetime.fromisoformat(header["observed_at"]))
+    whole = type(hook).normalise is not VendorHook.normalise  # joins listings: every response at once
+    chunk, size = [], 0
+    for length, page in pages:
+        if chunk and not whole and size + length > CHUNK_BYTES:
+            parsed.add(hook.parse(chunk, parsed.observed_at))
+            chunk, size = [], 0
+        chunk.append(page)
+        size += length
+    parsed.add(hook.parse(chunk, parsed.observed_at))
+    return parsed
 
 
+@contextmanager
+def _timed(timings: dict[str, float], stage_name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage_name] = round(time.perf_counter() - started, 3)
+
+
+def sync_provider(provider: str, approve_quarantine: int | None = None) -> dict:
+    """One provider end to end; returns its summary. A refused batch is kept (quarantine table, files,
+    gate report) and then raises BatchQuarantined. `approve_quarantine`: a quarantined batch of this
+    provider to land first (`approve`)."""
+    approved = approve(approve_quarantine) if approve_quarantine else None
+    timings: dict[str, float] = {}
+    with _timed(timings, "fetch"), Breaker(provider).guard():
+        raw, key_source = fetch(provider)
+    with _timed(timings, "normalise"):
+        parsed = normalise(raw)
+    with store.connect() as conn:
+        with _timed(timings, "gate"):
+            base = quality.baseline(conn, provider)
+            gate = quality.validate(parsed.rows, provider, base)
+        if not gate.success:
+            quarantine_id = _quarantine(conn, raw, parsed, gate, base, timings)
+            raise BatchQuarantined(f"{provider}: batch of {gate.rows} offers quarantined (id {quarantine_id}): {gate.reason}")
+        started = time.perf_counter()
+        with conn.transaction():
+            landed = store.land_rows(conn, provider, gate.kept(parsed.rows), parsed.observed_at)
+            timings["land"] = round(time.perf_counter() - started, 3)
+            quality.record(conn, _report(parsed, gate, base, "landed", landed.offers, timings))
+    _show_new_data()
+    return {"provider": provider, "observed_at": parsed.observed_at.isoformat(), "credentials": key_source,
+            "items": parsed.items, "offers": gate.rows, "landed": landed.offers, "new": landed.new,
+            "changed": landed.changed, "vanished": landed.vanished, "gate_dropped": gate.rows_dropped,
+            "parse_dropped": dict(parsed.dropped), "skipped": dict(parsed.skipped),
+            "unknown_gpus": dict(parsed.unknown_gpus), "baseline": base.rows, "approved": approved,
+            "seconds": timings}  # fmt: skip
+
+
+def _report(parsed: Parsed, gate: quality.GateResult, base: quality.Baseline, outcome: str, landed: int,
+            timings: dict[str, float], quarantine_id: int | None = None) -> quality.GateReport:  # fmt: skip
+    return quality.GateReport(
+        provider=parsed.provider, observed_at=parsed.observed_at, outcome=outcome, items=parsed.items,
+        rows_in=gate.rows, rows_landed=landed, rows_dropped=gate.rows_dropped,
+        parse_dropped=dict(parsed.dropped), parse_skipped=dict(parsed.skipped), gate_dropped=gate.dropped,
+        failures=gate.failures, baseline_rows=base.rows, baseline_source=base.source,
+        quarantine_id=quarantine_id, timings=dict(timings),
+    )  # fmt: skip
+
+
+def _quarantine(conn, raw: ObjectStoragePath, parsed: Parsed, gate: quality.GateResult, base: quality.Baseline,
+                timings: dict[str, float]) -> int:  # fmt: skip
+    """Move the staged payload to quarantine/, keep its offers beside it, record why; returns the id."""
+    target = staging("quarantine", parsed.provider, raw.parent.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    raw.parent.move(target, recursive=True)
+    offers = target / "offers.jsonl"
+    with offers.open("w") as out:
+        for row in parsed.rows:
+            out.write(Offer.model_validate(dict(zip(OFFER_FIELDS, row))).model_dump_json() + "\n")
+    sample = [Offer.model_validate(dict(zip(OFFER_FIELDS, r))).model_dump(mode="json") for r in parsed.rows[:QUARANTINE_SAMPLE]]
+    with conn.transaction():
+        quarantine_id = store.quarantine(conn, store.Quarantined(
+            provider=parsed.provider, reason=gate.reason, failures=gate.failures, sample_rows=sample,
+            rows=gate.rows, raw_ref=str(target / "raw.jsonl"), offers_ref=str(offers), at=parsed.observed_at,
+        ))  # fmt: skip
+        quality.record(conn, _report(parsed, gate, base, "quarantined", 0, timings, quarantine_id))
+    return quarantine_id
+
+
+# --- operators' approval of a quarantined batch ---------------------------------------------------
+def approve(quarantine_id: int) -> dict:
+    """Land a quarantined batch as it was refused (every offer; the operator overrides the gate),
+    which makes it the provider's baseline. Refused (quality.NotApprovable) when unknown, already
+    approved, or older than the provider's last landing (it would overwrite newer prices)."""
+    with store.connect() as conn, conn.transaction():
+        batch = quality.lock_for_approval(conn, quarantine_id)
+        with stored(batch.offers_ref).open("r") as lines:
+            landed = store.land_rows(conn, batch.provider, (store.row(Offer.model_validate_json(line)) for line in lines), batch.at)
+        quality.mark_approved(conn, quarantine_id)
+        quality.record(conn, quality.GateReport(
+            provider=batch.provider, observed_at=batch.at, outcome="approved", items=batch.rows, rows_in=batch.rows,
+            rows_landed=landed.offers, rows_dropped=0, baseline_rows=landed.offers, baseline_source="approved",
+            quarantine_id=quarantine_id,
+        ))  # fmt: skip
+    _show_new_data()
+    return {"quarantine_id": quarantine_id, "provider": batch.provider, "observed_at": batch.at.isoformat(),
+            "landed": landed.offers, "new": landed.new, "changed": landed.changed}  # fmt: skip
+
+
+def plan(providers: list[str], approve_quarantine: int | None = None) -> list[dict]:
+    """The sync's task arguments, one per provider; the approved batch's provider is synced (after the approval) too."""
+    wanted = {p: None for p in providers}
+    if approve_quarantine:
+        with store.connect() as conn:
+            wanted[quality.approvable(conn, approve_quarantine).provider] = approve_quarantine
+    return [{"provider": p, "approve_quarantine": q} for p, q in wanted.items()]
+
+
+# --- health, publishing, cache, reports, webhooks -------------------------------------------------
 def probe(provider: str) -> dict:
     """One cheap call to the provider, recorded in its breaker: {provider, ok, latency, state, weight}."""
     breaker = Breaker(provider)
-    hook = vendor(provider).hook_class()()
     started, error = time.monotonic(), None
     try:
         with breaker.guard():
-            hook.probe()
+            vendor_hook(provider)[0].probe()
     except CircuitOpen as refused:
         error = str(refused)
     except Exception as failure:  # any failure is the provider's health, reported not raised
@@ -90,45 +268,16 @@ def probe(provider: str) -> dict:
 
 
 def check_health(providers: list[str], workers: int = 8) -> dict:
-    """Probe providers concurrently; record statuses; announce changes. Returns {changed, statuses}."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Probe providers (and Vault) concurrently; record statuses; announce changes. Returns {changed, statuses, vault}."""
     at = datetime.now(timezone.utc)
     with ThreadPoolExecutor(max_workers=workers) as pool:
+        vault = pool.submit(vault_health)
         probes = list(pool.map(probe, providers))
     with store.connect() as conn:
         changed = health.record(conn, probes, at)
-    return {"changed": changed, "statuses": {p["provider"]: health.classify(p["ok"], p["latency"], p["weight"])
-                                             for p in probes}}  # fmt: skip
-
-
-def gate_and_land(summary: dict) -> dict:
-    """Validate the batch (GX gate); land it in one transaction, or quarantine it whole."""
-    provider = summary["provider"]
-    offers = [Offer.model_validate_json(line) for line in Path(summary["offers_ref"]).read_text().splitlines()]
-    observed_at = datetime.fromisoformat(summary["observed_at"])
-    with store.connect() as conn:
-        gate = quality.validate(offers, store.last_good_rows(conn, provider), sorted(VENDORS))
-        if not gate.success:
-            store.quarantine(conn, _quarantined(summary, offers, gate, observed_at))
-            raise BatchQuarantined(f"{provider}: batch of {len(offers)} offers quarantined: {gate.reason}")
-        result = store.land(conn, provider, offers, observed_at)
-    _show_new_data()
-    return {"provider": provider, "offers": result.offers, "new": result.new,
-            "changed": result.changed, "vanished": result.vanished}  # fmt: skip
-
-
-def _quarantined(summary: dict, offers: list[Offer], gate: quality.GateResult, at: datetime) -> store.Quarantined:
-    """Move the batch's files (raw payload and offers) into the quarantine folder."""
-    source = Path(summary["offers_ref"]).parent
-    target = settings.STAGING_DIR / "quarantine" / summary["provider"] / source.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(source, target)
-    return store.Quarantined(
-        provider=summary["provider"], reason=gate.reason, failures=gate.failures,
-        sample_rows=[o.model_dump(mode="json") for o in offers[:QUARANTINE_SAMPLE]], rows=len(offers),
-        raw_ref=str(target / "raw.json"), offers_ref=str(target / "offers.jsonl"), at=at,
-    )  # fmt: skip
+    health.record_vault(vault.result())
+    return {"changed": changed, "vault": vault.result()["status"],
+            "statuses": {p["provider"]: health.classify(p["ok"], p["latency"], p["weight"]) for p in probes}}  # fmt: skip
 
 
 def publish() -> int:

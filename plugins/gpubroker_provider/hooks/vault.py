@@ -28,6 +28,15 @@ where `mount_point` is the hook argument, else the connection's schema, else "se
   injectable (`clock=`), and so is the cache (`cache=`; default: one cache per process, keyed by
   connection, Vault URL, mount and path).
 
+**Syncs** read vendor keys through `vendor_api_key(provider)`: Vault first (user
+`settings.VAULT_USER`, key `api_key`, connection `settings.VAULT_CONN_ID`), the vendor's Airflow
+connection as the fallback (no Vault connection, no credential there, or Vault down with nothing
+cached). Each task is its own process, so their cache is `SharedCredentialCache`: in the pipeline's
+Redis, every entry encrypted with Airflow's Fernet key (`[core] fernet_key`; without one, the
+per-process cache) and gone after `max_stale`; its times are wall-clock. `vault_health()` asks
+Vault's unauthenticated `GET /v1/sys/health`; the health-check DAG keeps the answer in Redis
+(`gpubroker.health.VAULT`), where the webapp's provider status reads it.
+
 Testing: no Vault server can be installed on our development/CI machines, so this hook is tested
 over real HTTP with hvac against a KV-v2-compatible test server (tests/vault_server.py), not a
 real Vault. That server implements only the token-auth and KV-v2 calls this hook makes.
@@ -35,19 +44,31 @@ real Vault. That server implements only the token-auth and KV-v2 calls this hook
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import math
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Any
 
+import httpx
+import redis
 import requests
 from airflow.providers.hashicorp.hooks.vault import VaultHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
+from cryptography.fernet import Fernet, InvalidToken
 from hvac import exceptions as hvac_exceptions
 
+from gpubroker import settings
 from gpubroker_provider.vendors import VENDORS
+
+log = logging.getLogger(__name__)
 
 PATH_TEMPLATE = "gpubroker/users/{user_id}/providers/{provider}"
 DEFAULT_MOUNT_POINT = "secret"
@@ -136,6 +157,72 @@ class CredentialCache:
 
 
 _PROCESS_CACHE = CredentialCache()
+
+
+class SharedCredentialCache(CredentialCache):
+    """A credential cache every process reaching the same Redis shares (the task processes of a sync,
+    on any worker). Entries are Fernet-encrypted, keyed by a hash of (connection, URL, mount, path),
+    and expire after `ttl` seconds; `stored_at` is wall-clock, so hooks using it take `clock=time.time`.
+    Redis failing makes it a cache that holds nothing, never an error: Vault stays the source."""
+
+    PREFIX = "gpubroker:vault-cache:"
+
+    def __init__(self, client: redis.Redis, fernet: Fernet, ttl: float = DEFAULT_MAX_STALE_SECONDS) -> None:
+        super().__init__()
+        self._redis, self._fernet, self._ttl = client, fernet, ttl
+
+    def _name(self, key: tuple) -> str:
+        return self.PREFIX + hashlib.sha256(repr(key).encode()).hexdigest()
+
+    def get(self, key: tuple) -> _Cached | None:
+        try:
+            blob = self._redis.get(self._name(key))
+            return None if blob is None else _Cached(**json.loads(self._fernet.decrypt(blob)))
+        except (redis.RedisError, InvalidToken) as error:
+            log.warning("shared credential cache unreadable: %s", type(error).__name__)
+            return None
+
+    def put(self, key: tuple, entry: _Cached) -> None:
+        try:
+            self._redis.set(self._name(key), self._fernet.encrypt(json.dumps(asdict(entry)).encode()),
+                            ex=math.ceil(self._ttl))  # fmt: skip
+        except redis.RedisError as error:
+            log.warning("shared credential cache not written: %s", type(error).__name__)
+
+    def drop(self, key: tuple) -> None:
+        try:
+            self._redis.delete(self._name(key))
+        except redis.RedisError as error:
+            log.warning("shared credential cache entry not dropped: %s", type(error).__name__)
+
+    def clear(self) -> None:
+        for name in self._redis.scan_iter(f"{self.PREFIX}*"):
+            self._redis.delete(name)
+
+    def __repr__(self) -> str:  # never the values
+        return f"<SharedCredentialCache {self._redis.connection_pool!r}>"
+
+
+def shared_cache() -> CredentialCache:
+    """The shared cache on the pipeline's Redis, encrypted with Airflow's Fernet key; the process
+    cache when no Fernet key is configured (credentials are never kept unencrypted outside memory)."""
+    from airflow.configuration import conf
+
+    key = conf.get("core", "fernet_key", fallback="")
+    if not key:
+        log.warning("no [core] fernet_key: vendor credentials are cached per process only")
+        return _PROCESS_CACHE
+    return SharedCredentialCache(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2), Fernet(key))
+
+
+@dataclass(frozen=True)
+class Credential:
+    data: dict[str, str]
+    version: int | None
+    cached_age: float | None = None  # seconds: served from the cache while Vault was unreachable
+
+    def __repr__(self) -> str:  # never the values
+        return f"Credential(keys={sorted(self.data)}, version={self.version}, cached_age={self.cached_age})"
 
 
 def credential_path(user_id: str | int, provider: str) -> str:
@@ -250,6 +337,10 @@ class CredentialsVaultHook(VaultHook):
 
     def read(self, user_id: str | int, provider: str) -> dict[str, str]:
         """The latest version of the credential, from Vault, or from the cache while Vault is unreachable."""
+        return self.fetch(user_id, provider).data
+
+    def fetch(self, user_id: str | int, provider: str) -> Credential:
+        """`read`, saying which version it is and whether the cache served it (Vault unreachable)."""
         path = credential_path(user_id, provider)
         key = self._cache_key(path)
         try:
@@ -263,7 +354,7 @@ class CredentialsVaultHook(VaultHook):
         _mask_values(data)
         version = ((response.get("data") or {}).get("metadata") or {}).get("version")
         self.cache.put(key, _Cached(data=data, version=version, stored_at=self.clock()))
-        return dict(data)
+        return Credential(dict(data), version)
 
     def delete(self, user_id: str | int, provider: str) -> None:
         """Delete the credential and all its versions (KV-v2 metadata delete). Absent: no error."""
@@ -331,7 +422,7 @@ class CredentialsVaultHook(VaultHook):
                 f"Vault error for {self._where(path)}: {type(exc).__name__} ({_vault_errors(exc)})"
             ) from exc
 
-    def _from_cache(self, path: str, key: tuple, unavailable: VaultUnavailable) -> dict[str, str]:
+    def _from_cache(self, path: str, key: tuple, unavailable: VaultUnavailable) -> Credential:
         cached = self.cache.get(key)
         if cached is None:
             raise VaultUnavailable(f"{unavailable}; no cached credential for {self._where(path)}") from (
@@ -352,7 +443,8 @@ class CredentialsVaultHook(VaultHook):
             self.max_stale,
             unavailable,
         )
-        return dict(cached.data)
+        _mask_values(cached.data)  # masked in this process too (the entry may come from another)
+        return Credential(dict(cached.data), cached.version, cached_age=age)
 
 
 def _vault_errors(exc: hvac_exceptions.VaultError) -> str:
@@ -371,3 +463,58 @@ def _is_auth_error(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__
     return False
+
+
+# --- what the syncs and the health checks use -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VendorKey:
+    api_key: str | None = None  # None: the vendor hook reads its own Airflow connection
+    source: str = "connection"  # "vault", "vault-cache" (Vault unreachable) or "connection"
+
+    def __repr__(self) -> str:  # never the key
+        return f"VendorKey(source={self.source!r})"
+
+
+def vendor_api_key(provider: str, user_id: str | None = None, vault_conn_id: str | None = None) -> VendorKey:
+    """The vendor's API key for a sync: from Vault (`api_key` of `user_id`'s credential, default
+    `settings.VAULT_USER`), from the shared cache while Vault is unreachable, else nothing (the hook
+    falls back to the vendor's Airflow connection): no Vault connection, no credential in Vault,
+    Vault refusing the token, or Vault down with nothing cached. Each fallback is logged, keys never."""
+    try:
+        hook = CredentialsVaultHook(vault_conn_id or settings.VAULT_CONN_ID, clock=time.time, cache=shared_cache())
+    except AirflowNotFoundException:
+        return VendorKey()  # no Vault here
+    try:
+        credential = hook.fetch(user_id or settings.VAULT_USER, provider)
+    except CredentialsVaultError as error:
+        log.warning("%s: no key from Vault (%s); using the Airflow connection", provider, error)
+        return VendorKey()
+    if not credential.data.get("api_key"):
+        log.warning("%s: the Vault credential has no api_key; using the Airflow connection", provider)
+        return VendorKey()
+    return VendorKey(credential.data["api_key"], "vault" if credential.cached_age is None else "vault-cache")
+
+
+# Vault's documented health answers (GET /v1/sys/health): 200 active, 429/473 standby, 501 not
+# initialised, 503 sealed; anything else, or no answer, is "down".
+_HEALTH = {200: "ok", 429: "standby", 473: "standby", 472: "standby", 501: "not_initialized", 503: "sealed"}
+
+
+def vault_health(vault_conn_id: str | None = None, timeout: float = 2.0) -> dict[str, Any]:
+    """Vault's health as the syncs see it: {"status", "latency_ms", "checked_at", "error"}, status one
+    of ok, standby, sealed, not_initialized, down, not_configured (no Vault connection)."""
+    checked_at = datetime.now(timezone.utc).isoformat()
+    try:
+        url = CredentialsVaultHook(vault_conn_id or settings.VAULT_CONN_ID).vault_client.url
+    except AirflowNotFoundException:
+        return {"status": "not_configured", "latency_ms": None, "checked_at": checked_at, "error": None}
+    started = time.monotonic()
+    try:
+        status = httpx.get(f"{url.rstrip('/')}/v1/sys/health", timeout=timeout).status_code
+        error = None if status in _HEALTH else f"HTTP {status}"
+    except httpx.HTTPError as failure:
+        status, error = None, type(failure).__name__
+    return {"status": _HEALTH.get(status, "down"), "latency_ms": round((time.monotonic() - started) * 1000),
+            "checked_at": checked_at, "error": error}  # fmt: skip
