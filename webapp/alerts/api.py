@@ -19,6 +19,7 @@ from ninja import Path, Router
 from ninja.errors import HttpError
 
 from alerts import schemas
+from alerts.matcher import CHANNEL
 from alerts.models import AlertRule
 from gateway.keys import Client
 from gateway.models import ApiKey
@@ -31,7 +32,6 @@ from offers.schemas import Error
 router = Router(tags=["alerts"])
 ERRORS = {**COMMON_ERRORS, 403: Error, 404: Error}  # 403: the plan's rule limit; 404: not this key's rule
 RuleId = Path(..., ge=1, le=2**63 - 1, description="the rule's id")
-CHANNEL = "alert_rules"  # NOTIFY channel: the rules changed
 DELIVERIES = 100
 FIELDS = list(schemas.RuleOut.model_fields)
 
