@@ -86,6 +86,11 @@ def configuration(state: Path, rest_port: int, rpc_port: int, slots: int) -> dic
     }
 
 
+# The client logs the whole environment of the Python process it starts at INFO, and that holds
+# GPUBROKER_DATABASE_URL with its password (the JDBC sink's): never at INFO.
+QUIET_ENVIRONMENT = "logger.pyenv.name = org.apache.flink.client.python.PythonEnvUtils\nlogger.pyenv.level = WARN\n"
+
+
 def write_conf(state: Path, rest_port: int = 8081, rpc_port: int = 6123, slots: int = 4) -> Path:
     """STATE/conf: the distribution's config.yaml with ours applied by its own config tool, and a
     console-only log4j setup (the stack keeps each process's output in its log file)."""
@@ -103,10 +108,10 @@ def write_conf(state: Path, rest_port: int = 8081, rpc_port: int = 6123, slots: 
         "appender.console.name = console\nappender.console.type = CONSOLE\n"
         "appender.console.layout.type = PatternLayout\n"
         "appender.console.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %c{1} - %m%n\n"
-        "logger.kafka.name = org.apache.kafka\nlogger.kafka.level = WARN\n"
+        "logger.kafka.name = org.apache.kafka\nlogger.kafka.level = WARN\n" + QUIET_ENVIRONMENT
     )
     for name in ("log4j-cli.properties", "log4j.properties"):
-        shutil.copy(home / "conf" / name, conf / name)
+        (conf / name).write_text((home / "conf" / name).read_text() + QUIET_ENVIRONMENT)
     return conf
 
 

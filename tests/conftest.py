@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from gpubroker import settings, store
 from gpubroker_provider.replay.server import create_app
-from tests.webapp_fixtures import api, live_webapp, unlimited_key, webapp  # noqa: F401 (fixtures)
+from tests.webapp_fixtures import KEYS_USED, api, live_webapp, unlimited_key, webapp  # noqa: F401 (fixtures)
 
 # Airflow reads its config on import: keep the test process's Airflow home out of the user's.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="gpubroker-airflow-home-"))
@@ -138,6 +138,7 @@ def stack_api_key() -> str:
     import secrets
 
     key = "gpb_" + secrets.token_urlsafe(32)
+    KEYS_USED.add(key)
     with store.connect() as conn:
         conn.execute(
             "INSERT INTO api_keys (name, plan, digest, prefix, created_at) VALUES (%s, 'unlimited', %s, %s, now())",

@@ -12,6 +12,9 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+# Every API key the tests make: the last test file (test_zz_logs_hold_no_secrets.py) looks for each
+# of them in every log the stack keeps.
+KEYS_USED: set[str] = set()
 
 
 def make_key(plan: str = "unlimited", name: str = "tests") -> str:
@@ -20,6 +23,7 @@ def make_key(plan: str = "unlimited", name: str = "tests") -> str:
     from gateway.models import ApiKey
 
     key = keys.new_key()
+    KEYS_USED.add(key)
     ApiKey.objects.create(name=name, plan=plan, digest=keys.digest(key), prefix=key[:12])
     return key
 
