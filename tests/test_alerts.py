@@ -350,6 +350,30 @@ async def test_a_match_is_delivered_signed_with_its_rules_secret_and_listed_with
     assert delivery["latency_ms"] >= 0 and delivery["error"] == ""
 
 
+async def test_a_delivery_the_target_refuses_is_listed_as_failing_with_its_last_answer(api, receiver, pg_url, topics):
+    from alerts import matcher
+    from offers.models import WebhookAllowedHost
+
+    await sync_to_async(WebhookAllowedHost.objects.create)(host="127.0.0.1", note="test receiver")
+    created = (await api.post("/api/v1/alerts", json={"gpu": "H100", "webhook_url": receiver.url})).json()
+    receiver.statuses[:] = [500, 502]
+
+    m = await sync_to_async(matcher.Matcher)(pg_url, matcher.producer(), topics["webhooks"])
+    await sync_to_async(m.handle)([change("a")])
+    [queued] = (await api.get(f"/api/v1/alerts/{created['id']}/deliveries")).json()["items"]
+    assert (queued["status"], queued["attempts"], queued["response_code"], queued["latency_ms"]) == ("queued", 0, None, None)
+
+    def deliver():
+        request = m.conn.execute("SELECT request FROM alert_matches").fetchone()[0]
+        with pytest.raises(webhooks.DeliveryFailed):
+            webhooks.deliver(m.conn, webhooks.Webhook.from_request(request, "unused"), "whsec_unused", attempts=2, backoff=0.01)
+        m.close()
+
+    await sync_to_async(deliver)()
+    [delivery] = (await api.get(f"/api/v1/alerts/{created['id']}/deliveries")).json()["items"]
+    assert (delivery["status"], delivery["attempts"], delivery["response_code"]) == ("failing", 2, 502)
+
+
 def test_a_deleted_rule_or_a_borrowed_secret_is_refused_at_delivery(transactional_db, pg):
     key = make_key("pro")
     rule_id = rule(key, webhook_url="https://hooks.example.com/mine")
