@@ -140,3 +140,25 @@ def test_a_large_landing_queues_every_offer_in_bulk(pg):
     assert count == distinct == 20_000  # 19,999 observed and 1 vanished
     (payload,) = pg.execute("SELECT payload FROM event_outbox WHERE key = 'vastai:3' ORDER BY id DESC LIMIT 1").fetchone()
     assert (payload["old_price"], payload["price_per_hour"], payload["price_per_gpu"]) == (4.25, 5.25, 1.3125)
+
+
+def test_an_older_batch_never_overwrites_newer_data(pg):
+    store.land(pg, "vastai", [offer("a", "1.50", T1), offer("b", "3.00", T1)], T1)
+    seen = last_id(pg)
+    late = store.land(pg, "vastai", [offer("a", "9.99", T0), offer("c", "4.00", T0)], T0)  # observed before T1
+    prices = dict(pg.execute("SELECT offer_id, price_per_hour FROM offers").fetchall())
+    assert prices == {"a": Decimal("1.5000"), "b": Decimal("3.0000"), "c": Decimal("4.0000")}  # only the new offer landed
+    assert (late.offers, late.new, late.changed, late.vanished) == (1, 1, 0, 0)  # b was seen later: not vanished
+    assert list(outbox(pg, seen)) == ["vastai:c"]
+    assert pg.execute("SELECT count(*) FROM price_history WHERE offer_id = 'a'").fetchone()[0] == 1
+
+
+def test_published_outbox_rows_are_pruned_after_the_retention_unpublished_never(pg):
+    from gpubroker import events
+
+    store.land(pg, "vastai", [offer("old", "1.00"), offer("recent", "2.00"), offer("pending", "3.00")], T0)
+    pg.execute("UPDATE event_outbox SET created_at = now() - interval '30 days'")
+    pg.execute("UPDATE event_outbox SET published_at = now() - interval '8 days' WHERE key = 'vastai:old'")
+    pg.execute("UPDATE event_outbox SET published_at = now() - interval '1 day' WHERE key = 'vastai:recent'")
+    assert events.prune_published(pg, days=7) == 1
+    assert sorted(k for (k,) in pg.execute("SELECT key FROM event_outbox")) == ["vastai:pending", "vastai:recent"]

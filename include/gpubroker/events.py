@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import psycopg
 from confluent_kafka import KafkaException, Producer
@@ -53,7 +54,16 @@ def publish_pending(conn: psycopg.Connection, kafka: Producer | None = None) -> 
     while more:
         sent, more = _publish_batch(conn, kafka)
         published += sent
+    prune_published(conn)
     return published
+
+
+def prune_published(conn: psycopg.Connection, days: float | None = None) -> int:
+    """Delete outbox rows Kafka acknowledged more than `days` (OUTBOX_RETENTION_DAYS) ago; unpublished
+    rows are never deleted. Returns how many went."""
+    cutoff = timedelta(days=settings.OUTBOX_RETENTION_DAYS if days is None else days)
+    deleted = conn.execute("DELETE FROM event_outbox WHERE published_at < now() - %s", (cutoff,))
+    return deleted.rowcount
 
 
 def _publish_batch(conn: psycopg.Connection, kafka: Producer) -> tuple[int, bool]:

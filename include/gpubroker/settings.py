@@ -48,6 +48,8 @@ WEBHOOK_ALLOWLIST = frozenset(h.strip().lower() for h in _env("GPUBROKER_WEBHOOK
 # after its last observation (a Flink duration, e.g. "48 h"; state past it falls back to the event's old_*).
 FLINK_REST_URL = _env("GPUBROKER_FLINK_REST_URL", "http://127.0.0.1:8081")
 FLINK_STATE_TTL = _env("GPUBROKER_FLINK_STATE_TTL", "48 h")
+# Published outbox rows are deleted this many days after Kafka acknowledged them (events.prune_published).
+OUTBOX_RETENTION_DAYS = float(_env("GPUBROKER_OUTBOX_RETENTION_DAYS", "7"))
 # Staging of raw vendor payloads and quarantined batches (gpubroker_provider/sync.py): an Airflow
 # ObjectStoragePath URL (file:// locally; s3://bucket/prefix or gs://... in deployment, reached
 # through the Airflow connection STAGING_CONN_ID). Defaults to STAGING_DIR.

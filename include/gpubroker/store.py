@@ -6,6 +6,12 @@ one `offer_observed` event (`gpubroker.schema.OfferObserved`) per offer of the b
 that vanished, carrying the previous price and availability that only this transaction knows. All
 of it is bulk SQL (no per-row round trips); either all of it lands or none of it does. Classifying
 changes (percent, direction), anomalies and aggregates are the stream's (flink/README.md).
+
+A batch observed before the data already landed (a late retry, an approved old quarantine) changes
+no offer it has in common with it: offers move only forward in `observed_at`, and such offers get no
+history row and no event. Retention: `price_history` keeps one row per price change (not per
+observation) for good — it is the product's history, small next to the offers it describes; the
+outbox's published rows are deleted after `settings.OUTBOX_RETENTION_DAYS` (events.prune_published).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ WITH previous AS (
     INSERT INTO offers ({_COLUMNS}, first_seen, last_seen)
     SELECT {_COLUMNS}, observed_at, observed_at FROM offers_stage
     ON CONFLICT (provider, offer_id) DO UPDATE SET {_UPDATES}, last_seen = EXCLUDED.last_seen
+    WHERE offers.observed_at <= EXCLUDED.observed_at  -- an older batch never overwrites newer data
     RETURNING {_COLUMNS}
 ), compared AS (
     SELECT l.*, l.observed_at AS seen_at, p.price_per_hour AS old_price, p.availability AS old_availability
@@ -80,7 +87,8 @@ WITH previous AS (
 ), outbox AS (
     {_queue_observed("compared")}
 )
-SELECT count(*) FILTER (WHERE old_price IS NULL), count(*) FILTER (WHERE old_price <> price_per_hour) FROM compared
+SELECT count(*), count(*) FILTER (WHERE old_price IS NULL), count(*) FILTER (WHERE old_price <> price_per_hour)
+FROM compared
 """
 
 # Offers of the provider the batch no longer lists; `before` is the row as it was before the update.
@@ -99,7 +107,7 @@ SELECT count(*) FROM gone
 
 @dataclass(frozen=True)
 class LandResult:
-    offers: int  # rows upserted (each queued as an `offer_observed` event)
+    offers: int  # rows upserted (each queued as an `offer_observed` event); a late batch's older rows are not
     new: int  # offers seen for the first time
     changed: int  # known offers whose price changed
     vanished: int  # offers of this provider absent from the batch, now marked unavailable (and queued)
@@ -136,10 +144,10 @@ def land_rows(conn: psycopg.Connection, provider: str, rows: Iterable[tuple], ob
             raise ValueError(f"batch for {provider!r} holds offers of another provider")
         if repeated:
             raise ValueError(f"batch for {provider!r} repeats an offer_id")
-        new, changed = cur.execute(_UPSERT).fetchone()
+        landed, new, changed = cur.execute(_UPSERT).fetchone()
         (vanished,) = cur.execute(_VANISH, {"provider": provider, "at": observed_at}).fetchone()
         _provider_status(cur, provider, stale=False, reason="", good_rows=count, good_at=observed_at)
-    return LandResult(offers=count, new=new, changed=changed, vanished=vanished)
+    return LandResult(offers=landed, new=new, changed=changed, vanished=vanished)
 
 
 _CONSISTENT = """SELECT count(*), count(*) FILTER (WHERE provider IS DISTINCT FROM %s),
@@ -152,7 +160,7 @@ def _provider_status(cur, provider: str, stale: bool, reason: str, good_rows=Non
         " VALUES (%(p)s, %(at)s, %(rows)s, %(stale)s, %(reason)s, now())"
         " ON CONFLICT (provider) DO UPDATE SET stale = EXCLUDED.stale, stale_reason = EXCLUDED.stale_reason,"
         " updated_at = now(),"
-        " last_good_at = COALESCE(EXCLUDED.last_good_at, provider_status.last_good_at),"
+        " last_good_at = GREATEST(EXCLUDED.last_good_at, provider_status.last_good_at),"
         " last_good_rows = COALESCE(EXCLUDED.last_good_rows, provider_status.last_good_rows)",
         {"p": provider, "at": good_at, "rows": good_rows, "stale": stale, "reason": reason},
     )

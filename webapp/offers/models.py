@@ -77,7 +77,10 @@ class EventOutbox(models.Model):
         indexes = [
             models.Index(
                 fields=["id"], name="event_outbox_pending_idx", condition=models.Q(published_at__isnull=True)
-            )
+            ),
+            models.Index(  # pruning published rows (gpubroker.events.prune_published)
+                fields=["published_at"], name="event_outbox_published_idx", condition=models.Q(published_at__isnull=False)
+            ),
         ]
 
 
