@@ -73,7 +73,7 @@ async def test_anomalies_newest_first_with_filters(analytics):
 
 @pytest.mark.parametrize(
     ("params", "status", "says"),
-    [({"gpu": "H9000"}, 400, "unknown GPU model"), ({"limit": 0}, 422, "limit"), ({"since": "yesterday"}, 422, "since"),
+    [({"gpu": "H9000"}, 400, "unknown GPU model"), ({"limit": 0}, 422, "limit"), ({"since": "yesterday"}, 422, "since"), ({"since": "0.5"}, 422, "since"),
      ({"provider": "Robert'); DROP TABLE"}, 422, "provider")],
 )  # fmt: skip
 async def test_bad_anomaly_filters_say_what_is_wrong(analytics, params, status, says):

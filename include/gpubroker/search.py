@@ -60,7 +60,9 @@ def _iso8601(value: Any) -> Any:
             value = datetime.fromisoformat(value)
         except ValueError:
             raise ValueError("give an ISO 8601 time with a timezone, e.g. 2026-12-01T12:00:00Z") from None
-    if isinstance(value, datetime) and value.tzinfo is None:
+    if not isinstance(value, datetime):
+        raise ValueError("give an ISO 8601 time with a timezone, e.g. 2026-12-01T12:00:00Z")
+    if value.tzinfo is None:
         raise ValueError("give a timezone, e.g. 2026-12-01T12:00:00Z")
     return value
 

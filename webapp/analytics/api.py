@@ -18,7 +18,7 @@ from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 
 from analytics import queries
-from gpubroker import gpus
+from gpubroker import gpus, search
 from gpubroker_web.responses import PRICING_TTL, json_response
 from offers.schemas import ERRORS
 
@@ -37,7 +37,7 @@ def canonical(gpu: str) -> str:
 class AnomalyQuery(Schema):
     gpu: str | None = Field(None, max_length=64, description="GPU model, canonical or any alias")
     provider: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,32}$", description="provider slug, e.g. vastai")
-    since: datetime | None = Field(None, description="observed at or after this time (ISO 8601 with timezone)")
+    since: search.Timestamp | None = Field(None, description="observed at or after this time (ISO 8601 with timezone)")
     limit: int = Field(50, ge=1, le=500)
 
 
@@ -68,8 +68,6 @@ class AnomalyList(Schema):
 async def list_anomalies(request: HttpRequest, query: Query[AnomalyQuery]):
     """A price per GPU more than 3 standard deviations from its GPU model's trailing hour (`zscore`), or
     a price more than 30% below the offer's previous one (`drop`)."""
-    if query.since is not None and query.since.tzinfo is None:
-        raise HttpError(400, "since needs a timezone, e.g. 2026-12-01T12:00:00Z")
     gpu = canonical(query.gpu) if query.gpu else None
     items = await queries.anomalies(gpu, query.provider, query.since, query.limit)
     return json_response({"items": items, "generated_at": datetime.now(timezone.utc)}, max_age=PRICING_TTL)
