@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from gpubroker import quality
 
 ASSETS_DIR = quality.GX_ROOT / "gx" / "plugins" / "custom_data_docs"
 VENDOR_DIR = ASSETS_DIR / "vendor"
+RUN_TIME = "%Y%m%dT%H%M%S.%fZ"  # how GX names a validation run's folder
 REWRITTEN = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8"}  # the files that name URLs
 
 
@@ -56,10 +59,19 @@ def vendored_files() -> list[Path]:
     return [VENDOR_DIR / path for path in _manifest()["vendor"].values()]
 
 
-def validation_pages(limit: int = 20) -> list[dict[str, str]]:
-    """The newest validation-result pages of the built docs: {run_name, run_time, path} (path relative
-    to the site root). GX lays them out as validations/<suite>/<run name>/<run time>/<batch>.html."""
+def validation_pages(limit: int = 20) -> list[dict[str, Any]]:
+    """The newest validation-result pages of the built docs: {run_name, run_time, at, path} (path
+    relative to the site root; `at` the run time as a UTC datetime, None if GX named it otherwise).
+    GX lays them out as validations/<suite>/<run name>/<run time>/<batch>.html."""
     root = quality.DOCS_DIR / "validations" / quality.SUITE
     pages = sorted(root.glob("*/*/*.html"), key=lambda p: p.parent.name, reverse=True)[:limit] if root.is_dir() else []
-    return [{"run_name": p.parent.parent.name, "run_time": p.parent.name,
+    return [{"run_name": p.parent.parent.name, "run_time": p.parent.name, "at": _run_time(p.parent.name),
              "path": p.relative_to(quality.DOCS_DIR).as_posix()} for p in pages]  # fmt: skip
+
+
+def _run_time(name: str) -> datetime | None:
+    """GX's run-time folder name (`20261203T002736.356625Z`) as a datetime."""
+    try:
+        return datetime.strptime(name, RUN_TIME).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None

@@ -1,9 +1,16 @@
 """Data quality per provider, as a person reads it (`/dq/`): the last gate result, the failed
-expectations with sample values, quarantined batches and why, and the quarantine history.
+expectations with sample values, the rows dropped and why, and the quarantine history.
 
-Sources: `provider_status` (last batch that passed, stale flag and reason) and `quarantine` (every
-refused batch, whole, with its failed expectations). Rows are per provider of the vendor table, in
-slug order; `history` is the newest `HISTORY` quarantines, newest first.
+Sources:
+- `gate_reports` (one row per gate run; columns in gpubroker.quality's docstring): the latest run's
+  outcome (`landed`, `quarantined`, `approved`), rows in / landed, the expectations that refused the
+  batch, the rows the gate dropped per reason (`gate_dropped`) and the items the vendor parse could
+  not read (`parse_dropped`) or skipped as no GPU offer (`parse_skipped`);
+- `provider_status`: the last landed batch, stale flag and reason;
+- `quarantine`: every refused batch, whole (id, rows, why, approved or not).
+
+Rows are per provider of the vendor table, in slug order; `history` is the newest `HISTORY`
+quarantines, newest first. A provider with no gate report yet shows as "not gated yet".
 """
 
 from __future__ import annotations
@@ -18,37 +25,56 @@ HISTORY = 10
 
 _REPORT_SQL = """
 SELECT v.provider, s.last_good_at, s.last_good_rows, COALESCE(s.stale, false) AS stale, s.stale_reason,
+       g.outcome, g.run_at, g.rows_in, g.rows_landed, g.rows_dropped, g.gate_dropped, g.parse_dropped,
+       g.parse_skipped, g.failures, g.baseline_rows, g.baseline_source,
        COALESCE(n.quarantines, 0) AS quarantines, COALESCE(h.history, '[]'::json) AS history
 FROM unnest(%(providers)s::text[]) AS v(provider)
 LEFT JOIN provider_status s USING (provider)
+LEFT JOIN LATERAL (
+    SELECT * FROM gate_reports g WHERE g.provider = v.provider ORDER BY run_at DESC, id DESC LIMIT 1
+) g ON true
 LEFT JOIN LATERAL (SELECT count(*) AS quarantines FROM quarantine q WHERE q.provider = v.provider) n ON true
 LEFT JOIN LATERAL (
-    SELECT json_agg(json_build_object('at', q.created_at, 'reason', q.reason, 'rows', q.rows,
-                                      'failures', q.failures, 'raw_ref', q.raw_ref) ORDER BY q.created_at DESC) AS history
-    FROM (SELECT * FROM quarantine q WHERE q.provider = v.provider ORDER BY created_at DESC LIMIT %(history)s) q
+    SELECT json_agg(json_build_object('id', q.id, 'at', q.created_at, 'reason', q.reason, 'rows', q.rows,
+                                      'approved_at', q.approved_at) ORDER BY q.created_at DESC, q.id DESC) AS history
+    FROM (SELECT * FROM quarantine q WHERE q.provider = v.provider ORDER BY created_at DESC, id DESC LIMIT %(history)s) q
 ) h ON true
 ORDER BY v.provider
 """
 
 
 async def providers() -> list[dict[str, Any]]:
-    """One report per provider: {slug, name, gate ("passed" | "quarantined" | None: never gated),
-    gate_at, last_good_at, last_good_rows, stale_reason, quarantines (count), history, failures
-    (of the latest quarantine when the gate refused the latest batch)}."""
+    """One report per provider: {slug, name, gate (latest gate run: outcome, run_at, rows_in,
+    rows_landed, rows_dropped, baseline_rows, baseline_source; None: never gated), failures,
+    dropped ([{reason, rows, sample, stage}]: rows the gate dropped, items the parse dropped),
+    skipped ({reason: items} that are no GPU offer), last_good_at, last_good_rows, stale_reason,
+    quarantines (count), history ([{id, at, reason, rows, approved_at}], newest first)}."""
     rows = await db.fetch(_REPORT_SQL, {"providers": sorted(VENDORS), "history": HISTORY})
     return [_report(row) for row in rows]
 
 
 def _report(row: dict[str, Any]) -> dict[str, Any]:
-    history = [{**q, "at": datetime.fromisoformat(q["at"])} for q in row["history"]]
-    latest = history[0] if history else None
-    if row["stale"] and latest:
-        gate, gate_at = "quarantined", latest["at"]
-    else:
-        gate, gate_at = ("passed", row["last_good_at"]) if row["last_good_at"] else (None, None)
+    gated = row["outcome"] is not None
+    gate_fields = ("outcome", "run_at", "rows_in", "rows_landed", "rows_dropped", "baseline_rows", "baseline_source")
     return {
-        "slug": row["provider"], "name": VENDORS[row["provider"]].name, "gate": gate, "gate_at": gate_at,
+        "slug": row["provider"], "name": VENDORS[row["provider"]].name,
+        "gate": {k: row[k] for k in gate_fields} if gated else None,
+        "failures": row["failures"] or [] if gated else [],
+        "dropped": _dropped(row) if gated else [], "skipped": row["parse_skipped"] or {} if gated else {},
         "last_good_at": row["last_good_at"], "last_good_rows": row["last_good_rows"],
-        "stale_reason": row["stale_reason"] or None, "quarantines": row["quarantines"], "history": history,
-        "failures": latest["failures"] if gate == "quarantined" else [],
+        "stale_reason": row["stale_reason"] or None, "quarantines": row["quarantines"],
+        "history": [{**q, "at": _time(q["at"]), "approved_at": _time(q["approved_at"])} for q in row["history"]],
     }  # fmt: skip
+
+
+def _dropped(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """What did not land of the latest batch and why, most rows first: the gate's row-level drops
+    ({reason: {rows, sample}}) and the items the vendor parse could not read ({reason: items})."""
+    gate = [{"stage": "gate", "reason": r, "rows": d["rows"], "sample": d.get("sample") or []}
+            for r, d in (row["gate_dropped"] or {}).items()]  # fmt: skip
+    parse = [{"stage": "parse", "reason": r, "rows": n, "sample": []} for r, n in (row["parse_dropped"] or {}).items()]
+    return sorted(gate + parse, key=lambda d: -d["rows"])
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
