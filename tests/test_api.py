@@ -217,6 +217,16 @@ async def test_provider_status_lists_every_vendor(offers):
     vast = next(p for p in body["items"] if p["slug"] == "vastai")
     assert (vast["name"], vast["mode"], vast["offer_count"], vast["stale"]) == ("Vast.ai", "api", 5, False)
     assert vast["last_good_sync"].startswith("2026-11-26T12:00") and vast["last_quarantine_reason"] == "row count dropped"
+    assert body["vault"] is None  # no health check has run
+
+
+async def test_provider_status_shows_the_vault_health_the_checks_recorded(offers, isolated_redis):
+    from gpubroker import health
+
+    checked = {"status": "sealed", "latency_ms": 4, "checked_at": "2026-12-03T01:00:00+00:00", "error": "HTTP 503"}
+    health.record_vault(checked, isolated_redis)
+    vault = (await offers.get("/api/v1/providers")).json()["vault"]
+    assert (vault["status"], vault["latency_ms"], vault["error"]) == ("sealed", 4, "HTTP 503")
 
 
 async def test_no_data_at_all_is_a_503_with_retry_after(api):

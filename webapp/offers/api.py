@@ -7,6 +7,8 @@ message (ninja's 422 for shapes, 400 for names GPUBroker does not know or paging
 
 from __future__ import annotations
 
+import asyncio
+
 from datetime import datetime, timezone
 from enum import StrEnum
 
@@ -90,6 +92,8 @@ async def cheapest(request: HttpRequest, gpu: str):
 
 @router.get("/providers", response={200: schemas.ProviderList, **schemas.ERRORS}, summary="Every provider's status")
 async def list_providers(request: HttpRequest):
-    """Per provider: health, latency, breaker state, last good sync, offer count, staleness, last quarantine."""
-    items = await providers.statuses()
-    return json_response({"items": items, "generated_at": datetime.now(timezone.utc)}, max_age=STATIC_TTL // 10)
+    """Per provider: health, latency, breaker state, last good sync, offer count, staleness, last quarantine;
+    and the health of the Vault the syncs read vendor keys from."""
+    items, vault = await asyncio.gather(providers.statuses(), providers.vault())
+    return json_response({"items": items, "vault": vault, "generated_at": datetime.now(timezone.utc)},
+                         max_age=STATIC_TTL // 10)  # fmt: skip

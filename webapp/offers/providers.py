@@ -47,6 +47,19 @@ def _redis_state() -> tuple[dict[str, dict], dict[str, breaker.Snapshot]]:
         return {}, {}
 
 
+def _vault() -> dict | None:
+    try:
+        raw = _redis(settings.REDIS_URL).get(health.VAULT)
+    except (RedisError, OSError):
+        return None
+    return json.loads(raw) if raw else None
+
+
+async def vault() -> dict | None:
+    """The last Vault health check (`gpubroker_health_checks`), or None (never checked, Redis down)."""
+    return await asyncio.to_thread(_vault)
+
+
 async def statuses() -> list[dict[str, Any]]:
     """One dict per provider of the vendor table, in slug order (see `schemas.ProviderOut`)."""
     return (await statuses_and_breakers())[0]

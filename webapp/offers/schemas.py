@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from ninja import Field, Schema
 
@@ -108,6 +109,16 @@ class ProviderOut(Schema):
     last_quarantine_at: datetime | None
 
 
+class VaultOut(Schema):
+    """The Vault the syncs read vendor keys from, as the last health check saw it."""
+
+    status: Literal["ok", "standby", "sealed", "not_initialized", "down", "not_configured"]
+    latency_ms: int | None
+    checked_at: datetime
+    error: str | None
+
+
 class ProviderList(Schema):
     items: list[ProviderOut]
+    vault: VaultOut | None = Field(description="null until the health checks have run")
     generated_at: datetime
