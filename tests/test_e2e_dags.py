@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 import json
+import os
+import subprocess
 import time
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -14,6 +17,7 @@ import pytest
 
 from gpubroker import settings
 from gpubroker_provider.airflow_api import AirflowApi
+from gpubroker_provider.vendors import VENDORS
 from tests.conftest import kafka_tail, recording
 
 pytestmark = pytest.mark.stack
@@ -140,3 +144,34 @@ def test_a_vendor_timing_out_does_not_delay_the_others(api, stack_replay, capsys
     with capsys.disabled():
         print(f"\n  vastai landed {alone:.1f} s after the run started alone, {beside_a_slow_vendor:.1f} s beside a timing-out lambda")
     assert beside_a_slow_vendor < alone + 15  # lambda's 4 x 5 s timeouts and its 30 s retry delay are not waited for
+
+
+# --- the same sync on a second Airflow instance with the CeleryExecutor (stack.sh's GPUBROKER_AIRFLOW_INSTANCE) ---
+STACK_SH = Path(__file__).resolve().parents[1] / "astro" / "local" / "stack.sh"
+CELERY = {"GPUBROKER_AIRFLOW_INSTANCE": "celerytest", "GPUBROKER_AIRFLOW_PORT": "8091", "GPUBROKER_EXECUTOR": "celery"}
+
+
+@pytest.fixture(scope="module")
+def celery_airflow():
+    """A second Airflow (own metadata database, port 8091, 2 Celery workers, broker Redis db 2) beside the
+    shared one, on the stack's PostgreSQL, Redis, replay server and staging; stopped afterwards."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"} | CELERY
+    try:
+        subprocess.run(["bash", str(STACK_SH), "airflow", "up"], env=env, check=True, timeout=300, capture_output=True)
+        yield AirflowApi(base_url=f"http://127.0.0.1:{CELERY['GPUBROKER_AIRFLOW_PORT']}")
+    finally:
+        subprocess.run(["bash", str(STACK_SH), "airflow", "down"], env=env, timeout=120, capture_output=True)
+
+
+def celery_tasks_received() -> int:
+    logs = STACK_SH.parents[2] / ".stack" / "logs"
+    return sum((logs / f"celerytest-airflow-celery-worker-{i}.log").read_text().count("] received") for i in (1, 2))
+
+
+def test_the_full_sync_runs_green_on_the_celery_executor(celery_airflow, stack_replay):
+    before = celery_tasks_received()
+    state, tis, _ = run(celery_airflow, SYNC, timeout=300)
+    syncs = [t for t in tis if t["task_id"] == SYNC_TASK]
+    assert state == "success", [(t["task_id"], t["map_index"], t["state"]) for t in tis if t["state"] != "success"]
+    assert len(syncs) == len(VENDORS) and {t["state"] for t in syncs} == {"success"}
+    assert celery_tasks_received() - before >= len(tis) - 1  # every task (but a skipped one) went through a Celery worker

@@ -253,7 +253,7 @@ replay_env() {
 # The stack's Airflow: home .stack/airflow, metadata database `airflow`, UI/API on 8080. With
 # GPUBROKER_AIRFLOW_INSTANCE=NAME a second, separate one beside it (home .stack/airflow-NAME, database
 # airflow_NAME, port GPUBROKER_AIRFLOW_PORT, services NAME-airflow-*, DAGs paused at creation, no
-# triggerer) shares the stack's PostgreSQL, Redis, Kafka, replay server and secrets:
+# schedules, no triggerer; its metadata database is recreated at each start) shares the stack's PostgreSQL, Redis, Kafka, replay server and secrets:
 # `GPUBROKER_AIRFLOW_INSTANCE=NAME GPUBROKER_AIRFLOW_PORT=8091 stack.sh airflow up|down`.
 # Executor: GPUBROKER_EXECUTOR=local (LocalExecutor, default) or celery (CeleryExecutor: broker Redis
 # database GPUBROKER_CELERY_REDIS_DB, default 2 (the app uses 0); results in the metadata database;
@@ -295,6 +295,8 @@ airflow_env() {
   export AIRFLOW__CORE__LOAD_EXAMPLES=False
   export AIRFLOW__CORE__PARALLELISM=8
   export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=$([ -n "$AF_INSTANCE" ] && echo True || echo False)
+  # a second instance runs only what is triggered: no scheduled runs (the stack's Airflow has them)
+  export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=$([ -n "$AF_INSTANCE" ] && echo False || echo True)
   export AIRFLOW__CORE__FERNET_KEY=$(cat "$secrets/fernet.key")
   export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$AF_PORT/execution/
   export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$AIRFLOW_USER:admin
@@ -333,8 +335,11 @@ start_airflow() {
   # one triggerer per stack: its Kafka watcher's consumer group would be shared with a second one
   [ -n "$AF_INSTANCE" ] || start airflow-triggerer "$airflow" triggerer
   if [ "$AIRFLOW__CORE__EXECUTOR" = CeleryExecutor ]; then
-    for i in $(seq 1 "${#CELERY_SERVICES[@]}"); do  # task logs are read from the shared log folder: no log server
-      start "${AF}airflow-celery-worker-$i" "$airflow" celery worker --celery-hostname "${AF}worker$i@%h" --skip-serve-logs
+    # task logs are read from the shared log folder: no log server. Without DJANGO_SETTINGS_MODULE
+    # (e.g. inherited from pytest-django): Celery would set up Django, which is the webapp's, not Airflow's.
+    for i in $(seq 1 "${#CELERY_SERVICES[@]}"); do
+      start "${AF}airflow-celery-worker-$i" env -u DJANGO_SETTINGS_MODULE "$airflow" celery worker \
+        --celery-hostname "${AF}worker$i@%h" --skip-serve-logs
     done
   fi
   wait_for "${AF}airflow-api-server" 180 curl -sf "http://127.0.0.1:$AF_PORT/api/v2/monitor/health" -o /dev/null
@@ -345,9 +350,9 @@ stop_airflow() {
   for name in celery-worker-2 celery-worker-1 triggerer dag-processor scheduler api-server; do stop "${AF}airflow-$name"; done
 }
 
-airflow_database() {  # a second instance's own metadata database
+airflow_database() {  # a second instance's own metadata database, new at each start (no runs left over)
   local db=${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN##*/}
-  [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" = 1 ] || psql_admin -c "CREATE DATABASE $db OWNER airflow"
+  psql_admin -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db OWNER airflow"
 }
 
 # The webapp: uvicorn with several worker processes (each its own event loop; rate limits, the L1
