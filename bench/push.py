@@ -9,8 +9,12 @@ Clients subscribe to one GPU channel each (`gpu:<model>`, over `--models` models
 every event reaches 1/models of them; `--everything` subscribes all of them to `price_updates`.
 They run in `--processes` processes (the bench's own CPU is counted against the machine, not hidden).
 
+`--burst` produces every event at once (e.g. 50,000 changes of 50,000 offers) and listens up to
+90 s: the max column is then how long the feed took to deliver the whole burst.
+
 Needs the running stack (`make up`). Usage:
   .venv/bin/python bench/push.py [--clients 1,1000,10000] [--events 50] [--rate 10]
+  .venv/bin/python bench/push.py --clients 100 --events 50000 --burst
 """
 
 from __future__ import annotations
@@ -88,7 +92,8 @@ def client_process(url: str, key: str, channels: list[str], ready, stop, results
     asyncio.run(main())
 
 
-def run(clients: int, events: int, rate: float, key: str, url: str, processes: int, everything: bool, models: int) -> dict:
+def run(clients: int, events: int, rate: float, key: str, url: str, processes: int, everything: bool, models: int,
+        burst: bool = False) -> dict:  # fmt: skip
     channels = ["price_updates" if everything else f"gpu:{MODELS[i % models]}" for i in range(clients)]
     manager = multiprocessing.Manager()
     ready, results, stop = manager.Queue(), manager.Queue(), manager.Event()
@@ -104,23 +109,24 @@ def run(clients: int, events: int, rate: float, key: str, url: str, processes: i
         except Exception:  # noqa: BLE001 (queue.Empty through the manager proxy)
             pass
     connect_seconds = time.monotonic() - started
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "linger.ms": 0})
+    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "linger.ms": 5 if burst else 0})
     chosen = [MODELS[n % models] for n in range(events)]
+    expected = sum(sum(1 for c in channels if c in ("price_updates", f"gpu:{m}")) for m in chosen)
     for n, model in enumerate(chosen):
         producer.produce(settings.Topics.PRICE_CHANGES, key=f"vastai:bench-{n}", value=json.dumps(event(model, n)))
         producer.poll(0)
-        time.sleep(1 / rate)
+        if not burst:
+            time.sleep(1 / rate)
     producer.flush(30)
-    time.sleep(15)  # stragglers
+    time.sleep(90 if burst else 15)  # stragglers; a burst gets its minute and more
     stop.set()
     gathered = [results.get(timeout=120) for _ in workers]
     for w in workers:
         w.join(30)
     latencies = sorted(x for found, _ in gathered for x in found)
-    per_model = {m: sum(1 for c in channels if c in ("price_updates", f"gpu:{m}")) for m in MODELS}
     return {
         "clients": clients, "connected": connected, "connect_s": connect_seconds, "events": events,
-        "delivered": len(latencies), "expected": sum(per_model[m] for m in chosen),
+        "delivered": len(latencies), "expected": expected, "max": latencies[-1] if latencies else None,
         "failed": sum(f for _, f in gathered),
         "p50": statistics.median(latencies) if latencies else None,
         "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else None,
@@ -142,19 +148,21 @@ def main() -> None:
     parser.add_argument("--everything", action="store_true", help="every client subscribes to price_updates")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--url", default="ws://127.0.0.1:8000/ws/providers/")
+    parser.add_argument("--burst", action="store_true", help="produce every event at once, then listen 90 s")
     parser.add_argument("--key")
     args = parser.parse_args()
     raise_fd_limit()
     key = args.key or bench_key()
-    print(f"{os.cpu_count()} CPUs; events at {args.rate}/s; clients over {args.processes} processes; "
+    print(f"{os.cpu_count()} CPUs; events {'all at once' if args.burst else f'at {args.rate}/s'}; clients over {args.processes} processes; "
           f"{'price_updates' if args.everything else f'{args.models} GPU channels'}\n")  # fmt: skip
-    print("| clients | connected (s to connect) | events | delivered / expected | p50 ms | p99 ms |\n| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| clients | connected (s to connect) | events | delivered / expected | p50 ms | p99 ms | max ms |\n"
+          "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for clients in (int(c) for c in args.clients.split(",")):
-        r = run(clients, args.events, args.rate, key, args.url, min(args.processes, clients), args.everything, args.models)
-        p50 = f"{r['p50'] * 1000:.0f}" if r["p50"] is not None else "-"
-        p99 = f"{r['p99'] * 1000:.0f}" if r["p99"] is not None else "-"
-        print(f"| {clients:,} | {r['connected']:,} ({r['connect_s']:.0f}) | {r['events']} | {r['delivered']:,} / {r['expected']:,} "
-              f"| {p50} | {p99} |", flush=True)  # fmt: skip
+        r = run(clients, args.events, args.rate, key, args.url, min(args.processes, clients), args.everything, args.models,
+                args.burst)  # fmt: skip
+        p50, p99, top = (f"{r[k] * 1000:,.0f}" if r[k] is not None else "-" for k in ("p50", "p99", "max"))
+        print(f"| {clients:,} | {r['connected']:,} ({r['connect_s']:.0f}) | {r['events']:,} | {r['delivered']:,} / {r['expected']:,} "
+              f"| {p50} | {p99} | {top} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
