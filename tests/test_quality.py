@@ -203,8 +203,11 @@ def test_a_refused_batch_is_quarantined_and_an_operator_approval_lands_it(vastai
     assert approved["landed"] == len(good) and prices(pg) == {k: p * 1000 for k, p in good.items()}
     assert quality.baseline(pg, "vastai") == quality.Baseline(len(good), "last_good")
     assert quality.latest_reports(pg)[0].outcome == "approved" and quality.quarantines(pg, "vastai") == []
-    with pytest.raises(quality.NotApprovable, match="was approved"):
+    with pytest.raises(quality.AlreadyApproved, match="was approved"):
         sync.approve(pending.id)
+    vastai()  # a retry of the sync task that approved it: the approval is not repeated, the sync runs
+    assert sync.sync_provider("vastai", approve_quarantine=pending.id)["approved"] is None
+    assert prices(pg) == good
 
 
 def test_approving_a_batch_older_than_the_last_landing_is_refused(vastai, pg):
@@ -220,16 +223,17 @@ def test_approving_a_batch_older_than_the_last_landing_is_refused(vastai, pg):
         sync.approve(999_999)
 
 
-def test_the_dq_report_is_built_and_served_at_dq(client):
+def test_the_gx_data_docs_are_built_and_served_at_dq_docs(client):
+    """GX's Data Docs (the page at /dq/ itself, reading gate_reports, is tested in test_dq_page.py)."""
     from gpubroker_provider.airflow_plugin import GpuBrokerPlugin
 
     assert not gate(batch(3, price_per_hour=Decimal("999"))).success  # a stored result with a failure
     index = quality.build_docs()
     assert index.is_file()
-    page = client.get("/dq/")
+    page = client.get("/dq/docs/")
     body = b"".join(page.streaming_content) if page.streaming else page.content
     assert page.status_code == 200 and b"offer_batch" in body
-    assert client.get("/dq/../../great_expectations.yml").status_code in (400, 404)  # no escaping the docs folder
+    assert client.get("/dq/docs/../../great_expectations.yml").status_code in (400, 404)  # no escaping the docs folder
     assert GpuBrokerPlugin.external_views[0]["href"].endswith("/dq/")
 
 

@@ -337,6 +337,10 @@ class NotApprovable(ValueError):
     """A quarantine id that cannot be approved: unknown, already approved, or superseded by a newer landing."""
 
 
+class AlreadyApproved(NotApprovable):
+    """The quarantined batch was approved already (e.g. by an earlier try of the same sync task)."""
+
+
 @dataclass(frozen=True)
 class QuarantinedBatch:
     """One row of the `quarantine` table (a batch the gate refused; `store.quarantine` writes it)."""
@@ -375,7 +379,7 @@ def approvable(conn: psycopg.Connection, quarantine_id: int, lock: bool = False)
             raise NotApprovable(f"no quarantined batch {quarantine_id} (see `gpubroker quarantine list`)")
         batch = QuarantinedBatch(**row)
         if batch.approved_at is not None:
-            raise NotApprovable(f"quarantined batch {quarantine_id} ({batch.provider}) was approved at {batch.approved_at:%Y-%m-%d %H:%M} UTC")
+            raise AlreadyApproved(f"quarantined batch {quarantine_id} ({batch.provider}) was approved at {batch.approved_at:%Y-%m-%d %H:%M} UTC")
         status = cur.execute(f"SELECT last_good_at FROM provider_status WHERE provider = %s{' FOR UPDATE' if lock else ''}",
                              (batch.provider,)).fetchone()  # fmt: skip
     if status and status["last_good_at"] and status["last_good_at"] > batch.at:

@@ -163,7 +163,7 @@ def sync_provider(provider: str, approve_quarantine: int | None = None) -> dict:
     """One provider end to end; returns its summary. A refused batch is kept (quarantine table, files,
     gate report) and then raises BatchQuarantined. `approve_quarantine`: a quarantined batch of this
     provider to land first (`approve`)."""
-    approved = approve(approve_quarantine) if approve_quarantine else None
+    approved = _approve_once(approve_quarantine) if approve_quarantine else None
     timings: dict[str, float] = {}
     with _timed(timings, "fetch"), Breaker(provider).guard():
         raw, key_source = fetch(provider)
@@ -239,6 +239,15 @@ def approve(quarantine_id: int) -> dict:
     _show_new_data()
     return {"quarantine_id": quarantine_id, "provider": batch.provider, "observed_at": batch.at.isoformat(),
             "landed": landed.offers, "new": landed.new, "changed": landed.changed}  # fmt: skip
+
+
+def _approve_once(quarantine_id: int) -> dict | None:
+    """`approve`, except that a batch approved already (an earlier try of this task did) is not an error."""
+    try:
+        return approve(quarantine_id)
+    except quality.AlreadyApproved as done:
+        log.warning("%s: syncing as usual", done)
+        return None
 
 
 def plan(providers: list[str], approve_quarantine: int | None = None) -> list[dict]:
