@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FLINK_VENV = ROOT / ".venv-flink"
 ACTIVE = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "FAILING", "RECONCILING"}
+TOLERABLE_FAILED_CHECKPOINTS = 5  # consecutive failed checkpoints before the job restarts
 
 
 class FlinkError(RuntimeError):
@@ -76,7 +77,7 @@ def configuration(state: Path, rest_port: int, rpc_port: int, slots: int) -> dic
         "execution.checkpointing.savepoint-dir": (state / "savepoints").as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "2",
-        "execution.checkpointing.tolerable-failed-checkpoints": "5",
+        "execution.checkpointing.tolerable-failed-checkpoints": str(TOLERABLE_FAILED_CHECKPOINTS),
         # a failure restarts the job from its last checkpoint, backing off up to a minute
         "restart-strategy.type": "exponential-delay",
         "restart-strategy.exponential-delay.max-backoff": "1min",

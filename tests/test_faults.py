@@ -54,6 +54,17 @@ def stopped(service: str):
         stack("up", "--no-sync")
 
 
+@contextlib.asynccontextmanager
+async def stopped_meanwhile(service: str):
+    """`stopped`, with stopping and starting in a thread: the event loop keeps answering the open
+    sockets' keepalive pings while the stack restarts a service (tens of seconds on two cores)."""
+    await asyncio.to_thread(stack, "stop", service)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(stack, "up", "--no-sync")
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -186,11 +197,11 @@ def test_kafka_down_while_the_bridge_runs_loses_no_change(stack_api_key):
         client = Client(stack_api_key, "gpu:A100")
         await client.open()
         before = [price_change(f"k-before-{i}", "A100") for i in range(20)]
-        send_changes(*before)
-        with stopped("kafka"):
+        await asyncio.to_thread(send_changes, *before)
+        async with stopped_meanwhile("kafka"):
             await asyncio.sleep(5)  # the bridge polls a broker that is gone
         after = [price_change(f"k-after-{i}", "A100") for i in range(20)]
-        send_changes(*after)
+        await asyncio.to_thread(send_changes, *after)
         seen = await client.events(40, timeout=90)
         assert sorted(seen) == sorted(c.offer_id for c in before + after)  # each once, none lost
         await client.ws.close()
