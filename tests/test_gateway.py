@@ -94,6 +94,30 @@ async def test_repeats_are_served_from_the_cache_until_a_landing_bumps_the_versi
     assert fresh.headers["x-cache"] == "origin" and fresh.json()["items"][0]["price_per_hour"] == 1.99
 
 
+async def test_cached_answers_go_out_gzipped_to_clients_that_accept_gzip(api):
+    from offers.models import Offer
+
+    await sync_to_async(Offer.objects.bulk_create)([offer_row(f"h{i}", price=f"2.{i}0") for i in range(8)])
+    ask = lambda encoding: api.get("/api/v1/offers", params={"gpu": "H100"}, headers={"Accept-Encoding": encoding})  # noqa: E731
+    plain, zipped, refused = await ask("identity"), await ask("br, gzip;q=0.5"), await ask("gzip;q=0, *")
+    assert "content-encoding" not in plain.headers and plain.headers["vary"] == "Accept-Encoding"
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.headers["x-cache"] == "l2"
+    assert zipped.json() == plain.json()  # httpx decoded it
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 3  # the bytes on the wire
+    assert "content-encoding" not in refused.headers and refused.content == plain.content
+
+
+@pytest.mark.parametrize(("header", "gzip"), [
+    (None, False), ("identity", False), ("gzip", True), ("GZIP", True), ("deflate, gzip;q=0.8", True),
+    ("x-gzip", True), ("*", True), ("gzip;q=0", False), ("gzip;q=0, *", False), ("*;q=0", False),
+    ("br, *;q=0.1", True), ("gzip;q=nonsense", False),
+])  # fmt: skip
+def test_accept_encoding_is_read_as_rfc_9110_says(header, gzip):
+    from gateway.asgi import accepts_gzip
+
+    assert accepts_gzip([] if header is None else [(b"accept-encoding", header.encode())]) is gzip
+
+
 async def test_errors_are_not_cached_and_private_paths_never_are(api):
     await add_offers()
     assert (await api.get("/api/v1/offers", params={"gpu": "Voodoo"})).status_code == 400

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from gpubroker.schema import FormFactor
 
@@ -145,6 +146,7 @@ class GpuMatch:
     form_factor: FormFactor | None
 
 
+@lru_cache(maxsize=4096)  # a sync sees a few dozen spellings, each thousands of times
 def resolve(vendor_name: str) -> GpuMatch:
     """Canonical model and form factor for any vendor spelling; `UnknownGpu` if not in the registry."""
     tokens = re.split(r"[^a-z0-9]+", vendor_name.lower())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # continent code -> {ISO alpha-2: English short name}
 _COUNTRIES: dict[str, dict[str, str]] = {
@@ -65,6 +66,7 @@ def country(code_or_name: str | None) -> Location:
     return Location(code, CONTINENT_OF[code])
 
 
+@lru_cache(maxsize=4096)  # a sync sees few distinct places, each many times
 def from_place(place: str | None) -> Location:
     """'Texas, US' / 'Quebec, CA' / 'Norway' / 'us-east-1': the last comma part is the country."""
     if not place:

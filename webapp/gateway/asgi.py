@@ -31,6 +31,10 @@ JSON = [(b"content-type", b"application/json")]
 CACHEABLE = re.compile(r"^/api/v1/(offers|gpus|providers|anomalies)(/[^/]+)*/?$")
 NOT_LIMITED = ("/api/v1/openapi.json", "/api/v1/docs")  # static documentation
 STREAM = "/api/v1/stream"  # server-sent events (feed/sse.py)
+# Cached answers go out gzipped to clients that accept it (browsers, curl --compressed, requests, httpx):
+# an offers page shrinks ~8x, so a worker writes far fewer bytes. Only cached answers: they are public
+# and identical for everyone, so compression cannot leak a secret (BREACH); below this size it gains little.
+GZIP_MIN_BYTES = 1024
 
 
 async def respond(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -130,10 +134,13 @@ class Gateway:
         entry, tier = await runtime.response_cache().get(key, runtime.data_version(), compute)
         metrics.cache_lookup(tier)
         age = max(0, int(time.time() - entry.computed_at)) if entry.ttl else 0
-        headers = [*entry.headers, *limit_headers, (b"age", str(age).encode()), (b"x-cache", tier.encode()),
-                   (b"content-length", str(len(entry.body)).encode())]  # fmt: skip
+        body, encoding = entry.body, []
+        if len(body) >= GZIP_MIN_BYTES and accepts_gzip(scope["headers"]):
+            body, encoding = entry.gzipped, [(b"content-encoding", b"gzip")]
+        headers = [*entry.headers, *encoding, (b"vary", b"Accept-Encoding"), *limit_headers, (b"age", str(age).encode()),
+                   (b"x-cache", tier.encode()), (b"content-length", str(len(body)).encode())]  # fmt: skip
         await send({"type": "http.response.start", "status": entry.status, "headers": headers})
-        await send({"type": "http.response.body", "body": entry.body})
+        await send({"type": "http.response.body", "body": body})
 
     async def identify(self, scope) -> keys.Client | None:
         """The asking client, or None for a key that is unknown or revoked."""
@@ -164,6 +171,28 @@ class Gateway:
             await send({"type": "websocket.http.response.body", "body": body})
         else:
             await send({"type": "websocket.close", "code": 4000 + status, "reason": json.loads(body)["detail"]})
+
+
+def accepts_gzip(headers) -> bool:
+    """Whether Accept-Encoding allows gzip (RFC 9110 12.5.3): named with q > 0, or `*` with q > 0 and
+    gzip not named. No header: no compression (the identity coding is always acceptable)."""
+    weights: dict[str, float] = {}
+    for name, value in headers:
+        if name == b"accept-encoding":
+            for coding in value.decode("latin-1").lower().split(","):
+                token, *params = (part.strip() for part in coding.split(";"))
+                weights[token] = next((_quality(p[2:]) for p in params if p.startswith("q=")), 1.0)
+    for token in ("gzip", "x-gzip", "*"):
+        if token in weights:
+            return weights[token] > 0
+    return False
+
+
+def _quality(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0  # a malformed weight: not a yes
 
 
 def cache_key(scope) -> str:

@@ -21,6 +21,7 @@ the L2 needs per-entry expiry + delta next to an LRU bound: an OrderedDict is th
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import math
 import random
@@ -28,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -55,6 +57,11 @@ class Entry:
     @property
     def expiry(self) -> float:
         return self.computed_at + self.ttl
+
+    @cached_property
+    def gzipped(self) -> bytes:
+        """The body gzipped, once per entry and process (level 6, no timestamp: the same bytes each time)."""
+        return gzip.compress(self.body, compresslevel=6, mtime=0)
 
     def encode(self) -> bytes:
         meta = {"s": self.status, "h": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.headers],
