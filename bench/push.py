@@ -69,12 +69,21 @@ def client_process(url: str, key: str, channels: list[str], ready, stop, results
 
     raise_fd_limit()
     latencies: list[float] = []
-    connected = 0
+    connected = retried = 0
 
     async def one(channel: str) -> None:
-        nonlocal connected
-        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {key}"}, max_queue=None,
-                                      ping_interval=None, open_timeout=300) as ws:  # fmt: skip
+        nonlocal connected, retried
+        for attempt in range(20):  # as a real client does: a refused or reset connect is tried again
+            try:
+                ws = await websockets.connect(url, additional_headers={"Authorization": f"Bearer {key}"},
+                                              max_queue=None, ping_interval=None, open_timeout=300)  # fmt: skip
+                break
+            except (OSError, websockets.exceptions.InvalidHandshake) as refused:
+                if attempt == 19:
+                    raise refused
+                retried += 1
+                await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+        async with ws:
             await ws.recv()
             await ws.send(json.dumps({"type": "subscribe", "channels": [channel]}))
             await ws.recv()
@@ -102,7 +111,9 @@ def client_process(url: str, key: str, channels: list[str], ready, stop, results
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         await watcher
         failures = [r for r in outcomes if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
-        results.put((latencies, len(failures)))
+        if failures:
+            print(f"  {len(failures)} clients failed, e.g. {failures[0]!r}", file=sys.stderr)
+        results.put((latencies, len(failures), retried))
 
     asyncio.run(main())
 
@@ -138,11 +149,11 @@ def run(clients: int, events: int, rate: float, key: str, url: str, processes: i
     gathered = [results.get(timeout=120) for _ in workers]
     for w in workers:
         w.join(30)
-    latencies = sorted(x for found, _ in gathered for x in found)
+    latencies = sorted(x for found, _, _ in gathered for x in found)
     return {
         "clients": clients, "connected": connected, "connect_s": connect_seconds, "events": events,
         "delivered": len(latencies), "expected": expected, "max": latencies[-1] if latencies else None,
-        "failed": sum(f for _, f in gathered),
+        "failed": sum(f for _, f, _ in gathered), "retried": sum(r for _, _, r in gathered),
         "p50": statistics.median(latencies) if latencies else None,
         "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else None,
     }  # fmt: skip
@@ -170,13 +181,13 @@ def main() -> None:
     key = args.key or bench_key()
     print(f"{os.cpu_count()} CPUs; events {'all at once' if args.burst else f'at {args.rate}/s'}; clients over {args.processes} processes; "
           f"{'price_updates' if args.everything else f'{args.models} GPU channels'}\n")  # fmt: skip
-    print("| clients | connected (s to connect) | events | delivered / expected | p50 ms | p99 ms | max ms |\n"
-          "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| clients | connected (s to connect) | connects retried / failed | events | delivered / expected | p50 ms "
+          "| p99 ms | max ms |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for clients in (int(c) for c in args.clients.split(",")):
         r = run(clients, args.events, args.rate, key, args.url, min(args.processes, clients), args.everything, args.models,
                 args.burst)  # fmt: skip
         p50, p99, top = (f"{r[k] * 1000:,.0f}" if r[k] is not None else "-" for k in ("p50", "p99", "max"))
-        print(f"| {clients:,} | {r['connected']:,} ({r['connect_s']:.0f}) | {r['events']:,} | {r['delivered']:,} / {r['expected']:,} "
+        print(f"| {clients:,} | {r['connected']:,} ({r['connect_s']:.0f}) | {r['retried']:,} / {r['failed']:,} | {r['events']:,} | {r['delivered']:,} / {r['expected']:,} "
               f"| {p50} | {p99} | {top} |", flush=True)  # fmt: skip
 
 
