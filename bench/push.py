@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing
 import os
 import resource
@@ -155,7 +156,7 @@ def run(clients: int, events: int, rate: float, key: str, url: str, processes: i
         "delivered": len(latencies), "expected": expected, "max": latencies[-1] if latencies else None,
         "failed": sum(f for _, f, _ in gathered), "retried": sum(r for _, _, r in gathered),
         "p50": statistics.median(latencies) if latencies else None,
-        "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else None,
+        "p99": latencies[math.ceil(len(latencies) * 0.99) - 1] if latencies else None,
     }  # fmt: skip
 
 
