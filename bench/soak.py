@@ -1,15 +1,18 @@
 """Soak: REST, WebSocket and SSE together at a steady rate for minutes; errors and webapp memory.
 
-Run by hand against the running stack (`make up`), not in CI. For `--minutes` (10 by default):
-- REST: `--rate` requests/s (default 500, about half the cached offers maximum of bench/api.py on
-  2 cores) over a mix of cached and uncached offer searches, providers and cheapest answers;
+Run by hand against the running stack (`make up`), not in CI. First the REST mix's maximum is measured
+(wrk, unpaced, `--probe` seconds); then for `--minutes` (10 by default):
+- REST: wrk paced at half that maximum (or `--rate`), over a mix of cached and uncached offer
+  searches, providers and cheapest answers (a Lua script picks each request); wrk, a kept load
+  generator, because a Python client tops out at a few hundred requests/s on 2 cores;
 - WebSocket: `--sockets` clients subscribed to GPU channels; SSE: `--streams` event streams;
 - Kafka: `--events` price changes per second, so the live clients get traffic.
 
-Errors counted: REST answers that are not 2xx, WebSocket and SSE clients that were dropped. Memory:
-the summed RSS of the webapp's workers one minute in (warm) and at the end; growth must stay < 10%.
+Errors counted: REST answers that are not 2xx and wrk's socket errors, WebSocket and SSE clients that
+were dropped. Memory: the summed RSS of the webapp's workers one minute in (warm) and at the end;
+growth must stay < 10%. Requests rotate over several unlimited keys (each allows 100,000 a minute).
 
-Usage: .venv/bin/python bench/soak.py [--minutes 10] [--rate 500] [--sockets 200] [--streams 20] [--events 5]
+Usage: .venv/bin/python bench/soak.py [--minutes 10] [--rate N] [--sockets 200] [--streams 20] [--events 5]
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import os
 import random
+import re
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -44,42 +51,47 @@ def webapp_rss() -> int:
     return sum(child.memory_info().rss for child in supervisor.children())
 
 
-def paths() -> list[str]:
-    gpu = random.choice(GPUS)
-    return random.choice([
-        f"/api/v1/offers?gpu={gpu}", f"/api/v1/offers?gpu={gpu}&sort=price_per_gpu", "/api/v1/providers",
-        f"/api/v1/gpus/{gpu}/cheapest", f"/api/v1/offers?max_price={random.randint(1, 400) / 10}",  # uncached mostly
-    ])  # fmt: skip
+# One request of the REST mix per call; `delay` paces each connection to SOAK_RATE requests/s in all.
+MIX = """
+local gpus, keys = {"H100", "A100", "RTX4090", "L40S", "H200"}, {}
+for key in string.gmatch(os.getenv("SOAK_KEYS"), "[^,]+") do keys[#keys + 1] = key end
+local rate, connections = tonumber(os.getenv("SOAK_RATE")), tonumber(os.getenv("SOAK_CONNECTIONS"))
+math.randomseed(os.time())
+function request()
+  local gpu, pick = gpus[math.random(#gpus)], math.random(5)
+  local path = ({"/api/v1/offers?gpu=" .. gpu, "/api/v1/offers?gpu=" .. gpu .. "&sort=price_per_gpu", "/api/v1/providers",
+                 "/api/v1/gpus/" .. gpu .. "/cheapest", "/api/v1/offers?max_price=" .. math.random(1, 400) / 10})[pick]
+  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. keys[math.random(#keys)]})
+end
+if rate > 0 then function delay() return 1000 * connections / rate end end
+"""
+CONNECTIONS = 32
+
+
+async def wrk_mix(url: str, seconds: float, rate: float, keys: list[str], script: str) -> dict:
+    """The REST mix for `seconds` (rate 0: as fast as it goes): requests, errors, requests/s."""
+    process = await asyncio.create_subprocess_exec(
+        "wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{int(seconds)}s", "-s", script, url,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "SOAK_KEYS": ",".join(keys), "SOAK_RATE": str(rate),
+                                             "SOAK_CONNECTIONS": str(CONNECTIONS)})  # fmt: skip
+    out = (await process.communicate())[0].decode()
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, socket.groups())) if socket else 0)
+    return {"requests": requests, "errors": errors, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
 
 
 class Soak:
-    def __init__(self, args, key: str):
-        self.args, self.key = args, key
-        self.auth = {"Authorization": f"Bearer {key}"}
+    def __init__(self, args, keys: list[str], script: str):
+        self.args, self.keys, self.script = args, keys, script
+        self.auth = {"Authorization": f"Bearer {keys[0]}"}
         self.until = time.monotonic() + args.minutes * 60
-        self.rest = {"ok": 0, "errors": 0}
+        self.rest = {"requests": 0, "errors": 0, "rps": 0.0}
         self.live = {"ws_frames": 0, "ws_dropped": 0, "sse_events": 0, "sse_dropped": 0}
 
     async def rest_load(self) -> None:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=self.args.webapp, headers=self.auth, limits=limits, timeout=10) as http:
-            tick = 1 / self.args.rate
-            pending: set[asyncio.Task] = set()
-            next_at = time.monotonic()
-            while time.monotonic() < self.until:
-                task = asyncio.ensure_future(self.one(http))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                next_at += tick
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            await asyncio.gather(*pending, return_exceptions=True)
-
-    async def one(self, http: httpx.AsyncClient) -> None:
-        try:
-            ok = (await http.get(paths())).is_success
-        except httpx.HTTPError:
-            ok = False
-        self.rest["ok" if ok else "errors"] += 1
+        self.rest = await wrk_mix(self.args.webapp, self.until - time.monotonic(), self.args.rate, self.keys, self.script)
 
     async def socket(self, n: int) -> None:
         url = self.args.webapp.replace("http", "ws", 1) + "/ws/providers/"
@@ -144,22 +156,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--webapp", default="http://127.0.0.1:8000")
     parser.add_argument("--minutes", type=float, default=10)
-    parser.add_argument("--rate", type=float, default=500, help="REST requests per second")
+    parser.add_argument("--rate", type=float, help="REST requests per second (default: half the measured maximum)")
+    parser.add_argument("--probe", type=float, default=15, help="seconds of the unpaced run that measures the maximum")
     parser.add_argument("--sockets", type=int, default=200)
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--events", type=int, default=5, help="price changes per second on Kafka")
-    parser.add_argument("--key", help="an API key (default: create an unlimited one)")
     args = parser.parse_args()
-    soak = Soak(args, args.key or bench_key())
-    started = time.monotonic()
-    memory = asyncio.run(soak.run())
+    keys = [bench_key() for _ in range(4)]  # up to 400,000 requests a minute
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(MIX)
+        script.flush()
+        if args.rate is None:
+            peak = asyncio.run(wrk_mix(args.webapp, args.probe, 0, keys, script.name))
+            args.rate = peak["rps"] / 2
+            print(f"REST mix maximum: {peak['rps']:,.0f} req/s ({peak['errors']} errors); soaking at {args.rate:,.0f} req/s")
+        soak = Soak(args, keys[:max(1, math.ceil(args.rate * 60 / 90_000))], script.name)
+        started = time.monotonic()
+        memory = asyncio.run(soak.run())
     minutes = (time.monotonic() - started) / 60
-    rest_total = soak.rest["ok"] + soak.rest["errors"]
     growth = memory["end_rss"] / memory["warm_rss"] - 1
     dropped = soak.live["ws_dropped"] + soak.live["sse_dropped"]
     print(f"| minutes | REST requests (req/s) | REST errors | WebSocket frames | SSE events | live clients dropped | webapp RSS warm -> end |\n"
           f"| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
-          f"| {minutes:.1f} | {rest_total:,} ({rest_total / (minutes * 60):,.0f}) | {soak.rest['errors']} | {soak.live['ws_frames']:,} "
+          f"| {minutes:.1f} | {soak.rest['requests']:,} ({soak.rest['rps']:,.0f}) | {soak.rest['errors']} | {soak.live['ws_frames']:,} "
           f"| {soak.live['sse_events']:,} | {dropped} | {memory['warm_rss'] / 2**20:,.0f} -> {memory['end_rss'] / 2**20:,.0f} MiB ({growth:+.1%}) |")  # fmt: skip
     ok = soak.rest["errors"] == 0 and dropped == 0 and growth < 0.10
     print("error rate 0 and RSS growth < 10%:", "ok" if ok else "MISSED")
