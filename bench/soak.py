@@ -142,6 +142,10 @@ class Soak:
         tasks += [asyncio.ensure_future(self.stream(n)) for n in range(self.args.streams)]
         await asyncio.sleep(min(60, self.args.minutes * 30))
         warm = webapp_rss()
+        while time.monotonic() < self.until:  # the curve, to tell a warm-up from a leak
+            print(f"  {self.args.minutes - (self.until - time.monotonic()) / 60:4.1f} min: webapp RSS "
+                  f"{webapp_rss() / 2**20:,.0f} MiB", flush=True)  # fmt: skip
+            await asyncio.sleep(60)
         await asyncio.gather(*tasks)
         return {"warm_rss": warm, "end_rss": webapp_rss()}
 
