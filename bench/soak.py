@@ -8,11 +8,12 @@ Run by hand against the running stack (`make up`), not in CI. First the REST mix
 - WebSocket: `--sockets` clients subscribed to GPU channels; SSE: `--streams` event streams;
 - Kafka: `--events` price changes per second, so the live clients get traffic.
 
-Errors counted: REST answers that are not 2xx and wrk's socket errors, WebSocket and SSE clients that
-were dropped. Memory: the summed RSS of the webapp's workers one minute in (warm) and at the end;
-growth must stay < 10%. Requests rotate over several unlimited keys (each allows 100,000 a minute).
+Errors counted (warm-up included): REST answers that are not 2xx and wrk's socket errors, WebSocket and
+SSE clients that were dropped. Memory: the summed RSS of the webapp's workers after `--warmup` minutes
+of the same load (freshly started workers grow while their caches fill) and at the end, printed each
+minute; growth must stay < 10%. Requests rotate over several unlimited keys (each allows 100,000 a minute).
 
-Usage: .venv/bin/python bench/soak.py [--minutes 10] [--rate N] [--sockets 200] [--streams 20] [--events 5]
+Usage: .venv/bin/python bench/soak.py [--minutes 10] [--warmup 2] [--rate N] [--sockets 200] [--streams 20] [--events 5]
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Soak:
     def __init__(self, args, keys: list[str], script: str):
         self.args, self.keys, self.script = args, keys, script
         self.auth = {"Authorization": f"Bearer {keys[0]}"}
-        self.until = time.monotonic() + args.minutes * 60
+        self.until = time.monotonic() + (args.warmup + args.minutes) * 60
         self.rest = {"requests": 0, "errors": 0, "rps": 0.0}
         self.live = {"ws_frames": 0, "ws_dropped": 0, "sse_events": 0, "sse_dropped": 0}
 
@@ -140,12 +141,17 @@ class Soak:
         tasks = [asyncio.ensure_future(self.rest_load()), asyncio.ensure_future(self.events())]
         tasks += [asyncio.ensure_future(self.socket(n)) for n in range(self.args.sockets)]
         tasks += [asyncio.ensure_future(self.stream(n)) for n in range(self.args.streams)]
-        await asyncio.sleep(min(60, self.args.minutes * 30))
-        warm = webapp_rss()
-        while time.monotonic() < self.until:  # the curve, to tell a warm-up from a leak
-            print(f"  {self.args.minutes - (self.until - time.monotonic()) / 60:4.1f} min: webapp RSS "
-                  f"{webapp_rss() / 2**20:,.0f} MiB", flush=True)  # fmt: skip
+        total = self.args.warmup + self.args.minutes
+        for _ in range(int(self.args.warmup)):  # fresh workers fill their L2 and allocator arenas first
             await asyncio.sleep(60)
+            print(f"  {total - (self.until - time.monotonic()) / 60:4.1f} min (warm-up): webapp RSS "
+                  f"{webapp_rss() / 2**20:,.0f} MiB", flush=True)  # fmt: skip
+        await asyncio.sleep((self.args.warmup % 1) * 60)
+        warm = webapp_rss()
+        while time.monotonic() < self.until - 30:  # the curve, to tell a warm-up from a leak
+            await asyncio.sleep(60)
+            print(f"  {total - (self.until - time.monotonic()) / 60:4.1f} min: webapp RSS "
+                  f"{webapp_rss() / 2**20:,.0f} MiB", flush=True)  # fmt: skip
         await asyncio.gather(*tasks)
         return {"warm_rss": warm, "end_rss": webapp_rss()}
 
@@ -159,7 +165,8 @@ def bench_key() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--webapp", default="http://127.0.0.1:8000")
-    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--minutes", type=float, default=10, help="the measured soak, after the warm-up")
+    parser.add_argument("--warmup", type=float, default=2, help="minutes of the same load before it, not measured")
     parser.add_argument("--rate", type=float, help="REST requests per second (default: half the measured maximum)")
     parser.add_argument("--probe", type=float, default=15, help="seconds of the unpaced run that measures the maximum")
     parser.add_argument("--sockets", type=int, default=200)
@@ -180,7 +187,7 @@ def main() -> None:
     minutes = (time.monotonic() - started) / 60
     growth = memory["end_rss"] / memory["warm_rss"] - 1
     dropped = soak.live["ws_dropped"] + soak.live["sse_dropped"]
-    print(f"| minutes | REST requests (req/s) | REST errors | WebSocket frames | SSE events | live clients dropped | webapp RSS warm -> end |\n"
+    print(f"| minutes in all | REST requests (req/s) | REST errors | WebSocket frames | SSE events | live clients dropped | webapp RSS after warm-up -> end |\n"
           f"| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
           f"| {minutes:.1f} | {soak.rest['requests']:,} ({soak.rest['rps']:,.0f}) | {soak.rest['errors']} | {soak.live['ws_frames']:,} "
           f"| {soak.live['sse_events']:,} | {dropped} | {memory['warm_rss'] / 2**20:,.0f} -> {memory['end_rss'] / 2**20:,.0f} MiB ({growth:+.1%}) |")  # fmt: skip
