@@ -90,8 +90,10 @@ def row_of(html: str, slug: str) -> str:
     return html[start:html.index("</tr>", start)]
 
 
-def test_dq_page_shows_each_provider_s_gate_failures_dropped_rows_and_quarantine_history(client, quarantined):
-    page = client.get("/dq/")
+# The async views are asked through Django's AsyncClient, on the test's own event loop: the sync client
+# would run them through async_to_sync, which can post to a loop an earlier test left behind and wait forever.
+async def test_dq_page_shows_each_provider_s_gate_failures_dropped_rows_and_quarantine_history(async_client, quarantined):
+    page = await async_client.get("/dq/")
     assert page.status_code == 200
     html = page.content.decode()
     vastai = row_of(html, "vastai")
@@ -112,11 +114,11 @@ def test_dq_page_shows_each_provider_s_gate_failures_dropped_rows_and_quarantine
     assert html.count("not gated yet") == len(VENDORS) - 2
 
 
-def test_dq_page_shows_the_rows_a_landed_batch_dropped_and_why(client, quarantined):
+async def test_dq_page_shows_the_rows_a_landed_batch_dropped_and_why(async_client, quarantined):
     from offers.models import GateReport
 
-    GateReport.objects.filter(provider="vastai", outcome="quarantined").delete()  # the landed run is the latest again
-    vastai = row_of(client.get("/dq/").content.decode(), "vastai")
+    await GateReport.objects.filter(provider="vastai", outcome="quarantined").adelete()  # the landed run is the latest again
+    vastai = row_of((await async_client.get("/dq/")).content.decode(), "vastai")
     assert 'data-gate="landed"' in vastai and "10 of 12 rows landed" in vastai
     dropped = vastai[vastai.index("<code>price_above_band</code>"):]
     assert dropped.startswith("<code>price_above_band</code> <span class=\"sub\">(gate)</span>: 2 rows")
