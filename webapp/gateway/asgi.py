@@ -32,8 +32,9 @@ CACHEABLE = re.compile(r"^/api/v1/(offers|gpus|providers|anomalies)(/[^/]+)*/?$"
 NOT_LIMITED = ("/api/v1/openapi.json", "/api/v1/docs")  # static documentation
 STREAM = "/api/v1/stream"  # server-sent events (feed/sse.py)
 # Cached answers go out gzipped to clients that accept it (browsers, curl --compressed, requests, httpx):
-# an offers page shrinks ~8x, so a worker writes far fewer bytes. Only cached answers: they are public
-# and identical for everyone, so compression cannot leak a secret (BREACH); below this size it gains little.
+# an offers page travels ~10x smaller, compressed once per cache entry (Entry.gzipped). Only cached
+# answers: they are public and the same for everyone, so compression cannot leak a secret (BREACH).
+# Below this size it gains little.
 GZIP_MIN_BYTES = 1024
 
 
