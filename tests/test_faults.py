@@ -36,6 +36,7 @@ pytestmark = pytest.mark.stack
 STACK = Path(__file__).resolve().parent.parent / "astro" / "local" / "stack.sh"
 STATE = Path(os.environ.get("GPUBROKER_STATE") or Path(__file__).resolve().parent.parent / ".stack")
 WEBAPP = "http://127.0.0.1:8000"
+AIRFLOW = "http://127.0.0.1:8080"
 WS = "ws://127.0.0.1:8000/ws/providers/"
 CACHED = "/api/v1/offers?gpu=H100"
 
@@ -233,6 +234,7 @@ def test_postgres_restarted_under_api_load_gives_503s_not_500s_and_recovers_with
         with stopped("postgres"):
             stopped_at.append(time.monotonic())
             time.sleep(5)
+        restarted_at = datetime.now(timezone.utc)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (answers and answers[-1][1] == 200 and back_at):
             time.sleep(0.2)
@@ -245,6 +247,21 @@ def test_postgres_restarted_under_api_load_gives_503s_not_500s_and_recovers_with
     assert down and all(retry and int(retry) >= 1 for _, retry in down)
     recovered = next(t for t, status, _ in answers if status == 200 and t > down[-1][0])
     assert back_at and recovered - back_at[0] <= 10.0, f"answered {recovered - back_at[0]:.1f} s after PostgreSQL was back"
+    assert airflow_heartbeats_after(restarted_at, within=180) == {"scheduler", "triggerer", "dag_processor"}
+
+
+def airflow_heartbeats_after(moment: datetime, within: float) -> set[str]:
+    """Airflow's components that heartbeat after `moment` (Airflow's health endpoint), waiting up to
+    `within` seconds: they exit when PostgreSQL goes away, and the stack starts them again."""
+    components = {"scheduler", "triggerer", "dag_processor"}
+    deadline, beating = time.monotonic() + within, set()
+    while time.monotonic() < deadline and beating != components:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            health = httpx.get(f"{AIRFLOW}/api/v2/monitor/health", timeout=10).json()
+            beating = {c for c in components if (beat := (health.get(c) or {}).get(f"latest_{c}_heartbeat"))
+                       and datetime.fromisoformat(beat) > moment}  # fmt: skip
+        time.sleep(2)
+    return beating
 
 
 def webapp_workers() -> list[int]:

@@ -107,6 +107,19 @@ start() {
   echo $! >"$RUN/$name.pid"
 }
 
+# start_supervised NAME CMD...: `start`, and CMD started again 5 s after it exits, as systemd's
+# Restart=always or a Kubernetes pod would: Airflow's scheduler, triggerer and DAG processor exit when
+# PostgreSQL goes away, and must come back with it. `stop` still ends CMD gracefully (TERM, then wait).
+start_supervised() {
+  local name=$1; shift
+  start "$name" bash -c 'trap "kill -TERM \$child 2>/dev/null; wait \$child; exit 0" TERM INT
+    while true; do
+      "$@" & child=$!; wait "$child"; code=$?
+      echo "$(date -u +%FT%TZ) stack.sh: exited with status $code; starting again in 5 s"
+      sleep 5 & wait $!
+    done' "$name" "$@"
+}
+
 wait_for() {  # wait_for NAME SECONDS CHECK...
   local name=$1 seconds=$2; shift 2
   local deadline=$((SECONDS + seconds))
@@ -329,11 +342,11 @@ start_airflow() {
     "$airflow" pools set vendor_api 8 "Concurrent calls to GPU vendor APIs" >>"$migrated" 2>&1 \
       || die "could not create the vendor_api pool (log: $migrated)"
   fi
-  start "${AF}airflow-api-server" "$airflow" api-server --port "$AF_PORT" --host 127.0.0.1
-  start "${AF}airflow-scheduler" "$airflow" scheduler
-  start "${AF}airflow-dag-processor" "$airflow" dag-processor
+  start_supervised "${AF}airflow-api-server" "$airflow" api-server --port "$AF_PORT" --host 127.0.0.1
+  start_supervised "${AF}airflow-scheduler" "$airflow" scheduler
+  start_supervised "${AF}airflow-dag-processor" "$airflow" dag-processor
   # one triggerer per stack: its Kafka watcher's consumer group would be shared with a second one
-  [ -n "$AF_INSTANCE" ] || start airflow-triggerer "$airflow" triggerer
+  [ -n "$AF_INSTANCE" ] || start_supervised airflow-triggerer "$airflow" triggerer
   if [ "$AIRFLOW__CORE__EXECUTOR" = CeleryExecutor ]; then
     # task logs are read from the shared log folder: no log server. Without DJANGO_SETTINGS_MODULE
     # (e.g. inherited from pytest-django): Celery would set up Django, which is the webapp's, not Airflow's.
