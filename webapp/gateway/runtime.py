@@ -11,6 +11,9 @@ import time
 import weakref
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from gateway import keys
@@ -64,8 +67,12 @@ class _Loop:
     def __init__(self):
         # A bounded pool that makes callers wait for a free connection (up to 2 s) rather than fail:
         # a burst of thousands of WebSocket clients must not open thousands of Redis connections.
-        pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, max_connections=32, timeout=2,
-                                                        socket_timeout=0.5, socket_connect_timeout=0.5)  # fmt: skip
+        # One retry on a broken connection: after Redis restarts, each pooled connection fails once,
+        # then reconnects; without the retry each of them would fail a request or a /readyz.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=32, timeout=2, socket_timeout=0.5, socket_connect_timeout=0.5,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        )
         self.redis = aioredis.Redis(connection_pool=pool)
         self.limiter = Limiter(self.redis)
         self.cache = TwoTierCache(self.redis)
