@@ -57,6 +57,19 @@ def _connect_as_the_stack() -> None:
 _connect_as_the_stack()
 
 
+def stack_logs(*services: str, lines: int = 25) -> str:
+    """The last lines of stack services' logs, for a failure message: all CI shows of the stack."""
+    noise = ("|FAIL|rdkafka", "Exception received:", "watchers currently running")
+    tails = []
+    for service in services:
+        log = STATE / "logs" / f"{service}.log"
+        kept = [line for line in log.read_text(errors="replace").splitlines() if line.strip()
+                and not any(n in line for n in noise)] if log.exists() else ["(no log)"]  # fmt: skip
+        tails.append(f"--- {service} (last {lines} lines) ---")
+        tails.extend(line[:300] for line in kept[-lines:])
+    return "\n".join(tails)
+
+
 def kafka_tail(topic: str) -> Consumer:
     """A consumer positioned at the topic's current end: it sees every message produced from now on,
     whoever produces it and however soon (no group rebalance, no "latest" offset race)."""

@@ -18,7 +18,7 @@ import pytest
 
 from gpubroker import webhooks
 from gpubroker_provider.airflow_api import AirflowApi
-from tests.conftest import recording
+from tests.conftest import recording, stack_logs
 from tests.test_webhooks import Receiver
 
 pytestmark = pytest.mark.stack
@@ -67,7 +67,8 @@ def test_a_lowered_price_reaches_the_rules_webhook_once_signed_with_its_secret(s
         latency = time.monotonic() - started
         time.sleep(5)  # anything else would come now
 
-        assert len(receiver.received) == 1, receiver.received
+        assert len(receiver.received) == 1, \
+            f"{receiver.received}\n{stack_logs('alert-matcher', 'airflow-triggerer')}"
         [request] = receiver.received
         h = request["headers"]
         assert h["webhook-signature"] == webhooks.sign(rule["secret"], h["webhook-id"], int(h["webhook-timestamp"]),

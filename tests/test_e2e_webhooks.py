@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 
 from gpubroker import settings, store, webhooks
 from gpubroker_provider.airflow_api import AirflowApi
+from tests.conftest import stack_logs
 from tests.test_webhooks import Receiver
 
 pytestmark = pytest.mark.stack
@@ -75,7 +76,7 @@ def test_a_message_on_the_webhooks_topic_triggers_a_delivery_through_the_trigger
             assert verified(got[0]) and json.loads(got[0]["body"])["data"] == {"hello": 1}
             return
         time.sleep(1)
-    pytest.fail("no delivery 180 s after the Kafka message")
+    pytest.fail(f"no delivery 180 s after the Kafka message\n{stack_logs('airflow-triggerer', 'airflow-scheduler')}")
 
 
 def test_a_kafka_request_to_an_internal_address_is_refused_at_delivery_and_logged(receiver):
@@ -93,4 +94,4 @@ def test_a_kafka_request_to_an_internal_address_is_refused_at_delivery_and_logge
             assert logged == [(False, "refused: webhook host '10.255.255.1' is an internal address (private); not allow-listed")]
             return
         time.sleep(1)
-    pytest.fail("no delivery attempt logged 180 s after the Kafka message")
+    pytest.fail("no delivery attempt logged 180 s after the Kafka message\n" + stack_logs("airflow-triggerer"))
