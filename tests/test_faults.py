@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import sysconfig
 import threading
 import time
 import uuid
@@ -227,6 +228,8 @@ def test_postgres_restarted_under_api_load_gives_503s_not_500s_and_recovers_with
                 time.sleep(0.05)
 
     stopped_at: list[float] = []
+    editable = next(Path(sysconfig.get_paths()["purelib"]).glob("__editable__.gpubroker-*.pth"))
+    installed = editable.stat().st_ctime_ns
     worker = threading.Thread(target=load, daemon=True)
     worker.start()
     try:
@@ -248,6 +251,8 @@ def test_postgres_restarted_under_api_load_gives_503s_not_500s_and_recovers_with
     recovered = next(t for t, status, _ in answers if status == 200 and t > down[-1][0])
     assert back_at and recovered - back_at[0] <= 10.0, f"answered {recovered - back_at[0]:.1f} s after PostgreSQL was back"
     assert airflow_heartbeats_after(restarted_at, within=180) == {"scheduler", "triggerer", "dag_processor"}
+    # `up` left our installed package alone: a component restarting meanwhile must still import it
+    assert editable.stat().st_ctime_ns == installed
 
 
 def airflow_heartbeats_after(moment: datetime, within: float) -> set[str]:
