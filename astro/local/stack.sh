@@ -76,14 +76,14 @@ install_python() {
 stamp() { cat "$@" | sha1sum | cut -c1-40; }  # stamp FILE...: what an install was made from
 
 install_jars() {
-  local stamp=$STATE/jars.stamp sum
-  sum=$(sha1sum "$HERE/pom.xml" | cut -c1-40)
-  [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && return 0
+  local made=$STATE/jars.stamp sum
+  sum=$(stamp "$HERE/pom.xml")
+  [ "$(cat "$made" 2>/dev/null)" = "$sum" ] && return 0
   say "resolving Kafka and the Flink Kafka connector from Maven Central"
   rm -rf "$STATE/kafka/libs" "$STATE/flink/lib"
   mvn -q -B -f "$HERE/pom.xml" -Dstack.dir="$STATE" package >"$LOGS/maven.log" 2>&1 \
     || { tail -n 20 "$LOGS/maven.log" >&2; die "maven could not resolve the stack's jars (log: $LOGS/maven.log)"; }
-  echo "$sum" >"$stamp"
+  echo "$sum" >"$made"
 }
 
 install() {
