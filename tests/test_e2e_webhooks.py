@@ -62,30 +62,35 @@ def test_bad_conf_is_refused_with_a_clear_message(receiver):
         api.trigger(DAG, {"webhook_url": receiver.url, "event_type": "birthday", "payload": {}})
 
 
-def test_a_message_on_the_webhooks_topic_triggers_a_delivery_through_the_triggerer(receiver):
-    receiver.received.clear()
+def request_through_kafka(url: str, payload: dict | None = None) -> str:
+    """A webhook request put on gpubroker.webhooks, as a producer would; its webhook id."""
     webhook_id = f"msg_{uuid.uuid4().hex[:20]}"
-    request = {"webhook_id": webhook_id, "webhook_url": receiver.url, "event_type": "test", "payload": {"hello": 1}}
+    request = {"webhook_id": webhook_id, "webhook_url": url, "event_type": "test", "payload": payload or {}}
     producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
     producer.produce(settings.Topics.WEBHOOKS, key=webhook_id, value=json.dumps(request))
     producer.flush(10)
-    deadline = time.monotonic() + 180
+    return webhook_id
+
+
+def delivered(receiver: Receiver, webhook_id: str, within: float = 180) -> dict:
+    """The receiver's request carrying `webhook_id`, once it arrives (fails after `within` seconds)."""
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        got = [r for r in receiver.received if r["headers"]["webhook-id"] == webhook_id]
-        if got:
-            assert verified(got[0]) and json.loads(got[0]["body"])["data"] == {"hello": 1}
-            return
+        if got := [r for r in receiver.received if r["headers"]["webhook-id"] == webhook_id]:
+            return got[0]
         time.sleep(1)
-    pytest.fail(f"no delivery 180 s after the Kafka message\n{stack_logs('airflow-triggerer', 'airflow-scheduler')}")
+    pytest.fail(f"no delivery {within:.0f} s after the Kafka message\n{stack_logs('airflow-triggerer', 'airflow-scheduler')}")
+
+
+def test_a_message_on_the_webhooks_topic_triggers_a_delivery_through_the_triggerer(receiver):
+    receiver.received.clear()
+    request = delivered(receiver, request_through_kafka(receiver.url, {"hello": 1}))
+    assert verified(request) and json.loads(request["body"])["data"] == {"hello": 1}
 
 
 def test_a_kafka_request_to_an_internal_address_is_refused_at_delivery_and_logged(receiver):
     """Whoever can write to gpubroker.webhooks cannot make Airflow call inside our network."""
-    webhook_id = f"msg_{uuid.uuid4().hex[:20]}"
-    request = {"webhook_id": webhook_id, "webhook_url": "http://10.255.255.1/internal", "event_type": "test", "payload": {}}
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
-    producer.produce(settings.Topics.WEBHOOKS, key=webhook_id, value=json.dumps(request))
-    producer.flush(10)
+    webhook_id = request_through_kafka("http://10.255.255.1/internal")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         with store.connect() as conn:

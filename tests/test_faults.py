@@ -7,6 +7,8 @@ started again (`stack.sh stop SERVICE`, `stack.sh up --no-sync`), and nothing ma
 - PostgreSQL restarted under API load: 503 with Retry-After (never 500) while it is down, answers
   again within 10 s of it accepting connections.
 - A webapp worker killed: its WebSocket clients reconnect, resume, and get what they missed.
+- A checkout cloned again at the same path (a new Fernet key, the old metadata database): the stack
+  makes that database again, and the triggerer's Kafka watcher delivers.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ import httpx
 import pytest
 import websockets
 from confluent_kafka import Producer
+from cryptography.fernet import Fernet
 
 from gpubroker import settings
 from gpubroker.schema import PriceChange
+from tests.test_e2e_webhooks import delivered, request_through_kafka, verified
+from tests.test_webhooks import Receiver
 
 pytestmark = pytest.mark.stack
 STACK = Path(__file__).resolve().parent.parent / "astro" / "local" / "stack.sh"
@@ -294,3 +299,26 @@ def test_a_killed_webapp_worker_s_websocket_clients_reconnect_resume_and_miss_no
         assert set(webapp_workers()).isdisjoint(workers)
 
     asyncio.run(scenario())
+
+
+@pytest.fixture
+def receiver(stack_webhook_allowlist):
+    r = Receiver()
+    stack_webhook_allowlist("127.0.0.1")
+    yield r
+    r.server.should_exit = True
+
+
+def test_a_checkout_cloned_again_at_the_same_path_gets_an_airflow_whose_triggerer_works(receiver):
+    """PostgreSQL's data outlives a deleted checkout (PG_HOME is outside it, named after its path), so a
+    new clone there meets the old Airflow database with a new Fernet key: the old trigger rows cannot be
+    decrypted, and a triggerer that meets one dies (CI saw every Kafka-triggered delivery missing)."""
+    log = STATE / "logs" / "airflow-triggerer.log"
+    stack("airflow", "down")
+    seen = log.stat().st_size
+    (STATE / "airflow" / "fernet.key").write_text(Fernet.generate_key().decode() + "\n")  # what a new clone makes
+    stack("up", "--no-sync")
+    assert verified(delivered(receiver, request_through_kafka(receiver.url), within=240))
+    with log.open(errors="replace") as f:
+        f.seek(seen)
+        assert "InvalidToken" not in f.read()

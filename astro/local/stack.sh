@@ -346,7 +346,7 @@ start_airflow() {
   airflow_env
   local airflow=$VENV/bin/airflow migrated=$LOGS/${AF}airflow-migrate.log i
   if ! running "${AF}airflow-api-server"; then
-    [ -z "$AF_INSTANCE" ] || airflow_database
+    if [ -n "$AF_INSTANCE" ]; then airflow_database; else airflow_database_of_this_key; fi
     say "migrating the Airflow metadata database"
     "$airflow" db migrate >"$migrated" 2>&1 || { tail -n 20 "$migrated" >&2; die "airflow db migrate failed"; }
     "$airflow" pools set vendor_api 8 "Concurrent calls to GPU vendor APIs" >>"$migrated" 2>&1 \
@@ -376,6 +376,23 @@ stop_airflow() {
 airflow_database() {  # a second instance's own metadata database, new at each start (no runs left over)
   local db=${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN##*/}
   psql_admin -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db OWNER airflow"
+}
+
+# The metadata database holds rows encrypted with the Fernet key (triggers' arguments, connections,
+# variables); a triggerer that cannot decrypt one dies. PostgreSQL's data lives outside the checkout
+# (PG_HOME), so a checkout deleted and cloned again at the same path meets its predecessor's database
+# with a new key. The database's comment names the key it was written under (a fingerprint); a
+# database with Airflow's tables and another mark is made again: its run history cannot be read.
+airflow_database_of_this_key() {
+  local db=${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN##*/} mark
+  mark="fernet key sha256:$(printf '%s' "$AIRFLOW__CORE__FERNET_KEY" | sha256sum | cut -c1-16)"
+  [ "$(psql_admin -c "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$db'")" = "$mark" ] \
+    && return
+  if [ -n "$(psql_admin -d "$db" -c "SELECT 1 FROM pg_tables WHERE tablename = 'alembic_version'")" ]; then
+    say "the Airflow database '$db' was written under another Fernet key (a new checkout at this path?): making it again"
+    airflow_database
+  fi
+  psql_admin -c "COMMENT ON DATABASE $db IS '$mark'"
 }
 
 # The webapp: uvicorn with several worker processes (each its own event loop; rate limits, the L1
