@@ -151,6 +151,17 @@ def test_reports_are_kept_and_read_back_latest_first(pg):
     assert history[1].parse_dropped == {"missing field 'gpu_name'": 2} and history[1].timings == {"gate": 0.1}
 
 
+def test_staged_pages_read_back_as_the_stdlib_decoded_them_nan_and_big_integers_too(tmp_path, monkeypatch):
+    """Pages are read with orjson, which refuses NaN and integers past 64 bits: those pages fall back."""
+    monkeypatch.setattr(settings, "STAGING_URL", tmp_path.as_uri())
+    pages = [{"offers": [{"id": 1, "dph_total": 0.5}]}, {"offers": [{"id": 2**70, "dph_total": float("nan")}]}, [], {}]
+    header, staged = sync.staged_pages(sync.stage("vastai", NOW, pages))
+    back = [page for _, page in staged]
+    assert header == {"provider": "vastai", "observed_at": NOW.isoformat()}
+    assert back[0] == pages[0] and back[2:] == pages[2:]
+    assert back[1]["offers"][0]["id"] == 2**70 and back[1]["offers"][0]["dph_total"] != back[1]["offers"][0]["dph_total"]
+
+
 # --- a provider's sync through the gate (replay server, PostgreSQL, Redis, file:// staging) ---------
 @pytest.fixture
 def vastai(pg, pg_url, replay, isolated_redis, tmp_path, monkeypatch):

@@ -40,7 +40,10 @@ class GpuModel:
 
     def memory_matches(self, gb: float, tolerance: float = 0.1) -> bool:
         """Vendors report 80 GB as 79.6 GiB or 81 920 MiB: accept within 10%."""
-        return any(abs(gb - m) <= m * tolerance for m in self.memory_gb)
+        for m in self.memory_gb:  # a loop, not any(<generator>): once per offer of every batch
+            if abs(gb - m) <= m * tolerance:
+                return True
+        return False
 
 
 _NV, _AMD, _INTEL = "NVIDIA", "AMD", "Intel"

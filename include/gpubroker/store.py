@@ -113,9 +113,16 @@ class LandResult:
     vanished: int  # offers of this provider absent from the batch, now marked unavailable (and queued)
 
 
+# the fields held as tuples (e.g. `inferred`): COPY takes them as arrays, that is lists
+_TUPLE_FIELDS = tuple(i for i, f in enumerate(Offer.model_fields.values()) if getattr(f.annotation, "__origin__", None) is tuple)
+
+
 def row(offer: Offer) -> tuple:
-    """The offer as a COPY row, its fields in OFFER_FIELDS order (tuples, e.g. `inferred`, go as arrays)."""
-    return tuple(list(v) if isinstance(v, tuple) else v for v in offer.__dict__.values())
+    """The offer as a COPY row, its fields in OFFER_FIELDS order (one per offer of a batch: kept cheap)."""
+    values = list(offer.__dict__.values())
+    for i in _TUPLE_FIELDS:
+        values[i] = list(values[i])
+    return tuple(values)
 
 
 assert tuple(Offer.model_fields) == OFFER_FIELDS  # an Offer's __dict__ holds its fields in this order

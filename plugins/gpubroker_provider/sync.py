@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import orjson
 import redis
 from airflow.sdk import ObjectStoragePath
 
@@ -80,15 +81,24 @@ def stage(provider: str, observed_at: datetime, pages: list) -> ObjectStoragePat
 
 def staged_pages(raw: ObjectStoragePath) -> tuple[dict, Iterator[tuple[int, object]]]:
     """The header of a staged raw.jsonl, and its responses as (bytes, decoded) in order, read lazily."""
-    handle = raw.open("r")
+    handle = raw.open("rb")
     header = json.loads(handle.readline())
 
     def pages() -> Iterator[tuple[int, object]]:
         with handle:
             for line in handle:
-                yield len(line), json.loads(line)
+                yield len(line), _decoded(line)
 
     return header, pages()
+
+
+def _decoded(line: bytes) -> object:
+    """orjson: a third of the stdlib's time on big listings. What only the stdlib reads (NaN, integers
+    past 64 bits: a vendor's response is staged as the stdlib decoded it) falls back to it."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
 
 
 # --- the steps of one provider's sync -----------------------------------------------------------
