@@ -315,9 +315,11 @@ def test_a_checkout_cloned_again_at_the_same_path_gets_an_airflow_whose_triggere
     decrypted, and a triggerer that meets one dies (CI saw every Kafka-triggered delivery missing)."""
     log = STATE / "logs" / "airflow-triggerer.log"
     stack("airflow", "down")
-    seen = log.stat().st_size
-    (STATE / "airflow" / "fernet.key").write_text(Fernet.generate_key().decode() + "\n")  # what a new clone makes
-    stack("up", "--no-sync")
+    try:
+        seen = log.stat().st_size
+        (STATE / "airflow" / "fernet.key").write_text(Fernet.generate_key().decode() + "\n")  # what a new clone makes
+    finally:
+        stack("up", "--no-sync")
     assert verified(delivered(receiver, request_through_kafka(receiver.url), within=240))
     with log.open(errors="replace") as f:
         f.seek(seen)

@@ -152,14 +152,18 @@ def test_reports_are_kept_and_read_back_latest_first(pg):
 
 
 def test_staged_pages_read_back_as_the_stdlib_decoded_them_nan_and_big_integers_too(tmp_path, monkeypatch):
-    """Pages are read with orjson, which refuses NaN and integers past 64 bits: those pages fall back."""
+    """Pages are read with orjson, which refuses NaN and reads integers past 64 bits as floats: those
+    pages are read by the stdlib."""
     monkeypatch.setattr(settings, "STAGING_URL", tmp_path.as_uri())
-    pages = [{"offers": [{"id": 1, "dph_total": 0.5}]}, {"offers": [{"id": 2**70, "dph_total": float("nan")}]}, [], {}]
+    big = [2**70 + 1, -(2**64) - 1, 2**63 - 1]
+    pages = [{"offers": [{"id": 1, "dph_total": 0.5}]}, {"offers": [{"id": n} for n in big]},
+             {"offers": [{"dph_total": float("nan")}]}, [], {}]  # fmt: skip
     header, staged = sync.staged_pages(sync.stage("vastai", NOW, pages))
     back = [page for _, page in staged]
     assert header == {"provider": "vastai", "observed_at": NOW.isoformat()}
-    assert back[0] == pages[0] and back[2:] == pages[2:]
-    assert back[1]["offers"][0]["id"] == 2**70 and back[1]["offers"][0]["dph_total"] != back[1]["offers"][0]["dph_total"]
+    assert back[0] == pages[0] and back[3:] == pages[3:]
+    assert [(type(o["id"]), o["id"]) for o in back[1]["offers"]] == [(int, n) for n in big]
+    assert back[2]["offers"][0]["dph_total"] != back[2]["offers"][0]["dph_total"]  # NaN
 
 
 # --- a provider's sync through the gate (replay server, PostgreSQL, Redis, file:// staging) ---------

@@ -381,18 +381,25 @@ airflow_database() {  # a second instance's own metadata database, new at each s
 # The metadata database holds rows encrypted with the Fernet key (triggers' arguments, connections,
 # variables); a triggerer that cannot decrypt one dies. PostgreSQL's data lives outside the checkout
 # (PG_HOME), so a checkout deleted and cloned again at the same path meets its predecessor's database
-# with a new key. The database's comment names the key it was written under (a fingerprint); a
-# database with Airflow's tables and another mark is made again: its run history cannot be read.
+# with a new key: a database holding a row this key cannot decrypt is made again (its run history is
+# unreadable anyway).
 airflow_database_of_this_key() {
-  local db=${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN##*/} mark
-  mark="fernet key sha256:$(printf '%s' "$AIRFLOW__CORE__FERNET_KEY" | sha256sum | cut -c1-16)"
-  [ "$(psql_admin -c "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$db'")" = "$mark" ] \
-    && return
-  if [ -n "$(psql_admin -d "$db" -c "SELECT 1 FROM pg_tables WHERE tablename = 'alembic_version'")" ]; then
-    say "the Airflow database '$db' was written under another Fernet key (a new checkout at this path?): making it again"
-    airflow_database
-  fi
-  psql_admin -c "COMMENT ON DATABASE $db IS '$mark'"
+  local db=${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN##*/}
+  [ -n "$(psql_admin -d "$db" -c "SELECT 1 FROM pg_tables WHERE tablename = 'alembic_version'")" ] || return 0
+  psql_admin -d "$db" -c "SELECT kwargs FROM trigger WHERE kwargs NOT LIKE '{%'
+    UNION ALL SELECT password FROM connection WHERE is_encrypted AND password IS NOT NULL
+    UNION ALL SELECT extra FROM connection WHERE is_extra_encrypted AND extra IS NOT NULL
+    UNION ALL SELECT val FROM variable WHERE is_encrypted AND val IS NOT NULL" | "$PY" -c '
+import os, sys
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+keys = MultiFernet([Fernet(k) for k in os.environ["AIRFLOW__CORE__FERNET_KEY"].split(",")])
+try:
+    for token in sys.stdin.read().split():
+        keys.decrypt(token.encode())
+except InvalidToken:
+    sys.exit(1)' && return 0
+  say "the Airflow database '$db' holds rows another Fernet key encrypted (a new checkout at this path?): making it again"
+  airflow_database
 }
 
 # The webapp: uvicorn with several worker processes (each its own event loop; rate limits, the L1
