@@ -4,6 +4,8 @@ Targets (issue #7): cached `GET /api/v1/offers?gpu=H100` with a valid key reache
 webapp's own `/healthz` and >= 5% of a bare ASGI hello app on uvicorn (same worker count), with
 p99 <= 25 ms at half its measured maximum rate. Measured twice: as wrk asks by default (no
 Accept-Encoding: the full body) and as real HTTP clients ask (gzip accepted: the gzipped copy).
+A second bare app baseline sends the webapp's offers answer itself, bytes and headers, with no work:
+what the answer's size alone costs against the hello, a bound for the ratio to `/healthz`.
 
 Needs the running stack's webapp (`make up`) and Debian's `wrk`. It starts the bare ASGI app itself
 and makes an unlimited API key (named `bench`) unless --key is given.
@@ -14,6 +16,7 @@ Usage: .venv/bin/python bench/api.py [--duration 10] [--connections 32] [--worke
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -28,17 +31,29 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_APP = '''
-BODY = b'{"hello":"world"}'
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+HELLO = b'{"hello":"world"}'
+HELLO_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"17")]
+# /offers: the webapp's cached offers answer, byte for byte, with its headers: what sending it costs alone
+OFFERS = (HERE / "offers.body").read_bytes()
+OFFERS_HEADERS = [(k.encode(), v.encode()) for k, v in json.loads((HERE / "offers.headers").read_text())]
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"17")]})
-    await send({"type": "http.response.body", "body": BODY})
+    headers, body = (OFFERS_HEADERS, OFFERS) if scope["path"] == "/offers" else (HELLO_HEADERS, HELLO)
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 '''
+BARE = "bare ASGI hello (uvicorn)"
+BARE_OFFERS = "bare ASGI, the offers answer's bytes and headers"
 PLAIN = "cached /api/v1/offers?gpu=H100 + key"
 # what browsers, curl --compressed, requests and httpx send: the gateway answers from its gzipped copy
 GZIP = PLAIN + ", Accept-Encoding: gzip"
@@ -104,6 +119,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "bare.py").write_text(BARE_APP)
+        as_wrk_asks = httpx.get(offers, headers=auth | {"Accept-Encoding": "identity"}, timeout=30)
+        (Path(tmp) / "offers.body").write_bytes(as_wrk_asks.content)
+        sent = [(k, v) for k, v in as_wrk_asks.headers.items() if k not in ("date", "server")]  # uvicorn adds those
+        (Path(tmp) / "offers.headers").write_text(json.dumps(sent))
         (Path(tmp) / "paced.lua").write_text(PACED)
         port = free_port()
         bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare:app", "--port", str(port), "--workers",
@@ -117,7 +136,8 @@ def main() -> None:
                     time.sleep(0.1)
             run = lambda url, headers=None: wrk(url, args.duration, args.connections, headers or {})  # noqa: E731
             results = {
-                "bare ASGI hello (uvicorn)": run(f"http://127.0.0.1:{port}/"),
+                BARE: run(f"http://127.0.0.1:{port}/"),
+                BARE_OFFERS: run(f"http://127.0.0.1:{port}/offers"),
                 "webapp /healthz": run(f"{args.webapp}/healthz"),
                 PLAIN: run(offers, fresh_auth()),
                 GZIP: run(offers, fresh_auth() | ACCEPT_GZIP),
@@ -138,7 +158,7 @@ def main() -> None:
     print("| target | requests/s | p50 ms | p99 ms | non-2xx |\n| --- | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
         print(f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non_2xx']} |")
-    bare_rps, health_rps = results["bare ASGI hello (uvicorn)"]["rps"], results["webapp /healthz"]["rps"]
+    bare_rps, health_rps = results[BARE]["rps"], results["webapp /healthz"]["rps"]
     print()
     if refused := [name for name, r in results.items() if r["non_2xx"]]:
         print(f"NOT VALID: non-2xx answers in {', '.join(refused)} (a rate limit? a key from --key?)")
@@ -148,6 +168,9 @@ def main() -> None:
             print(f"{name} / {baseline}: {ratio:.1%} (goal >= {goal:.0%}) {'ok' if ratio >= goal else 'MISSED'}")
         print(f"{name}: p99 at {peak / 2:,.0f} req/s (half its peak): {p99:.2f} ms (goal <= 25 ms) "
               f"{'ok' if p99 <= 25 else 'MISSED'}")  # fmt: skip
+    ceiling = results[BARE_OFFERS]["rps"] / bare_rps
+    print(f"the answer alone: {BARE_OFFERS} / {BARE}: {ceiling:.1%} (sending its bytes and headers, no work at all); "
+          f"{PLAIN} / {BARE_OFFERS}: {results[PLAIN]['rps'] / results[BARE_OFFERS]['rps']:.1%}")  # fmt: skip
 
 
 if __name__ == "__main__":

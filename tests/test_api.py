@@ -11,8 +11,7 @@ from asgiref.sync import sync_to_async
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gpubroker import cache
-from tests.webapp_fixtures import NOW, offer_row
+from tests.webapp_fixtures import NOW, landed, offer_row
 
 
 @sync_to_async
@@ -288,7 +287,7 @@ async def test_filter_sort_and_paging_match_a_plain_python_model(api, isolated_r
                       gpu_memory_gb=s["gpu_memory_gb"], availability=s["availability"],
                       spot_price=s["price"] / 2 if s["spot"] else None) for s in specs]  # fmt: skip
     await sync_to_async(lambda: (Offer.objects.all().delete(), Offer.objects.bulk_create(rows)))()
-    cache.bump_version(isolated_redis)  # as a landing does: cached answers of the old data retire
+    await landed(isolated_redis)  # cached answers of the old data retire
     params = {k: (v if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in query.items()}
     seen, page = [], 1
     while True:

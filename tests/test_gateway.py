@@ -12,8 +12,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
-from gpubroker import cache, health
-from tests.webapp_fixtures import make_key, offer_row
+from gpubroker import health
+from tests.webapp_fixtures import landed, make_key, offer_row
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,7 @@ async def test_repeats_are_served_from_the_cache_until_a_landing_bumps_the_versi
     assert again.content == first.content and int(again.headers["age"]) >= 0
     await sync_to_async(Offer.objects.filter(offer_id="h1").update)(price_per_hour="1.99")
     assert (await api.get("/api/v1/offers", params={"gpu": "H100"})).json()["items"][0]["price_per_hour"] == 2.5
-    cache.bump_version(isolated_redis)  # what every landing does
+    await landed(isolated_redis)
     fresh = await api.get("/api/v1/offers", params={"gpu": "H100"})
     assert fresh.headers["x-cache"] == "origin" and fresh.json()["items"][0]["price_per_hour"] == 1.99
 

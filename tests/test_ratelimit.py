@@ -15,8 +15,9 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway import ratelimit
 from gateway.plans import LIMITS, Plan
-from gateway.ratelimit import Limiter, LocalWindows
+from gateway.ratelimit import KEY_PREFIX, LEASE_SECONDS, VERSION_KEY, Limiter, LocalWindows
 from tests.conftest import ISOLATED_REDIS
 
 SEED_LIMITS = {"free": 10, "pro": 100, "enterprise": 1000, "unlimited": 100_000}
@@ -131,3 +132,84 @@ async def test_redis_unreachable_falls_back_to_a_per_worker_share_never_unlimite
     decisions = [await limiter.hit("ip:10.0.0.1", SEED_LIMITS["free"]) for _ in range(8)]
     assert [d.admitted for d in decisions] == [True] * 5 + [False] * 3  # 10 // 2 workers
     assert not any(d.shared for d in decisions) and limiter.shared.data_version is None
+
+
+# Leases (enterprise: up to 10 slots a lease) over three workers, near a full window. Each step is one
+# request from one worker, or a pause past the lease lifetime (leases run out; their unused slots are
+# given back by the worker's next call).
+lease_steps = st.lists(st.one_of(st.integers(0, 2), st.just("pause")), min_size=1, max_size=80)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(free=st.integers(0, 30), steps=lease_steps)
+async def test_leases_never_admit_past_the_limit_and_every_logged_slot_is_accounted_for(redis_url, free, steps):
+    client = aioredis.Redis.from_url(redis_url)
+    who, limit = f"lease:{uuid.uuid4().hex}", SEED_LIMITS["enterprise"]
+    seconds, micros = await client.time()
+    await client.zadd(KEY_PREFIX + who, {f"earlier:{i}": seconds * 1000 + micros // 1000 for i in range(limit - free)})
+    workers, admitted = [counting(Limiter(client)) for _ in range(3)], 0
+
+    def held() -> int:  # slots leased and not used yet
+        return sum(lease.left for w in workers if (lease := w.leases.get(who)))
+
+    try:
+        for step in steps:
+            if step == "pause":
+                await asyncio.sleep(LEASE_SECONDS)
+                continue
+            asked_redis = workers[step].calls
+            decision = await workers[step].hit(who, limit)
+            asked_redis = workers[step].calls > asked_redis
+            admitted += decision.admitted
+            assert admitted <= free  # never past the limit
+            # Redis logs exactly the earlier requests, the admitted ones and the slots leases hold
+            assert await client.zcard(KEY_PREFIX + who) == limit - free + admitted + held()
+            own = workers[step].leases[who].left if who in workers[step].leases else 0
+            if not decision.admitted:  # refused only when the window is full, held slots counted
+                assert admitted + held() == free and decision.remaining == 0 and decision.retry_after >= 1
+            elif asked_redis:  # remaining: what the window has free, plus what this worker's lease holds
+                assert decision.remaining == free - admitted - held() + own
+            else:  # from a lease: as the window stood when it was taken (others may have used some since)
+                assert decision.remaining >= free - admitted - held() + own
+    finally:
+        await client.aclose()
+
+
+def counting(limiter: Limiter) -> Limiter:
+    """The limiter, counting its calls to Redis in `limiter.calls`."""
+    script, limiter.calls = limiter.script, 0
+
+    async def counted(**kwargs):
+        limiter.calls += 1
+        return await script(**kwargs)
+
+    limiter.script = counted
+    return limiter
+
+
+async def test_a_busy_client_is_admitted_from_leases_with_few_round_trips(redis_url, monkeypatch):
+    monkeypatch.setattr(ratelimit, "LEASE_SECONDS", 5.0)  # no lease runs out on a slow machine
+    client = aioredis.Redis.from_url(redis_url)
+    limiter, who = counting(Limiter(client)), f"busy:{uuid.uuid4().hex}"
+    decisions = [await limiter.hit(who, SEED_LIMITS["unlimited"]) for _ in range(2000)]
+    await client.aclose()
+    assert all(d.admitted for d in decisions) and limiter.calls < 40  # leases of 1, 2, 4 ... 1000 slots
+    assert [d.remaining for d in decisions[:3]] == [99_999, 99_998, 99_997]
+
+
+async def test_a_leased_client_sees_a_new_data_version_within_a_lease_lifetime(redis_url, monkeypatch):
+    """The price of leases: requests admitted from one carry the data version of the call that took it."""
+    monkeypatch.setattr(ratelimit, "LEASE_SECONDS", 1.0)  # long enough for a slow machine
+    client = aioredis.Redis.from_url(redis_url)
+    limiter, who = Limiter(client), f"version:{uuid.uuid4().hex}"
+    for _ in range(3):  # leases of 1, then 2 slots: the third request is admitted from the lease
+        await limiter.hit(who, SEED_LIMITS["unlimited"])
+    await limiter.hit(who, SEED_LIMITS["unlimited"])  # a lease of 4: 3 slots left
+    before = limiter.shared.data_version
+    await client.incr(VERSION_KEY)  # a landing
+    await limiter.hit(who, SEED_LIMITS["unlimited"])
+    stale = limiter.shared.data_version
+    await asyncio.sleep(1.0)
+    await limiter.hit(who, SEED_LIMITS["unlimited"])
+    await client.aclose()
+    assert stale == before and limiter.shared.data_version == before + 1

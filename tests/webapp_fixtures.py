@@ -3,6 +3,7 @@ on pytest-django's database and the tests' own Redis database, with API keys of 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -26,6 +27,17 @@ def make_key(plan: str = "unlimited", name: str = "tests") -> str:
     KEYS_USED.add(key)
     ApiKey.objects.create(name=name, plan=plan, digest=keys.digest(key), prefix=key[:12])
     return key
+
+
+async def landed(redis_client) -> None:
+    """What a landing does to the webapp: bump the data version. The `api` fixture's unlimited key is
+    admitted from leases under load, which carry the version they were taken with (gateway.ratelimit):
+    the landing is visible once the last of them ran out."""
+    from gateway import ratelimit
+    from gpubroker import cache
+
+    cache.bump_version(redis_client)
+    await asyncio.sleep(ratelimit.LEASE_SECONDS)
 
 
 def offer_row(offer_id: str, gpu="H100", provider="vastai", region="Norway", price="1.00", **fields):

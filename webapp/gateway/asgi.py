@@ -2,8 +2,9 @@
 
 Why a layer of its own: the hot path — who is asking, may they, is the answer cached — must not pay
 for Django's request machinery (middleware chain, URL resolving, a thread hop per request signal).
-Here it is a few dictionary lookups and one Redis round trip (the rate limit, which also brings the
-data version and the key epoch). Only cache misses and non-cacheable requests reach Django.
+Here it is a few dictionary lookups and at most one Redis round trip (the rate limit, which also
+brings the data version and the key epoch; a busy client's requests are mostly admitted from a lease
+of slots, with none: gateway.ratelimit). Only cache misses and non-cacheable requests reach Django.
 
 - `/healthz` (liveness: constant JSON, no I/O), `/readyz` (PostgreSQL and Redis reachable),
   `/metrics` (Prometheus) are answered here.

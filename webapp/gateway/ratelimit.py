@@ -15,6 +15,18 @@ request makes one Redis round trip and always sees the latest landing.
 Why not the `limits` library (its Redis moving window is the same algorithm): every release that
 supports redis-py 8 needs `packaging<26`, which the Airflow Celery provider's kombu forbids.
 
+Leases, for the plans allowing at least `LEASE_MIN_LIMIT` a window (enterprise, unlimited): a busy
+client's requests would each still cost a share of a round trip, which is most of a cached answer's
+price. So the call for such a client takes several slots at once (at most `limit // LEASE_SHARE`,
+never more than the window has free), logged `LEASE_SECONDS` ahead of now, and this worker admits
+the client's next requests from them without asking Redis, for at most `LEASE_SECONDS`. The window
+stays exact in what it admits (a slot is one request; the slots a lease did not use are given back
+in the call that takes the next one) and errs only strict: a leased slot leaves the window up to
+`LEASE_SECONDS` late, and slots of a client that stopped stay counted until they age out. A lease's
+size follows the client: doubled when used up in time, cut to what was used when it expired. What
+it costs: requests admitted from a lease see the data version and key epoch of the call that took
+it, so for such a client a landing or a revocation takes effect within `LEASE_SECONDS`.
+
 Redis down: each worker falls back to its own log with `limit // workers` (at least 1): never unlimited.
 """
 
@@ -26,7 +38,7 @@ import math
 import os
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -38,30 +50,41 @@ VERSION_KEY = "gpubroker:cache:version"  # bumped by every landing (gpubroker.ca
 EPOCH_KEY = "gpubroker:keys:epoch"  # bumped when a key is revoked
 KEY_PREFIX = "gpubroker:ratelimit:"
 REDIS_RETRY_SECONDS = 1.0  # after a Redis failure, use the local limiter this long before trying again
+LEASE_MIN_LIMIT = 1000  # plans allowing this many requests a window or more take slots ahead (leases)
+LEASE_SHARE = 100  # a lease holds at most this fraction of the limit (1%)
+LEASE_SECONDS = 0.05  # a lease's lifetime: the longest a leased request's view of Redis may be old
 
 # KEYS: version, epoch, then one window per request. ARGV: window ms, a batch-unique member prefix,
-# a clock offset in ms (0; tests move time with it, as Redis's clock cannot be set), then each
-# window's limit. Returns version, epoch, then (admitted, used, ms until a slot frees) per request.
+# a clock offset in ms (0; tests move time with it, as Redis's clock cannot be set), the lease
+# lifetime in ms, then 5 per request: its limit; the slots it wants (1: this request; more: a lease,
+# whose slots are logged a lease lifetime ahead); and the unused slots of the client's last lease on
+# this worker, given back first (their name prefix, '' for none, and the range of their numbers).
+# Returns version, epoch, then (slots granted, used, ms until a slot frees) per request.
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
-local window = tonumber(ARGV[1])
+local window, lease = tonumber(ARGV[1]), tonumber(ARGV[4])
 local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or ''}
 for i = 3, #KEYS do
-  local key, limit = KEYS[i], tonumber(ARGV[i + 1])
+  local a = 5 * (i - 3) + 5
+  local key, limit, want, unused = KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
+  if unused ~= '' then
+    for j = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]) do redis.call('ZREM', key, unused .. ':' .. j) end
+  end
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   local used = redis.call('ZCARD', key)
-  local admitted = 0
-  if used < limit then
-    redis.call('ZADD', key, now, ARGV[2] .. ':' .. i)
-    redis.call('PEXPIRE', key, window)
-    used = used + 1
-    admitted = 1
+  local granted = math.max(0, math.min(want, limit - used))
+  local stamp = now
+  if want > 1 then stamp = now + lease end
+  for j = 1, granted do redis.call('ZADD', key, stamp, ARGV[2] .. ':' .. i .. ':' .. j) end
+  if granted > 0 then
+    redis.call('PEXPIRE', key, window + lease)
+    used = used + granted
   end
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   local frees = window
   if oldest[2] then frees = tonumber(oldest[2]) + window - now end
-  out[#out + 1] = admitted
+  out[#out + 1] = granted
   out[#out + 1] = used
   out[#out + 1] = frees
 end
@@ -124,6 +147,37 @@ class LocalWindows:
         return Decision(admitted, limit, max(0, limit - len(log)), frees, shared=False)
 
 
+@dataclass
+class Lease:
+    """Slots of one client's shared window that this worker took ahead of its requests."""
+
+    name: str  # its slots are `name:1` .. `name:size` in the window's sorted set
+    size: int
+    left: int  # slots not used yet: the last `left` of them
+    limit: int
+    used: int  # the window's count when the lease was taken, its own slots included
+    reset_seconds: float
+    expires: float  # monotonic seconds
+    renewed: asyncio.Future | None = field(default=None, repr=False)  # set while the next one is taken
+
+    def take(self) -> Decision | None:
+        """A slot for one request, or None when the lease is used up or too old."""
+        if not self.left or time.monotonic() >= self.expires:
+            return None
+        self.left -= 1
+        return Decision(True, self.limit, self.limit - self.used + self.left, self.reset_seconds, shared=True)
+
+    def next_size(self) -> int:
+        """Doubled when it was used up in about its lifetime, else what it served (1 for a slow client)."""
+        if not self.left and time.monotonic() < self.expires + LEASE_SECONDS:
+            return self.size * 2
+        return max(1, self.size - self.left)
+
+    def unused(self) -> tuple[str, int, int]:
+        """The slots to give back: their name prefix and number range ('' when none)."""
+        return (self.name, self.size - self.left + 1, self.size) if self.left else ("", 0, 0)
+
+
 class Limiter:
     def __init__(self, client: aioredis.Redis, workers: int | None = None, clock_offset_ms: int = 0):
         self.redis = client
@@ -133,7 +187,8 @@ class Limiter:
         self.local = LocalWindows()
         self.redis_down_until = 0.0
         self.shared = Shared(None, None)
-        self._batch: list[tuple[str, int, asyncio.Future]] = []
+        self.leases: dict[str, Lease] = {}
+        self._batch: list[tuple[str, int, int, Lease | None, asyncio.Future]] = []
         self._flushing = False
         self._ids = itertools.count()
         self._member = f"{os.getpid()}-{time.time_ns()}"
@@ -142,9 +197,50 @@ class Limiter:
         """Count one request of `identity` against `limit` per window; say whether it may proceed."""
         if time.monotonic() < self.redis_down_until:
             return self.local.hit(identity, self._local_limit(limit))
+        if limit < LEASE_MIN_LIMIT:
+            return (await self._ask(identity, limit, 1, None))[0]
+        while (lease := self.leases.get(identity)) is not None:
+            if (decision := lease.take()) is not None:
+                return decision
+            if lease.renewed is None or lease.renewed.done():
+                break
+            await lease.renewed  # another request of this client is taking the next lease: share it
+        return await self._lease(identity, limit, lease)
+
+    async def _lease(self, identity: str, limit: int, old: Lease | None) -> Decision:
+        """Take a lease for this request and the client's next ones (giving back the old one's rest)."""
+        renewed = asyncio.get_running_loop().create_future()
+        if old is not None:
+            old.renewed = renewed
+        want = min(old.next_size() if old else 1, max(1, limit // LEASE_SHARE))
+        try:
+            decision, name, granted = await self._ask(identity, limit, want, old)
+            if old is not None:
+                old.left = 0  # given back
+            if granted:
+                used = limit - decision.remaining + granted - 1  # in Redis: the lease's slots included
+                self.leases[identity] = Lease(name, granted, granted - 1, limit, used, decision.reset_seconds,
+                                              time.monotonic() + LEASE_SECONDS)  # fmt: skip
+            else:
+                self.leases.pop(identity, None)
+            if len(self.leases) > self.local.max_clients:
+                self._forget_expired_leases()
+            return decision
+        finally:
+            renewed.set_result(None)
+
+    def _forget_expired_leases(self) -> None:
+        now = time.monotonic()
+        for identity in [i for i, lease in self.leases.items() if now >= lease.expires and lease.renewed is None]:
+            del self.leases[identity]
+
+    async def _ask(self, identity: str, limit: int, want: int, old: Lease | None) -> tuple[Decision, str, int]:
+        """Ask Redis, in the next batch, for `want` slots (after giving back `old`'s unused ones): the
+        decision for this request, and the granted slots' name prefix and count (0 when refused, or
+        when the local fallback decided)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._batch.append((identity, limit, future))
+        self._batch.append((identity, limit, want, old, future))
         if not self._flushing:
             self._flushing = True
             loop.call_soon(self._start_flushing)
@@ -165,23 +261,29 @@ class Limiter:
         finally:
             self._flushing = False
 
-    async def _flush(self, batch: list[tuple[str, int, asyncio.Future]]) -> None:
-        keys = [VERSION_KEY, EPOCH_KEY, *(KEY_PREFIX + identity for identity, _, _ in batch)]
-        args = [WINDOW_MS, f"{self._member}-{next(self._ids)}", self.clock_offset_ms, *(limit for _, limit, _ in batch)]
+    async def _flush(self, batch: list[tuple[str, int, int, Lease | None, asyncio.Future]]) -> None:
+        keys = [VERSION_KEY, EPOCH_KEY, *(KEY_PREFIX + identity for identity, *_ in batch)]
+        prefix = f"{self._member}-{next(self._ids)}"
+        args = [WINDOW_MS, prefix, self.clock_offset_ms, int(LEASE_SECONDS * 1000)]
+        for _, limit, want, old, _ in batch:
+            args += [limit, want, *(old.unused() if old else ("", 0, 0))]
         try:
             out = await self.script(keys=keys, args=args)
         except (RedisError, OSError):
             self.redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
             self.shared = Shared(None, None)
-            for identity, limit, future in batch:
+            self.leases.clear()  # their slots leave the window by themselves: stricter for a minute, never looser
+            for identity, limit, _, _, future in batch:
                 if not future.done():
-                    future.set_result(self.local.hit(identity, self._local_limit(limit)))
+                    future.set_result((self.local.hit(identity, self._local_limit(limit)), "", 0))
             return
         self.shared = Shared(_int(out[0]), _int(out[1]))
-        for i, (_, limit, future) in enumerate(batch):
-            admitted, used, frees = out[2 + 3 * i : 5 + 3 * i]
+        for i, (_, limit, _, _, future) in enumerate(batch):
+            granted, used, frees = out[2 + 3 * i : 5 + 3 * i]
+            remaining = limit - used + max(0, granted - 1)  # a lease's unused slots are the client's still
             if not future.done():
-                future.set_result(Decision(bool(admitted), limit, max(0, limit - used), frees / 1000, shared=True))
+                decision = Decision(granted > 0, limit, max(0, remaining), frees / 1000, shared=True)
+                future.set_result((decision, f"{prefix}:{i + 3}", granted))
 
 
 def _int(raw: bytes | str) -> int:
