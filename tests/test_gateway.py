@@ -139,6 +139,27 @@ async def test_metrics_expose_requests_cache_limits_and_providers(api):
     assert 'gpubroker_cache_lookups_total{result="hit",tier="l2"}' in text
 
 
+async def test_request_tallies_reach_the_histogram_as_observe_would_put_them():
+    """Requests are tallied and written in batches (gateway.metrics.flush): the same buckets, count and sum."""
+    from prometheus_client import REGISTRY
+
+    from gateway import metrics
+
+    def sample(suffix: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(f"gpubroker_http_request_duration_seconds_{suffix}", {"route": "/readyz", **labels}) or 0.0
+
+    metrics.flush()
+    before = {le: sample("bucket", le=le) for le in ("0.0005", "0.001", "0.005", "5.0", "+Inf")}
+    count, total = sample("count"), sample("sum")
+    for seconds in (0.0004, 0.001, 0.003, 7.0):  # 0.001 belongs to le="0.001": bounds are inclusive
+        metrics.observe_request("/readyz", "GET", 200, seconds)
+    assert sample("count") == count  # tallied, not written yet
+    metrics.flush()
+    after = {le: sample("bucket", le=le) - before[le] for le in before}
+    assert after == {"0.0005": 1, "0.001": 2, "0.005": 3, "5.0": 3, "+Inf": 4}
+    assert sample("count") - count == 4 and abs(sample("sum") - total - 7.0044) < 1e-9
+
+
 async def test_the_grafana_dashboard_asks_only_for_metrics_the_webapp_exposes(api, isolated_redis):
     from offers.models import ProviderStatus
 

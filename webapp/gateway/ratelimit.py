@@ -1,7 +1,7 @@
 """Sliding-window rate limits, shared by every worker through Redis, atomic, with a local fallback.
 
-Each client has a log of the times its admitted requests arrived (a Redis sorted set); a request is
-admitted when fewer than `limit` of them lie in the last 60 s, so the window slides with every
+Each client has a log of the times its admitted requests arrived (a Redis sorted set, see SCRIPT); a
+request is admitted when fewer than `limit` of them lie in the last 60 s, so the window slides with every
 request instead of resetting on minute boundaries. Time comes from Redis `TIME`, so workers with
 skewed clocks share one timeline. Refused requests are not logged (they do not extend a ban).
 
@@ -54,34 +54,45 @@ LEASE_MIN_LIMIT = 1000  # plans allowing this many requests a window or more tak
 LEASE_SHARE = 100  # a lease holds at most this fraction of the limit (1%)
 LEASE_SECONDS = 0.05  # a lease's lifetime: the longest a leased request's view of Redis may be old
 
-# KEYS: version, epoch, then one window per request. ARGV: window ms, a batch-unique member prefix,
-# a clock offset in ms (0; tests move time with it, as Redis's clock cannot be set), the lease
-# lifetime in ms, then 5 per request: its limit; the slots it wants (1: this request; more: a lease,
-# whose slots are logged a lease lifetime ahead); and the unused slots of the client's last lease on
-# this worker, given back first (their name prefix, '' for none, and the range of their numbers).
-# Returns version, epoch, then (slots granted, used, ms until a slot frees) per request.
+# The log of a client: a sorted set of `name|slots` members scored by time (a request is one slot, a
+# lease several), and beside it the sum of their slots (`<key>:slots`), so a lease costs one member.
+# KEYS: version, epoch, then per request its log and its sum. ARGV: window ms, a batch-unique member
+# prefix, a clock offset in ms (0; tests move time with it, as Redis's clock cannot be set), the
+# lease lifetime in ms, then 4 per request: its limit; the slots it wants (1: this request; more: a
+# lease, logged a lease lifetime ahead); the member of the client's last lease on this worker ('' for
+# none) and how many of its slots it did not use (given back first). Returns version, epoch, then
+# (slots granted, used, ms until a slot frees) per request.
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
 local window, lease = tonumber(ARGV[1]), tonumber(ARGV[4])
 local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or ''}
-for i = 3, #KEYS do
-  local a = 5 * (i - 3) + 5
-  local key, limit, want, unused = KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
-  if unused ~= '' then
-    for j = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]) do redis.call('ZREM', key, unused .. ':' .. j) end
+local function slots(member) return tonumber(string.match(member, '|(%d+)$')) end
+for r = 0, #KEYS / 2 - 2 do
+  local log, sum, a = KEYS[3 + 2 * r], KEYS[4 + 2 * r], 5 + 4 * r
+  local limit, want, last, unused = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
+  local used = tonumber(redis.call('GET', sum) or '0')
+  if last ~= '' and unused > 0 then
+    local score = redis.call('ZSCORE', log, last)
+    if score then
+      redis.call('ZREM', log, last)
+      local kept = slots(last) - unused
+      if kept > 0 then redis.call('ZADD', log, score, (string.gsub(last, '|%d+$', '|' .. kept))) end
+      used = used - unused
+    end
   end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local used = redis.call('ZCARD', key)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', log, '-inf', now - window)) do used = used - slots(member) end
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window)
   local granted = math.max(0, math.min(want, limit - used))
-  local stamp = now
-  if want > 1 then stamp = now + lease end
-  for j = 1, granted do redis.call('ZADD', key, stamp, ARGV[2] .. ':' .. i .. ':' .. j) end
   if granted > 0 then
-    redis.call('PEXPIRE', key, window + lease)
+    local stamp = now
+    if want > 1 then stamp = now + lease end
+    redis.call('ZADD', log, stamp, ARGV[2] .. ':' .. r .. '|' .. granted)
     used = used + granted
   end
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  redis.call('SET', sum, used, 'PX', window + lease)
+  redis.call('PEXPIRE', log, window + lease)
+  local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
   local frees = window
   if oldest[2] then frees = tonumber(oldest[2]) + window - now end
   out[#out + 1] = granted
@@ -151,7 +162,7 @@ class LocalWindows:
 class Lease:
     """Slots of one client's shared window that this worker took ahead of its requests."""
 
-    name: str  # its slots are `name:1` .. `name:size` in the window's sorted set
+    member: str  # its member in the client's log (`name|size`)
     size: int
     left: int  # slots not used yet: the last `left` of them
     limit: int
@@ -173,9 +184,9 @@ class Lease:
             return self.size * 2
         return max(1, self.size - self.left)
 
-    def unused(self) -> tuple[str, int, int]:
-        """The slots to give back: their name prefix and number range ('' when none)."""
-        return (self.name, self.size - self.left + 1, self.size) if self.left else ("", 0, 0)
+    def unused(self) -> tuple[str, int]:
+        """The slots to give back: the lease's member and how many ('' when none)."""
+        return (self.member, self.left) if self.left else ("", 0)
 
 
 class Limiter:
@@ -214,12 +225,12 @@ class Limiter:
             old.renewed = renewed
         want = min(old.next_size() if old else 1, max(1, limit // LEASE_SHARE))
         try:
-            decision, name, granted = await self._ask(identity, limit, want, old)
+            decision, member, granted = await self._ask(identity, limit, want, old)
             if old is not None:
                 old.left = 0  # given back
             if granted:
                 used = limit - decision.remaining + granted - 1  # in Redis: the lease's slots included
-                self.leases[identity] = Lease(name, granted, granted - 1, limit, used, decision.reset_seconds,
+                self.leases[identity] = Lease(member, granted, granted - 1, limit, used, decision.reset_seconds,
                                               time.monotonic() + LEASE_SECONDS)  # fmt: skip
             else:
                 self.leases.pop(identity, None)
@@ -236,8 +247,8 @@ class Limiter:
 
     async def _ask(self, identity: str, limit: int, want: int, old: Lease | None) -> tuple[Decision, str, int]:
         """Ask Redis, in the next batch, for `want` slots (after giving back `old`'s unused ones): the
-        decision for this request, and the granted slots' name prefix and count (0 when refused, or
-        when the local fallback decided)."""
+        decision for this request, and the granted slots' member in the log and their count (0 when
+        refused, or when the local fallback decided)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._batch.append((identity, limit, want, old, future))
@@ -262,11 +273,11 @@ class Limiter:
             self._flushing = False
 
     async def _flush(self, batch: list[tuple[str, int, int, Lease | None, asyncio.Future]]) -> None:
-        keys = [VERSION_KEY, EPOCH_KEY, *(KEY_PREFIX + identity for identity, *_ in batch)]
-        prefix = f"{self._member}-{next(self._ids)}"
+        keys, prefix = [VERSION_KEY, EPOCH_KEY], f"{self._member}-{next(self._ids)}"
         args = [WINDOW_MS, prefix, self.clock_offset_ms, int(LEASE_SECONDS * 1000)]
-        for _, limit, want, old, _ in batch:
-            args += [limit, want, *(old.unused() if old else ("", 0, 0))]
+        for identity, limit, want, old, _ in batch:
+            keys += [KEY_PREFIX + identity, KEY_PREFIX + identity + ":slots"]
+            args += [limit, want, *(old.unused() if old else ("", 0))]
         try:
             out = await self.script(keys=keys, args=args)
         except (RedisError, OSError):
@@ -283,7 +294,7 @@ class Limiter:
             remaining = limit - used + max(0, granted - 1)  # a lease's unused slots are the client's still
             if not future.done():
                 decision = Decision(granted > 0, limit, max(0, remaining), frees / 1000, shared=True)
-                future.set_result((decision, f"{prefix}:{i + 3}", granted))
+                future.set_result((decision, f"{prefix}:{i}|{granted}", granted))
 
 
 def _int(raw: bytes | str) -> int:
