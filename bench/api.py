@@ -8,7 +8,7 @@ A second bare app baseline sends the webapp's offers answer itself, bytes and he
 what the answer's size alone costs against the hello, a bound for the ratio to `/healthz`.
 
 Needs the running stack's webapp (`make up`) and Debian's `wrk`. It starts the bare ASGI app itself
-and makes an unlimited API key (named `bench`) unless --key is given.
+and makes unlimited API keys (named `bench`; one per wrk thread and run) unless --key is given.
 
 Usage: .venv/bin/python bench/api.py [--duration 10] [--connections 32] [--workers 2]
 """
@@ -58,10 +58,23 @@ PLAIN = "cached /api/v1/offers?gpu=H100 + key"
 # what browsers, curl --compressed, requests and httpx send: the gateway answers from its gzipped copy
 GZIP = PLAIN + ", Accept-Encoding: gzip"
 ACCEPT_GZIP = {"Accept-Encoding": "gzip"}
-# wrk paces each connection: `delay()` is the pause between its requests, for a fixed total rate.
-PACED = """
-local rate, connections = tonumber(os.getenv("BENCH_RATE")), tonumber(os.getenv("BENCH_CONNECTIONS"))
-function delay() return 1000 * connections / rate end
+THREADS = 2  # wrk threads, each asking with its own key: an unlimited key allows 100,000 requests a minute
+# wrk: each thread asks with its own key of BENCH_KEYS (if given); with BENCH_RATE, each connection
+# pauses between its requests (`delay()`) for that total rate.
+SCRIPT = """
+local keys, threads = {}, 0
+for key in string.gmatch(os.getenv("BENCH_KEYS") or "", "[^,]+") do keys[#keys + 1] = key end
+function setup(thread)
+  threads = threads + 1
+  if #keys > 0 then thread:set("key", keys[(threads - 1) % #keys + 1]) end
+end
+function init(args)
+  if key then wrk.headers["Authorization"] = "Bearer " .. key end
+end
+local rate, connections = tonumber(os.getenv("BENCH_RATE") or ""), tonumber(os.getenv("BENCH_CONNECTIONS"))
+if rate then
+  function delay() return 1000 * connections / rate end
+end
 """
 
 
@@ -74,7 +87,7 @@ def free_port() -> int:
 def wrk(url: str, duration: int, connections: int, headers: dict[str, str], script: str | None = None,
         env: dict[str, str] | None = None) -> dict:  # fmt: skip
     """Run wrk once; requests/s, latency percentiles (ms) and non-2xx count."""
-    command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency", url]
+    command = ["wrk", "-t", str(THREADS), "-c", str(connections), "-d", f"{duration}s", "--latency", url]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     if script:
@@ -110,9 +123,9 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
 
-    # a key of its own per run: the unlimited plan still allows 100,000 requests a minute
-    fresh_auth = lambda: {"Authorization": f"Bearer {args.key or bench_key()}"}  # noqa: E731
-    auth = fresh_auth()
+    # keys of their own per run, one per wrk thread: an unlimited key allows 100,000 requests a minute
+    fresh_keys = lambda: ",".join(args.key or bench_key() for _ in range(THREADS))  # noqa: E731
+    auth = {"Authorization": f"Bearer {args.key or bench_key()}"}
     offers = f"{args.webapp}/api/v1/offers?gpu=H100"
     warm = httpx.get(offers, headers=auth, timeout=30)
     warm.raise_for_status()
@@ -123,7 +136,8 @@ def main() -> None:
         (Path(tmp) / "offers.body").write_bytes(as_wrk_asks.content)
         sent = [(k, v) for k, v in as_wrk_asks.headers.items() if k not in ("date", "server")]  # uvicorn adds those
         (Path(tmp) / "offers.headers").write_text(json.dumps(sent))
-        (Path(tmp) / "paced.lua").write_text(PACED)
+        script = str(Path(tmp) / "bench.lua")
+        Path(script).write_text(SCRIPT)
         port = free_port()
         bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare:app", "--port", str(port), "--workers",
                                  str(args.workers), "--no-access-log", "--log-level", "warning"], cwd=tmp)  # fmt: skip
@@ -134,20 +148,21 @@ def main() -> None:
                     break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            run = lambda url, headers=None: wrk(url, args.duration, args.connections, headers or {})  # noqa: E731
+            def run(url: str, keys: str = "", headers: dict | None = None, rate: float | None = None) -> dict:
+                env = {"BENCH_KEYS": keys, "BENCH_CONNECTIONS": str(args.connections)}
+                return wrk(url, args.duration, args.connections, headers or {}, script,
+                           env | ({"BENCH_RATE": str(rate)} if rate else {}))  # fmt: skip
+
             results = {
                 BARE: run(f"http://127.0.0.1:{port}/"),
                 BARE_OFFERS: run(f"http://127.0.0.1:{port}/offers"),
                 "webapp /healthz": run(f"{args.webapp}/healthz"),
-                PLAIN: run(offers, fresh_auth()),
-                GZIP: run(offers, fresh_auth() | ACCEPT_GZIP),
+                PLAIN: run(offers, fresh_keys()),
+                GZIP: run(offers, fresh_keys(), ACCEPT_GZIP),
             }
             for name in (PLAIN, GZIP):
-                results[f"{name}, at half its peak"] = wrk(
-                    offers, args.duration, args.connections, fresh_auth() | (ACCEPT_GZIP if name == GZIP else {}),
-                    str(Path(tmp) / "paced.lua"),
-                    {"BENCH_RATE": str(results[name]["rps"] / 2), "BENCH_CONNECTIONS": str(args.connections)},
-                )  # fmt: skip
+                results[f"{name}, at half its peak"] = run(offers, fresh_keys(), ACCEPT_GZIP if name == GZIP else {},
+                                                           rate=results[name]["rps"] / 2)  # fmt: skip
         finally:
             bare.terminate()
             bare.wait(10)

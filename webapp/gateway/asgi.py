@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -199,10 +200,15 @@ def _quality(value: str) -> float:
 
 def cache_key(scope) -> str:
     """The request as a cache key: path plus its query parameters in a canonical order."""
-    query = scope.get("query_string", b"").decode("latin-1")
+    return _canonical(scope["path"], scope.get("query_string", b""))
+
+
+@lru_cache(maxsize=4096)  # the same few queries arrive again and again
+def _canonical(path: str, query_string: bytes) -> str:
+    query = query_string.decode("latin-1")
     if not query:
-        return scope["path"]
-    return scope["path"] + "?" + "&".join(sorted(p for p in query.split("&") if p))
+        return path
+    return path + "?" + "&".join(sorted(p for p in query.split("&") if p))
 
 
 async def capture(app, scope, receive) -> cache.Entry:

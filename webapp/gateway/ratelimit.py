@@ -39,6 +39,7 @@ import os
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -103,8 +104,7 @@ return out
 """
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):  # a NamedTuple: made for every request, ~5x cheaper than a frozen dataclass
     admitted: bool
     limit: int
     remaining: int
