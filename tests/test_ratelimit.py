@@ -215,3 +215,17 @@ async def test_a_leased_client_sees_a_new_data_version_within_a_lease_lifetime(r
     await limiter.hit(who, SEED_LIMITS["unlimited"])
     await client.aclose()
     assert stale == before and limiter.shared.data_version == before + 1
+
+
+async def test_a_log_whose_sum_was_lost_or_written_before_leases_is_counted_afresh(redis_url):
+    client = aioredis.Redis.from_url(redis_url)
+    limiter, who, limit = Limiter(client), f"afresh:{uuid.uuid4().hex}", SEED_LIMITS["pro"]
+    seconds, micros = await client.time()
+    now_ms = seconds * 1000 + micros // 1000
+    await client.zadd(KEY_PREFIX + who, {f"before-leases:{i}": now_ms for i in range(60)} | {"lease|30": now_ms})
+    first = await limiter.hit(who, limit)  # no sum beside the log: counted from it (a member without |n is 1)
+    await client.delete(KEY_PREFIX + who)  # the log lost, its sum left: a sum alone counts nothing
+    second = await limiter.hit(who, limit)
+    await client.aclose()
+    assert (first.admitted, first.remaining) == (True, limit - 91)
+    assert (second.admitted, second.remaining) == (True, limit - 1)

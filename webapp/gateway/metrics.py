@@ -77,11 +77,13 @@ def observe_request(path: str, method: str, status: int, seconds: float) -> None
 
 def cache_lookup(tier: str) -> None:
     """One cached-endpoint request answered from `tier` (l2, l1 or origin): a hit there, misses above."""
+    tallies = _tallies
+    _flush_soon(tallies)
     for level in ("l2", "l1"):
         if level == tier:
-            _tallies.lookups[level, "hit"] += 1
+            tallies.lookups[level, "hit"] += 1
             return
-        _tallies.lookups[level, "miss"] += 1
+        tallies.lookups[level, "miss"] += 1
 
 
 def _flush_soon(tallies: _Tallies) -> None:

@@ -68,11 +68,18 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
 local window, lease = tonumber(ARGV[1]), tonumber(ARGV[4])
 local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or ''}
-local function slots(member) return tonumber(string.match(member, '|(%d+)$')) end
+-- a member's slots (1: a request logged before leases, without a count)
+local function slots(member) return tonumber(string.match(member, '|(%d+)$')) or 1 end
+local function logged(log)
+  local n = 0
+  for _, member in ipairs(redis.call('ZRANGE', log, 0, -1)) do n = n + slots(member) end
+  return n
+end
 for r = 0, #KEYS / 2 - 2 do
   local log, sum, a = KEYS[3 + 2 * r], KEYS[4 + 2 * r], 5 + 4 * r
   local limit, want, last, unused = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
-  local used = tonumber(redis.call('GET', sum) or '0')
+  local used = tonumber(redis.call('GET', sum) or '-1')
+  if redis.call('EXISTS', log) == 0 then used = 0 elseif used < 0 then used = logged(log) end  -- one was lost
   if last ~= '' and unused > 0 then
     local score = redis.call('ZSCORE', log, last)
     if score then
@@ -84,6 +91,7 @@ for r = 0, #KEYS / 2 - 2 do
   end
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', log, '-inf', now - window)) do used = used - slots(member) end
   redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window)
+  used = math.max(0, used)
   local granted = math.max(0, math.min(want, limit - used))
   if granted > 0 then
     local stamp = now
@@ -215,7 +223,9 @@ class Limiter:
                 return decision
             if lease.renewed is None or lease.renewed.done():
                 break
-            await lease.renewed  # another request of this client is taking the next lease: share it
+            # another request of this client is taking the next lease: share it (shielded: a waiter
+            # cancelled must not cancel the others' wait)
+            await asyncio.shield(lease.renewed)
         return await self._lease(identity, limit, lease)
 
     async def _lease(self, identity: str, limit: int, old: Lease | None) -> Decision:
@@ -224,6 +234,7 @@ class Limiter:
         if old is not None:
             old.renewed = renewed
         want = min(old.next_size() if old else 1, max(1, limit // LEASE_SHARE))
+        asked_at = time.monotonic()  # Redis logs the slots after this: the lease must end before they do
         try:
             decision, member, granted = await self._ask(identity, limit, want, old)
             if old is not None:
@@ -231,19 +242,21 @@ class Limiter:
             if granted:
                 used = limit - decision.remaining + granted - 1  # in Redis: the lease's slots included
                 self.leases[identity] = Lease(member, granted, granted - 1, limit, used, decision.reset_seconds,
-                                              time.monotonic() + LEASE_SECONDS)  # fmt: skip
+                                              asked_at + LEASE_SECONDS)  # fmt: skip
             else:
                 self.leases.pop(identity, None)
             if len(self.leases) > self.local.max_clients:
                 self._forget_expired_leases()
             return decision
         finally:
-            renewed.set_result(None)
+            if not renewed.done():
+                renewed.set_result(None)
 
     def _forget_expired_leases(self) -> None:
         now = time.monotonic()
-        for identity in [i for i, lease in self.leases.items() if now >= lease.expires and lease.renewed is None]:
-            del self.leases[identity]
+        for identity, lease in list(self.leases.items()):
+            if now >= lease.expires and (lease.renewed is None or lease.renewed.done()):
+                del self.leases[identity]
 
     async def _ask(self, identity: str, limit: int, want: int, old: Lease | None) -> tuple[Decision, str, int]:
         """Ask Redis, in the next batch, for `want` slots (after giving back `old`'s unused ones): the

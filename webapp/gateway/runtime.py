@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from gateway import keys
+from gateway import keys, metrics
 from gateway.cache import TwoTierCache
 from gateway.plans import Plan
 from gateway.ratelimit import Limiter
@@ -150,6 +150,7 @@ async def lifespan(receive, send) -> None:
             await db.pool()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            metrics.flush()  # the last second's tallies
             await db.close()
             await redis().aclose()
             await send({"type": "lifespan.shutdown.complete"})
