@@ -199,6 +199,33 @@ def test_a_sync_drops_a_bad_row_lands_the_rest_and_reports_why(vastai, pg):
     assert latest.gate_dropped["price_above_band"]["rows"] == 1 and latest.items == summary["items"]
 
 
+@pytest.mark.parametrize("last_page", ["clean", "one-bad-row", "all-bad"])
+def test_a_batch_landed_chunk_by_chunk_while_parsed_commits_only_what_the_whole_gate_passes(pg, pg_url, tmp_path,
+                                                                                         monkeypatch, last_page):  # fmt: skip
+    """Three responses, each its own chunk (landed while the next is parsed): the gate still judges
+    the whole batch, and only what it passes is committed, with one report."""
+    monkeypatch.setattr(settings, "STAGING_URL", tmp_path.as_uri())
+    monkeypatch.setattr(sync, "CHUNK_BYTES", 1)
+    rows = recording("vastai", "bundles.json")["offers"]
+    pages = [{"offers": rows[i::3]} for i in range(3)]
+    bad = {"clean": [], "one-bad-row": pages[2]["offers"][:1], "all-bad": pages[2]["offers"]}[last_page]
+    for row in bad:
+        row["dph_total"] *= 1000
+    timings: dict[str, float] = {}
+    parsed, gate, landed = sync.normalise_gate_land(pg, "vastai", sync.stage("vastai", NOW, pages),
+                                                    quality.baseline(pg, "vastai"), timings)  # fmt: skip
+    reports = quality.latest_reports(pg)
+    if last_page == "all-bad":
+        assert landed is None and not gate.success and prices(pg) == {} and reports == []
+        return
+    bad_ids = {str(row["id"]) for row in bad}
+    assert len(parsed.rows) > len(pages[2]["offers"]) and set(timings) == {"normalise", "gate", "land"}
+    assert set(prices(pg)) == {r[1] for r in parsed.rows} - bad_ids and landed.offers == len(parsed.rows) - len(bad_ids)
+    assert [(r.outcome, r.rows_in, r.rows_landed, r.rows_dropped) for r in reports] == [
+        ("landed", len(parsed.rows), landed.offers, len(bad_ids))]  # fmt: skip
+    assert pg.execute("SELECT count(*) FROM event_outbox").fetchone()[0] == landed.offers
+
+
 def test_a_refused_batch_is_quarantined_and_an_operator_approval_lands_it(vastai, pg):
     vastai()
     sync.sync_provider("vastai")

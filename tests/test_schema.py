@@ -48,5 +48,5 @@ def test_naive_timestamps_and_unknown_fields_are_rejected():
 def test_django_model_mirrors_the_offer_schema():
     from offers.models import Offer as OfferRow
 
-    columns = {f.name for f in OfferRow._meta.get_fields()} - {"id", "first_seen", "last_seen"}
+    columns = {f.name for f in OfferRow._meta.get_fields()} - {"id", "first_seen", "last_seen", "previous_price", "previous_availability"}
     assert columns == set(OFFER_FIELDS)

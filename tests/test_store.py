@@ -1,5 +1,6 @@
 """Landing batches in the real PostgreSQL (pytest-django's migrated test database)."""
 
+import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -97,6 +98,7 @@ zones = st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30)),
 @hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(provider=names, offer_id=names, observed_at=st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=zones))
 def test_the_store_and_the_schema_give_an_observation_the_same_event_id(pg, provider, offer_id, observed_at):
+    pg.execute("DELETE FROM offers")  # an earlier example may have seen this offer later: it would not land
     seen = last_id(pg)
     store.land(pg, provider, [offer(offer_id, "1.00", observed_at, provider=provider)], observed_at)
     (event_id,) = pg.execute(
@@ -124,6 +126,89 @@ def test_a_failure_mid_batch_rolls_everything_back(pg):
         store.land(pg, "vastai", [offer("a", "9.00"), too_long], T1)
     assert pg.execute("SELECT price_per_hour FROM offers").fetchall() == [(Decimal("2.0000"),)]
     assert outbox(pg, seen) == {}
+
+
+def landed_state(pg) -> tuple:
+    """What landings left: offers, price history, outbox events (without the time they were queued)."""
+    return (pg.execute("SELECT provider, offer_id, price_per_hour, availability, first_seen, last_seen FROM offers"
+                       " ORDER BY offer_id").fetchall(),
+            pg.execute("SELECT offer_id, price_per_hour, observed_at FROM price_history ORDER BY offer_id, observed_at").fetchall(),
+            pg.execute("SELECT event_id, key, payload FROM event_outbox ORDER BY event_id").fetchall())  # fmt: skip
+
+
+def chunks(rows: list, cuts: list[int]) -> list[list]:
+    bounds = [0, *sorted(min(c, len(rows)) for c in cuts), len(rows)]
+    return [rows[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+@hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=st.dictionaries(st.integers(0, 12), st.integers(1, 4), max_size=10),
+       after=st.dictionaries(st.integers(0, 12), st.integers(1, 4), max_size=10),
+       cuts=st.lists(st.integers(0, 10), max_size=4))  # fmt: skip
+def test_a_batch_landed_in_chunks_leaves_exactly_what_it_leaves_landed_whole(pg, before, after, cuts):
+    def rows(prices: dict[int, int], at: datetime) -> list[tuple]:
+        return [store.row(offer(str(i), f"{p}.50", at)) for i, p in sorted(prices.items())]
+
+    outcomes = []
+    for parts in ([rows(after, T1)], chunks(rows(after, T1), cuts)):
+        pg.execute("TRUNCATE offers, price_history, event_outbox, provider_status")
+        store.land_rows(pg, "vastai", rows(before, T0), T0)
+        with store.landing(pg, "vastai") as landing:
+            for part in parts:
+                landing.add(part)
+            result = landing.finish(T1)
+        outcomes.append((result, landed_state(pg)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0].offers == len(after) and outcomes[1][0].vanished == len(before.keys() - after.keys())
+
+
+def _late_failure(landing):
+    landing.add([store.row(offer("a", "9.00", T1))])
+    landing.add([store.row(offer("b", "1.00", T1).model_copy(update={"region": "x" * 65}))])  # longer than the column
+    landing.finish(T1)
+
+
+def _repeated_across_chunks(landing):
+    landing.add([store.row(offer("a", "9.00", T1))])
+    landing.add([store.row(offer("a", "8.00", T1))])
+    landing.finish(T1)
+
+
+def _cancelled(landing):
+    landing.add([store.row(offer("a", "9.00", T1))])
+    landing.cancel()
+
+
+def _left_unfinished(landing):
+    landing.add([store.row(offer("a", "9.00", T1))])
+
+
+@pytest.mark.parametrize(("how", "error"), [(_late_failure, "too long"), (_repeated_across_chunks, "repeats an offer_id"),
+                                            (_cancelled, None), (_left_unfinished, "finished or cancelled")])  # fmt: skip
+def test_a_chunked_landing_that_fails_late_is_cancelled_or_left_unfinished_lands_nothing(pg, how, error):
+    store.land(pg, "vastai", [offer("a", "2.00")], T0)
+    seen, landed = last_id(pg), landed_state(pg)
+    if error:
+        with pytest.raises(Exception, match=error), store.landing(pg, "vastai") as landing:
+            how(landing)
+    else:
+        with store.landing(pg, "vastai") as landing:
+            how(landing)
+    assert landed_state(pg) == landed and outbox(pg, seen) == {}
+
+
+def test_landing_never_looks_offers_up_so_stale_statistics_cannot_make_it_scan_per_row(pg):
+    """The old values come through the upsert's conflict: the upsert reads only the stage, and marking
+    the vanished offers is one pass over the provider's rows. (Reading `offers` per landed row once
+    took minutes per chunk after an autoanalyze caught a first landing uncommitted.)"""
+    store.land(pg, "vastai", [offer("a", "2.00")], T0)
+    with pg.transaction():
+        pg.execute(f"CREATE TEMP TABLE offers_stage ON COMMIT DROP AS SELECT {store._COLUMNS} FROM offers WITH NO DATA")
+        plans = {name: "\n".join(line for (line,) in pg.execute("EXPLAIN " + sql, params))
+                 for name, sql, params in (("upsert", store._UPSERT, None),
+                                           ("vanish", store._VANISH, {"provider": "vastai", "at": T1}))}  # fmt: skip
+    scans_of_offers = {name: len(re.findall(r"Scan\b.* on offers\b", plan)) for name, plan in plans.items()}
+    assert scans_of_offers == {"upsert": 0, "vanish": 1}, plans
 
 
 def test_a_large_landing_queues_every_offer_in_bulk(pg):

@@ -1,7 +1,8 @@
 """Landing offer batches in PostgreSQL (tables owned by the webapp's Django migrations).
 
-One transaction per batch: COPY into a temporary stage, one `INSERT ... ON CONFLICT` into `offers`,
-price history for new and changed prices, vanished offers marked unavailable, and the outbox:
+One transaction per batch, landed chunk by chunk (`Landing`: each chunk while the caller parses the
+next): COPY into a temporary stage, one `INSERT ... ON CONFLICT` into `offers` per chunk, price
+history for new and changed prices; then vanished offers marked unavailable; and the outbox:
 one `offer_observed` event (`gpubroker.schema.OfferObserved`) per offer of the batch and per offer
 that vanished, carrying the previous price and availability that only this transaction knows. All
 of it is bulk SQL (no per-row round trips); either all of it lands or none of it does. Classifying
@@ -16,7 +17,9 @@ outbox's published rows are deleted after `settings.OUTBOX_RETENTION_DAYS` (even
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args, get_origin
@@ -69,38 +72,36 @@ def _queue_observed(rows: str) -> str:
     ON CONFLICT (event_id) DO NOTHING"""
 
 
-# CTEs see the table as it was before the statement, so `previous` holds the old prices.
+# The old price and availability of each offer come through the conflict itself (`previous_*` set from
+# the row being replaced): no statement here joins or looks up `offers`, so no plan can turn into a
+# scan of it per row when its statistics are off (an autoanalyze that caught a first big landing
+# uncommitted says the table is empty, while the landing's own rows are there).
 _UPSERT = f"""
-WITH previous AS (
-    SELECT o.provider, o.offer_id, o.price_per_hour, o.availability
-    FROM offers o JOIN offers_stage s USING (provider, offer_id)
-), landed AS (
+WITH landed AS (
     INSERT INTO offers ({_COLUMNS}, first_seen, last_seen)
     SELECT {_COLUMNS}, observed_at, observed_at FROM offers_stage
-    ON CONFLICT (provider, offer_id) DO UPDATE SET {_UPDATES}, last_seen = EXCLUDED.last_seen
+    ON CONFLICT (provider, offer_id) DO UPDATE SET {_UPDATES}, last_seen = EXCLUDED.last_seen,
+        previous_price = offers.price_per_hour, previous_availability = offers.availability
     WHERE offers.observed_at <= EXCLUDED.observed_at  -- an older batch never overwrites newer data
-    RETURNING {_COLUMNS}
-), compared AS (
-    SELECT l.*, l.observed_at AS seen_at, p.price_per_hour AS old_price, p.availability AS old_availability
-    FROM landed l LEFT JOIN previous p USING (provider, offer_id)
+    RETURNING {_COLUMNS}, observed_at AS seen_at, previous_price AS old_price, previous_availability AS old_availability
 ), history AS (
     INSERT INTO price_history (provider, offer_id, price_per_hour, spot_price, observed_at)
-    SELECT provider, offer_id, price_per_hour, spot_price, observed_at FROM compared
+    SELECT provider, offer_id, price_per_hour, spot_price, observed_at FROM landed
     WHERE old_price IS DISTINCT FROM price_per_hour
 ), outbox AS (
-    {_queue_observed("compared")}
+    {_queue_observed("landed")}
 )
 SELECT count(*), count(*) FILTER (WHERE old_price IS NULL), count(*) FILTER (WHERE old_price <> price_per_hour)
-FROM compared
+FROM landed
 """
 
-# Offers of the provider the batch no longer lists; `before` is the row as it was before the update.
+# Offers of the provider the batch no longer lists (SET reads the row as it was: previous_* get the old values).
 _VANISH = f"""
 WITH gone AS (
-    UPDATE offers o SET availability = 'unavailable', available_count = 0
-    FROM offers before
-    WHERE before.id = o.id AND o.provider = %(provider)s AND o.last_seen < %(at)s AND o.availability <> 'unavailable'
-    RETURNING o.*, %(at)s::timestamptz AS seen_at, o.price_per_hour AS old_price, before.availability AS old_availability
+    UPDATE offers SET availability = 'unavailable', available_count = 0,
+        previous_price = price_per_hour, previous_availability = availability
+    WHERE provider = %(provider)s AND last_seen < %(at)s AND availability <> 'unavailable'
+    RETURNING {_COLUMNS}, %(at)s::timestamptz AS seen_at, price_per_hour AS old_price, previous_availability AS old_availability
 ), outbox AS (
     {_queue_observed("gone")}
 )
@@ -149,24 +150,90 @@ def land(conn: psycopg.Connection, provider: str, offers: Iterable[Offer], obser
 def land_rows(conn: psycopg.Connection, provider: str, rows: Iterable[tuple], observed_at: datetime) -> LandResult:
     """`land` for a batch given as `row`s, streamed into PostgreSQL as they come (a batch of any size
     is never held twice). Offers of another provider, or an offer_id twice, refuse it (ValueError)."""
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE offers_stage ON COMMIT DROP AS SELECT {_COLUMNS} FROM offers WITH NO DATA")
-        with cur.copy(f"COPY offers_stage ({_COLUMNS}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row(r)
-        count, foreign, repeated = cur.execute(_CONSISTENT, (provider,)).fetchone()
-        if foreign:
-            raise ValueError(f"batch for {provider!r} holds offers of another provider")
-        if repeated:
-            raise ValueError(f"batch for {provider!r} repeats an offer_id")
-        landed, new, changed = cur.execute(_UPSERT).fetchone()
-        (vanished,) = cur.execute(_VANISH, {"provider": provider, "at": observed_at}).fetchone()
-        _provider_status(cur, provider, stale=False, reason="", good_rows=count, good_at=observed_at)
-    return LandResult(offers=landed, new=new, changed=changed, vanished=vanished)
+    with landing(conn, provider) as batch:
+        batch.add(rows)
+        return batch.finish(observed_at)
 
 
-_CONSISTENT = """SELECT count(*), count(*) FILTER (WHERE provider IS DISTINCT FROM %s),
-                        count(*) - count(DISTINCT offer_id) FROM offers_stage"""
+class Landing:
+    """One provider's batch landed chunk by chunk while the caller is still producing it (`landing`).
+
+    Each chunk handed to `add` is upserted in a thread of the landing's own (COPY, upsert, history,
+    outbox), in order, inside the batch's one transaction: PostgreSQL upserts one chunk while Python
+    parses the next, so a large batch uses two cores instead of taking turns on one. `finish` waits
+    for the chunks, marks the offers the batch no longer lists as vanished and returns the counts;
+    `cancel` (or an error) rolls all of it back. Until `finish` or the end of `landing`, the
+    connection belongs to the landing's thread.
+    """
+
+    def __init__(self, conn: psycopg.Connection, provider: str, worker: ThreadPoolExecutor):
+        self.conn, self.provider, self._worker = conn, provider, worker
+        self._chunks: list[Future] = []
+        self._offer_ids: set[str] = set()
+        self.cancelled = self.finished = False
+
+    def add(self, rows: Iterable[tuple]) -> None:
+        """Queue one chunk of `row`s (consumed in the landing's thread)."""
+        self._chunks.append(self._worker.submit(self._land_chunk, rows, first=not self._chunks))
+
+    def finish(self, observed_at: datetime) -> LandResult:
+        """Wait for every chunk (raising the first one's error), then mark the vanished offers."""
+        offers, new, changed = (sum(column) for column in zip((0, 0, 0), *(chunk.result() for chunk in self._chunks)))
+        with self.conn.cursor() as cur:
+            (vanished,) = cur.execute(_VANISH, {"provider": self.provider, "at": observed_at}).fetchone()
+            _provider_status(cur, self.provider, stale=False, reason="", good_rows=offers, good_at=observed_at)
+        self.finished = True
+        return LandResult(offers=offers, new=new, changed=changed, vanished=vanished)
+
+    def cancel(self) -> None:
+        """Land nothing: chunks not started yet are skipped, and `landing` rolls back what was."""
+        self.cancelled = True
+
+    def _land_chunk(self, rows: Iterable[tuple], first: bool) -> tuple[int, int, int]:
+        if self.cancelled:
+            return 0, 0, 0
+        try:
+            return self._upsert(rows, first)
+        except BaseException:
+            self.cancelled = True  # the transaction is lost: the chunks after this one are skipped
+            raise
+
+    def _upsert(self, rows: Iterable[tuple], first: bool) -> tuple[int, int, int]:
+        with self.conn.cursor() as cur:
+            cur.execute(f"CREATE TEMP TABLE offers_stage ON COMMIT DROP AS SELECT {_COLUMNS} FROM offers WITH NO DATA"
+                        if first else "TRUNCATE offers_stage")  # fmt: skip
+            with cur.copy(f"COPY offers_stage ({_COLUMNS}) FROM STDIN") as copy:
+                for r in rows:
+                    if r[_OFFER_ID] in self._offer_ids:
+                        raise ValueError(f"batch for {self.provider!r} repeats an offer_id")
+                    self._offer_ids.add(r[_OFFER_ID])
+                    copy.write_row(r)
+            if cur.execute(_FOREIGN, (self.provider,)).fetchone()[0]:
+                raise ValueError(f"batch for {self.provider!r} holds offers of another provider")
+            return cur.execute(_UPSERT).fetchone()
+
+
+@contextmanager
+def landing(conn: psycopg.Connection, provider: str) -> Iterator[Landing]:
+    """A `Landing` in a transaction of its own: committed when the block ends, unless it was cancelled
+    or the block raised. The landing's thread is idle again before the transaction ends."""
+    with conn.transaction() as transaction, ThreadPoolExecutor(1, thread_name_prefix=f"land-{provider}") as worker:
+        batch = Landing(conn, provider, worker)
+        try:
+            yield batch
+        except BaseException:
+            batch.cancel()
+            raise
+        finally:
+            wait(batch._chunks)
+        if batch.cancelled:
+            raise psycopg.Rollback(transaction)
+        if not batch.finished:
+            raise RuntimeError("a landing must be finished or cancelled")
+
+
+_FOREIGN = "SELECT count(*) FILTER (WHERE provider IS DISTINCT FROM %s) FROM offers_stage"
+_OFFER_ID = OFFER_FIELDS.index("offer_id")
 
 
 def _provider_status(cur, provider: str, stale: bool, reason: str, good_rows=None, good_at=None) -> None:

@@ -20,6 +20,14 @@ any size is never held whole as Python objects, and any listing up to `CHUNK_BYT
 today) is parsed in one call, exactly as the hook parses it. Hooks that join several listings (their
 own `normalise`) always get every response in one call. An offer_id a later chunk repeats is
 dropped as within one parse ("offer_id listed twice").
+
+**Landing** (`normalise_gate_land`) starts before the gate: each chunk's rows are upserted by
+`store.Landing` in a thread of their own while the next chunk is parsed, so PostgreSQL and Python
+work at once on a large listing (100,000 offers: 15.5-18.0 s -> 11.2-11.5 s on 2 cores, bench/ingest.py). All of it is one
+transaction, committed with the gate report only when the gate (which judges the whole batch, as
+ever) passes every row; a refused batch is rolled back and quarantined, and one passed without some
+rows is rolled back and its kept rows landed alone. The stage timings then read: normalise (with the
+landing of all but the last chunk), gate, land (what the landing took after the gate).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -137,21 +145,26 @@ class Parsed:
     memory_mismatches: Counter[str] = field(default_factory=Counter)
     _ids: set[str] = field(default_factory=set, repr=False)
 
-    def add(self, batch: Batch) -> None:
+    def add(self, batch: Batch) -> list[tuple]:
+        """Take in one parse's offers and counts; returns the rows it added."""
+        rows = []
         for offer in batch.offers:
             if offer.offer_id in self._ids:
                 self.dropped[REPEATED] += 1
             else:
                 self._ids.add(offer.offer_id)
-                self.rows.append(store.row(offer))
+                rows.append(store.row(offer))
+        self.rows.extend(rows)
         self.items += batch.items
         for mine, theirs in ((self.dropped, batch.dropped), (self.skipped, batch.skipped),
                              (self.unknown_gpus, batch.unknown_gpus), (self.memory_mismatches, batch.memory_mismatches)):  # fmt: skip
             mine.update(theirs)
+        return rows
 
 
-def normalise(raw: ObjectStoragePath) -> Parsed:
-    """Parse a staged raw payload chunk by chunk (see the module docstring) into COPY rows."""
+def normalise(raw: ObjectStoragePath, rows_to: Callable[[list[tuple]], object] = lambda rows: None) -> Parsed:
+    """Parse a staged raw payload chunk by chunk (see the module docstring) into COPY rows, each
+    chunk's rows also handed to `rows_to` as soon as they are parsed."""
     header, pages = staged_pages(raw)
     hook = vendor(header["provider"]).hook_class()()
     parsed = Parsed(header["provider"], datetime.fromisoformat(header["observed_at"]))
@@ -159,12 +172,39 @@ def normalise(raw: ObjectStoragePath) -> Parsed:
     chunk, size = [], 0
     for length, page in pages:
         if chunk and not whole and size + length > CHUNK_BYTES:
-            parsed.add(hook.parse(chunk, parsed.observed_at))
+            rows_to(parsed.add(hook.parse(chunk, parsed.observed_at)))
             chunk, size = [], 0
         chunk.append(page)
         size += length
-    parsed.add(hook.parse(chunk, parsed.observed_at))
+    rows_to(parsed.add(hook.parse(chunk, parsed.observed_at)))
     return parsed
+
+
+def normalise_gate_land(conn, provider: str, raw: ObjectStoragePath, base: quality.Baseline, timings: dict[str, float]
+                        ) -> tuple[Parsed, quality.GateResult, store.LandResult | None]:  # fmt: skip
+    """normalise -> gate -> land, each chunk landing while the next one is parsed (store.Landing), in
+    one transaction that commits, with the batch's gate report, only when the gate passes every row.
+    A refused batch lands nothing (LandResult None: the caller quarantines it); one the gate passes
+    without some of its rows is rolled back and its kept rows landed alone. `timings["land"]`: what
+    the landing took after the gate."""
+    with store.landing(conn, provider) as landing:
+        with _timed(timings, "normalise"):
+            parsed = normalise(raw, landing.add)
+        with _timed(timings, "gate"):
+            gate = quality.validate(parsed.rows, provider, base)
+        if gate.success and not gate.rows_dropped:
+            with _timed(timings, "land"):
+                landed = landing.finish(parsed.observed_at)
+            quality.record(conn, _report(parsed, gate, base, "landed", landed.offers, timings))
+            return parsed, gate, landed
+        landing.cancel()
+    if not gate.success:
+        return parsed, gate, None
+    with conn.transaction():
+        with _timed(timings, "land"):
+            landed = store.land_rows(conn, provider, gate.kept(parsed.rows), parsed.observed_at)
+        quality.record(conn, _report(parsed, gate, base, "landed", landed.offers, timings))
+    return parsed, gate, landed
 
 
 @contextmanager
@@ -184,20 +224,12 @@ def sync_provider(provider: str, approve_quarantine: int | None = None) -> dict:
     timings: dict[str, float] = {}
     with _timed(timings, "fetch"), Breaker(provider).guard():
         raw, key_source = fetch(provider)
-    with _timed(timings, "normalise"):
-        parsed = normalise(raw)
     with store.connect() as conn:
-        with _timed(timings, "gate"):
-            base = quality.baseline(conn, provider)
-            gate = quality.validate(parsed.rows, provider, base)
-        if not gate.success:
+        base = quality.baseline(conn, provider)
+        parsed, gate, landed = normalise_gate_land(conn, provider, raw, base, timings)
+        if landed is None:
             quarantine_id = _quarantine(conn, raw, parsed, gate, base, timings)
             raise BatchQuarantined(f"{provider}: batch of {gate.rows} offers quarantined (id {quarantine_id}): {gate.reason}")
-        started = time.perf_counter()
-        with conn.transaction():
-            landed = store.land_rows(conn, provider, gate.kept(parsed.rows), parsed.observed_at)
-            timings["land"] = round(time.perf_counter() - started, 3)
-            quality.record(conn, _report(parsed, gate, base, "landed", landed.offers, timings))
     _show_new_data()
     return {"provider": provider, "observed_at": parsed.observed_at.isoformat(), "credentials": key_source,
             "items": parsed.items, "offers": gate.rows, "landed": landed.offers, "new": landed.new,

@@ -33,6 +33,10 @@ class Offer(models.Model):
     observed_at = models.DateTimeField()
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
+    # what the landing that last updated the offer found (NULL: never updated since first seen); the
+    # upsert keeps them so that it reads old values through its conflict, never through a lookup
+    previous_price = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    previous_availability = models.CharField(max_length=16, null=True)
 
     class Meta:
         db_table = "offers"
