@@ -183,8 +183,14 @@ def _left_unfinished(landing):
     landing.add([store.row(offer("a", "9.00", T1))])
 
 
+def _added_to_after_finishing(landing):
+    landing.finish(T1)
+    landing.add([store.row(offer("a", "9.00", T1))])
+
+
 @pytest.mark.parametrize(("how", "error"), [(_late_failure, "too long"), (_repeated_across_chunks, "repeats an offer_id"),
-                                            (_cancelled, None), (_left_unfinished, "finished or cancelled")])  # fmt: skip
+                                            (_cancelled, None), (_left_unfinished, "finished or cancelled"),
+                                            (_added_to_after_finishing, "is finished")])  # fmt: skip
 def test_a_chunked_landing_that_fails_late_is_cancelled_or_left_unfinished_lands_nothing(pg, how, error):
     store.land(pg, "vastai", [offer("a", "2.00")], T0)
     seen, landed = last_id(pg), landed_state(pg)
@@ -234,6 +240,8 @@ def test_an_older_batch_never_overwrites_newer_data(pg):
     prices = dict(pg.execute("SELECT offer_id, price_per_hour FROM offers").fetchall())
     assert prices == {"a": Decimal("1.5000"), "b": Decimal("3.0000"), "c": Decimal("4.0000")}  # only the new offer landed
     assert (late.offers, late.new, late.changed, late.vanished) == (1, 1, 0, 0)  # b was seen later: not vanished
+    # the provider's baseline counts the batch's rows, landed or not (the gate's min_rows reads it)
+    assert pg.execute("SELECT last_good_rows FROM provider_status WHERE provider = 'vastai'").fetchone() == (2,)
     assert list(outbox(pg, seen)) == ["vastai:c"]
     assert pg.execute("SELECT count(*) FROM price_history WHERE offer_id = 'a'").fetchone()[0] == 1
 

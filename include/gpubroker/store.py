@@ -170,35 +170,44 @@ class Landing:
         self.conn, self.provider, self._worker = conn, provider, worker
         self._chunks: list[Future] = []
         self._offer_ids: set[str] = set()
-        self.cancelled = self.finished = False
+        self.cancelled = self.finished = self._failed = False
 
     def add(self, rows: Iterable[tuple]) -> None:
         """Queue one chunk of `row`s (consumed in the landing's thread)."""
+        self._still_open()
         self._chunks.append(self._worker.submit(self._land_chunk, rows, first=not self._chunks))
 
     def finish(self, observed_at: datetime) -> LandResult:
         """Wait for every chunk (raising the first one's error), then mark the vanished offers."""
-        offers, new, changed = (sum(column) for column in zip((0, 0, 0), *(chunk.result() for chunk in self._chunks)))
+        counts = [chunk.result() for chunk in self._chunks]  # a chunk's error first
+        self._still_open()
+        staged, offers, new, changed = (sum(c) for c in zip((0, 0, 0, 0), *counts))
         with self.conn.cursor() as cur:
             (vanished,) = cur.execute(_VANISH, {"provider": self.provider, "at": observed_at}).fetchone()
-            _provider_status(cur, self.provider, stale=False, reason="", good_rows=offers, good_at=observed_at)
+            _provider_status(cur, self.provider, stale=False, reason="", good_rows=staged, good_at=observed_at)
         self.finished = True
         return LandResult(offers=offers, new=new, changed=changed, vanished=vanished)
+
+    def _still_open(self) -> None:
+        if self.finished or self.cancelled:
+            raise RuntimeError(f"the landing of {self.provider!r} is {'finished' if self.finished else 'cancelled'}")
 
     def cancel(self) -> None:
         """Land nothing: chunks not started yet are skipped, and `landing` rolls back what was."""
         self.cancelled = True
 
-    def _land_chunk(self, rows: Iterable[tuple], first: bool) -> tuple[int, int, int]:
-        if self.cancelled:
-            return 0, 0, 0
+    def _land_chunk(self, rows: Iterable[tuple], first: bool) -> tuple[int, int, int, int]:
+        """(rows staged, offers upserted, new, changed) of one chunk."""
+        if self.cancelled or self._failed:
+            return 0, 0, 0, 0
         try:
             return self._upsert(rows, first)
         except BaseException:
-            self.cancelled = True  # the transaction is lost: the chunks after this one are skipped
+            self._failed = True  # the transaction is lost: the chunks after this one are skipped
             raise
 
-    def _upsert(self, rows: Iterable[tuple], first: bool) -> tuple[int, int, int]:
+    def _upsert(self, rows: Iterable[tuple], first: bool) -> tuple[int, int, int, int]:
+        staged = len(self._offer_ids)
         with self.conn.cursor() as cur:
             cur.execute(f"CREATE TEMP TABLE offers_stage ON COMMIT DROP AS SELECT {_COLUMNS} FROM offers WITH NO DATA"
                         if first else "TRUNCATE offers_stage")  # fmt: skip
@@ -210,7 +219,7 @@ class Landing:
                     copy.write_row(r)
             if cur.execute(_FOREIGN, (self.provider,)).fetchone()[0]:
                 raise ValueError(f"batch for {self.provider!r} holds offers of another provider")
-            return cur.execute(_UPSERT).fetchone()
+            return len(self._offer_ids) - staged, *cur.execute(_UPSERT).fetchone()
 
 
 @contextmanager
@@ -229,6 +238,8 @@ def landing(conn: psycopg.Connection, provider: str) -> Iterator[Landing]:
         if batch.cancelled:
             raise psycopg.Rollback(transaction)
         if not batch.finished:
+            for chunk in batch._chunks:
+                chunk.result()  # a chunk's error, if one failed
             raise RuntimeError("a landing must be finished or cancelled")
 
 
