@@ -8,7 +8,7 @@ A second bare app baseline sends the webapp's offers answer itself, bytes and he
 what the answer's size alone costs against the hello, a bound for the ratio to `/healthz`.
 
 Needs the running stack's webapp (`make up`) and Debian's `wrk`. It starts the bare ASGI app itself
-and makes unlimited API keys (named `bench`; one per wrk thread and run) unless --key is given.
+and makes unlimited API keys (named `bench`; four per wrk thread and keyed run) unless --key is given.
 
 Usage: .venv/bin/python bench/api.py [--duration 10] [--connections 32] [--workers 2]
 """
@@ -58,18 +58,31 @@ PLAIN = "cached /api/v1/offers?gpu=H100 + key"
 # what browsers, curl --compressed, requests and httpx send: the gateway answers from its gzipped copy
 GZIP = PLAIN + ", Accept-Encoding: gzip"
 ACCEPT_GZIP = {"Accept-Encoding": "gzip"}
-THREADS = 2  # wrk threads, each asking with its own key: an unlimited key allows 100,000 requests a minute
-# wrk: each thread asks with its own key of BENCH_KEYS (if given); with BENCH_RATE, each connection
-# pauses between its requests (`delay()`) for that total rate.
-SCRIPT = """
-local keys, threads = {}, 0
+THREADS = 2  # wrk threads
+KEYS_PER_THREAD = 4  # an unlimited key allows 100,000 requests a minute: a thread moves on to its next key
+PER_KEY = 90_000  # after this many requests, so no run up to 36k req/s per thread for 10 s is refused
+# wrk: thread i asks with keys i, i+THREADS, ... of BENCH_KEYS (if given), PER_KEY requests each; with
+# BENCH_RATE, each connection pauses between its requests (`delay()`) for that total rate. Every run,
+# keyed or not, builds its requests through the same request() so the Lua cost is the same in each.
+SCRIPT = f"""
+local keys, threads, per_key = {{}}, 0, {PER_KEY}
 for key in string.gmatch(os.getenv("BENCH_KEYS") or "", "[^,]+") do keys[#keys + 1] = key end
 function setup(thread)
   threads = threads + 1
-  if #keys > 0 then thread:set("key", keys[(threads - 1) % #keys + 1]) end
+  thread:set("first", threads)
 end
+local mine, sent, bytes = {{}}, 0, nil
 function init(args)
-  if key then wrk.headers["Authorization"] = "Bearer " .. key end
+  for i = first, #keys, {THREADS} do mine[#mine + 1] = keys[i] end
+end
+function request()
+  if sent % per_key == 0 then
+    local key = mine[math.floor(sent / per_key) % math.max(#mine, 1) + 1]
+    if key then wrk.headers["Authorization"] = "Bearer " .. key end
+    bytes = wrk.format()
+  end
+  sent = sent + 1
+  return bytes
 end
 local rate, connections = tonumber(os.getenv("BENCH_RATE") or ""), tonumber(os.getenv("BENCH_CONNECTIONS"))
 if rate then
@@ -103,11 +116,16 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def bench_key() -> str:
-    """A fresh unlimited key from the webapp's own command (its last line of output)."""
-    out = subprocess.run([sys.executable, "manage.py", "create_api_key", "--plan", "unlimited", "--name", "bench"],
+def bench_keys(count: int) -> list[str]:
+    """`count` fresh unlimited keys from the webapp's own command (the last line of each call's output),
+    made in one process."""
+    make = f"from django.core.management import call_command as c\nfor _ in range({count}): c('create_api_key', plan='unlimited', name='bench')"
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", make],
                          cwd=ROOT / "webapp", capture_output=True, text=True, check=True).stdout  # fmt: skip
-    return out.strip().splitlines()[-1]
+    lines = out.splitlines()
+    made = [lines[i + 1] for i, line in enumerate(lines) if line.startswith("store it now")]  # the key follows
+    assert len(made) == count, out
+    return made
 
 
 def main() -> None:
@@ -123,9 +141,11 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
 
-    # keys of their own per run, one per wrk thread: an unlimited key allows 100,000 requests a minute
-    fresh_keys = lambda: ",".join(args.key or bench_key() for _ in range(THREADS))  # noqa: E731
-    auth = {"Authorization": f"Bearer {args.key or bench_key()}"}
+    # keys of their own per keyed run (four of them), KEYS_PER_THREAD per wrk thread, and one to look
+    per_run = THREADS * KEYS_PER_THREAD
+    made = iter(bench_keys(4 * per_run + 1) if not args.key else ())
+    fresh_keys = lambda: args.key or ",".join(next(made) for _ in range(per_run))  # noqa: E731
+    auth = {"Authorization": f"Bearer {args.key or next(made)}"}
     offers = f"{args.webapp}/api/v1/offers?gpu=H100"
     warm = httpx.get(offers, headers=auth, timeout=30)
     warm.raise_for_status()

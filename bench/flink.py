@@ -141,14 +141,15 @@ def topics(*names: str):
                 future.result(30)
 
 
-def measure(state: int, changes: int, rate: int, seconds: int) -> dict:
+def measure(state: int, changes: int, rate: int, seconds: int, settings_: list[str] = ()) -> dict:
     assert changes <= 6 * state and seconds <= 39 and rate * seconds <= state, "event times would repeat"
     rest = cluster.rest_url(CONF)
     producer = Producer(KAFKA | {"linger.ms": 20, "compression.type": "zstd", "queue.buffering.max.messages": 1_000_000})
     with topics("observations", "changes") as made:
         name = f"bench-price-changes-{uuid.uuid4().hex[:8]}"
         job_id = cluster.submit(CONF, ROOT / "flink" / "price_changes.py", name,
-                                ["--source-topic", made["observations"], "--changes-topic", made["changes"], "--group-id", name])  # fmt: skip
+                                ["--source-topic", made["observations"], "--changes-topic", made["changes"], "--group-id", name,
+                                 *[a for s in settings_ for a in ("--set", s)]])  # fmt: skip
         try:
             cluster.wait_running(rest, job_id, timeout=300)
             outputs = Outputs(made["changes"])
@@ -192,11 +193,12 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=300_000)
     parser.add_argument("--rate", type=int, default=2000, help="paced changes per second for the latency run")
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a Flink option for the job")
     args = parser.parse_args()
     print("| offers in state | load (new offers) | sustained changes | Kafka alone (baseline) | latency p50 / p99 | restarts | checkpoints ok/failed |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for state in args.states:
-        r = measure(state, args.changes, args.rate, args.seconds)
+        r = measure(state, args.changes, args.rate, args.seconds, args.set)
         print(f"| {r['state']:,} | {r['load']:,.0f}/s | {r['sustained']:,.0f}/s | {r['kafka_alone']:,.0f}/s "
               f"| {r['p50_ms']:,.0f} / {r['p99_ms']:,.0f} ms | {r['restarts']} "
               f"| {r['checkpoints']['completed']}/{r['checkpoints']['failed']} |", flush=True)  # fmt: skip
