@@ -122,10 +122,12 @@ def client_process(url: str, key: str, channels: list[str], ready, stop, results
 def run(clients: int, events: int, rate: float, key: str, url: str, processes: int, everything: bool, models: int,
         burst: bool = False) -> dict:  # fmt: skip
     channels = ["price_updates" if everything else f"gpu:{MODELS[i % models]}" for i in range(clients)]
-    manager = multiprocessing.Manager()
+    # spawned, not forked: a fork would copy the previous run's Kafka producer and its librdkafka threads
+    context = multiprocessing.get_context("spawn")
+    manager = context.Manager()
     ready, results, stop = manager.Queue(), manager.Queue(), manager.Event()
     shares = [channels[i::processes] for i in range(processes)]
-    workers = [multiprocessing.Process(target=client_process, args=(url, key, share, ready, stop, results))
+    workers = [context.Process(target=client_process, args=(url, key, share, ready, stop, results))
                for share in shares if share]  # fmt: skip
     for w in workers:
         w.start()
@@ -150,6 +152,7 @@ def run(clients: int, events: int, rate: float, key: str, url: str, processes: i
     gathered = [results.get(timeout=120) for _ in workers]
     for w in workers:
         w.join(30)
+    manager.shutdown()
     latencies = sorted(x for found, _, _ in gathered for x in found)
     return {
         "clients": clients, "connected": connected, "connect_s": connect_seconds, "events": events,
