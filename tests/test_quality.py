@@ -200,8 +200,8 @@ def test_a_sync_drops_a_bad_row_lands_the_rest_and_reports_why(vastai, pg):
 
 
 @pytest.mark.parametrize("last_page", ["clean", "one-bad-row", "all-bad"])
-def test_a_batch_landed_chunk_by_chunk_while_parsed_commits_only_what_the_whole_gate_passes(pg, pg_url, tmp_path,
-                                                                                         monkeypatch, last_page):  # fmt: skip
+def test_a_batch_landed_chunk_by_chunk_while_parsed_commits_only_what_the_whole_gate_passes(pg, tmp_path, monkeypatch,
+                                                                                         last_page):  # fmt: skip
     """Three responses, each its own chunk (landed while the next is parsed): the gate still judges
     the whole batch, and only what it passes is committed, with one report."""
     monkeypatch.setattr(settings, "STAGING_URL", tmp_path.as_uri())
