@@ -15,6 +15,7 @@ status:    ## each service up/down with its URL
 
 test:      ## install, start the stack (no sync), run the whole test suite
 	@$(STACK) up --no-sync
+	@$(STACK) test-tools
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 logs:      ## follow one service's log: make logs S=kafka

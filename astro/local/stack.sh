@@ -538,6 +538,7 @@ status() {
 mkdir -p "$RUN" "$LOGS"
 case ${1:-} in
   install) install ;;
+  test-tools) apt_install chromium fonts-liberation ;;  # the page tests' headless browser (tests/browser.py)
   up) up "${2:-}" ;;
   down) down ;;
   stop) case ${2:?usage: stack.sh stop SERVICE} in postgres) stop_postgres ;; *) stop "$2" ;; esac ;;
@@ -545,5 +546,5 @@ case ${1:-} in
   status) status ;;
   env) airflow_env; env | grep -E '^(AIRFLOW|GPUBROKER)' | grep -v -E 'FERNET|JWT|_CONN|SECRET|PASSWORD|DATABASE_URL|API_KEY' ;;
   logs) tail -n 100 -f "$LOGS/${2:?usage: stack.sh logs SERVICE}.log" ;;
-  *) echo "usage: $0 install|up [--no-sync]|down|stop SERVICE|airflow up|down|status|logs SERVICE" >&2; exit 2 ;;
+  *) echo "usage: $0 install|test-tools|up [--no-sync]|down|stop SERVICE|airflow up|down|status|logs SERVICE" >&2; exit 2 ;;
 esac
