@@ -119,7 +119,8 @@ def _ms(value: str, unit: str) -> float:
 def bench_keys(count: int) -> list[str]:
     """`count` fresh unlimited keys from the webapp's own command (the last line of each call's output),
     made in one process."""
-    make = f"from django.core.management import call_command as c\nfor _ in range({count}): c('create_api_key', plan='unlimited', name='bench')"
+    make = ("from django.core.management import call_command\n"
+            f"for _ in range({count}): call_command('create_api_key', plan='unlimited', name='bench')")
     out = subprocess.run([sys.executable, "manage.py", "shell", "-c", make],
                          cwd=ROOT / "webapp", capture_output=True, text=True, check=True).stdout  # fmt: skip
     lines = out.splitlines()

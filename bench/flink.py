@@ -141,7 +141,7 @@ def topics(*names: str):
                 future.result(30)
 
 
-def measure(state: int, changes: int, rate: int, seconds: int, settings_: list[str] = ()) -> dict:
+def measure(state: int, changes: int, rate: int, seconds: int, options: list[str] = ()) -> dict:
     assert changes <= 6 * state and seconds <= 39 and rate * seconds <= state, "event times would repeat"
     rest = cluster.rest_url(CONF)
     producer = Producer(KAFKA | {"linger.ms": 20, "compression.type": "zstd", "queue.buffering.max.messages": 1_000_000})
@@ -149,7 +149,7 @@ def measure(state: int, changes: int, rate: int, seconds: int, settings_: list[s
         name = f"bench-price-changes-{uuid.uuid4().hex[:8]}"
         job_id = cluster.submit(CONF, ROOT / "flink" / "price_changes.py", name,
                                 ["--source-topic", made["observations"], "--changes-topic", made["changes"], "--group-id", name,
-                                 *[a for s in settings_ for a in ("--set", s)]])  # fmt: skip
+                                 *[a for o in options for a in ("--set", o)]])  # fmt: skip
         try:
             cluster.wait_running(rest, job_id, timeout=300)
             outputs = Outputs(made["changes"])
