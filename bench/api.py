@@ -60,6 +60,7 @@ GZIP = PLAIN + ", Accept-Encoding: gzip"
 ACCEPT_GZIP = {"Accept-Encoding": "gzip"}
 THREADS = 2  # wrk threads
 KEYS_PER_THREAD = 4  # an unlimited key allows 100,000 requests a minute: a thread moves on to its next key
+KEYED_RUNS = 4  # offers plain and gzipped, each at its peak and at half of it
 PER_KEY = 90_000  # after this many requests, so no run up to 36k req/s per thread for 10 s is refused
 # wrk: thread i asks with keys i, i+THREADS, ... of BENCH_KEYS (if given), PER_KEY requests each; with
 # BENCH_RATE, each connection pauses between its requests (`delay()`) for that total rate. Every run,
@@ -142,11 +143,11 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
 
-    # keys of their own per keyed run (four of them), KEYS_PER_THREAD per wrk thread, and one to look
+    # KEYS_PER_THREAD keys of their own per wrk thread in each keyed run, and one for the looks around them
     per_run = THREADS * KEYS_PER_THREAD
-    made = iter(bench_keys(4 * per_run + 1) if not args.key else ())
-    fresh_keys = lambda: args.key or ",".join(next(made) for _ in range(per_run))  # noqa: E731
-    auth = {"Authorization": f"Bearer {args.key or next(made)}"}
+    made = iter(bench_keys(KEYED_RUNS * per_run + 1) if not args.key else [args.key] * (KEYED_RUNS * per_run + 1))
+    fresh_keys = lambda: ",".join(next(made) for _ in range(per_run))  # noqa: E731
+    auth = {"Authorization": f"Bearer {next(made)}"}
     offers = f"{args.webapp}/api/v1/offers?gpu=H100"
     warm = httpx.get(offers, headers=auth, timeout=30)
     warm.raise_for_status()
