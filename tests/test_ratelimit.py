@@ -199,6 +199,24 @@ async def test_a_busy_client_is_admitted_from_leases_with_few_round_trips(redis_
     assert [d.remaining for d in decisions[:3]] == [99_999, 99_998, 99_997]
 
 
+async def test_the_hot_path_takes_only_leased_slots_and_counts_them_like_hit(redis_url, monkeypatch):
+    """`leased` (the gateway's no-await path) admits from a lease and nothing else: no lease, a used-up
+    or expired one, or Redis down -> None, and the caller goes to `hit`."""
+    monkeypatch.setattr(ratelimit, "LEASE_SECONDS", 5.0)
+    client = aioredis.Redis.from_url(redis_url)
+    limiter, who = Limiter(client), f"hot:{uuid.uuid4().hex}"
+    assert limiter.leased(who) is None  # nothing leased yet
+    for _ in range(4):  # leases of 1, 2 (one used from it), then 4 slots: 3 of them left
+        await limiter.hit(who, SEED_LIMITS["unlimited"])
+    hot = [limiter.leased(who) for _ in range(4)]
+    after = await limiter.hit(who, SEED_LIMITS["unlimited"])  # the lease is used up: a round trip
+    limiter.redis_down_until = float("inf")
+    down = limiter.leased(who)
+    await client.aclose()
+    assert [d.remaining for d in hot[:3]] == [99_995, 99_994, 99_993] and hot[3] is None
+    assert all(d.admitted and d.shared for d in hot[:3]) and after.remaining == 99_992 and down is None
+
+
 async def test_a_leased_client_sees_a_new_data_version_within_a_lease_lifetime(redis_url, monkeypatch):
     """The price of leases: requests admitted from one carry the data version of the call that took it."""
     monkeypatch.setattr(ratelimit, "LEASE_SECONDS", 1.0)  # long enough for a slow machine

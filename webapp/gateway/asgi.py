@@ -50,6 +50,25 @@ def error_body(detail: str, **extra: Any) -> bytes:
     return orjson.dumps({"detail": detail, **extra})
 
 
+class Answered:
+    """An ASGI `send` that remembers the status it answered (500 until a response starts)."""
+
+    __slots__ = ("raw", "status")
+
+    def __init__(self, send):
+        self.raw, self.status = send, 500
+
+    async def __call__(self, message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.raw(message)
+
+
+@lru_cache(maxsize=4096)  # the same few paths arrive again and again
+def cacheable(path: str) -> bool:
+    return CACHEABLE.match(path) is not None
+
+
 class Gateway:
     def __init__(self, app):
         self.app = app
@@ -71,24 +90,18 @@ class Gateway:
         if path == "/healthz":
             return await respond(send, 200, HEALTHZ)
         started = time.perf_counter()
-        status_box = [500]
-
-        async def send_counted(message):
-            if message["type"] == "http.response.start":
-                status_box[0] = message["status"]
-            await send(message)
-
+        answered = Answered(send)
         try:
             if path == "/readyz":
-                await self.readyz(send_counted)
+                await self.readyz(answered)
             elif path == "/metrics":
-                await metrics.serve(send_counted)
+                await metrics.serve(answered)
             elif path.startswith("/api/v1/") and path not in NOT_LIMITED:
-                await self.api(scope, receive, send_counted)
+                await self.api(scope, receive, answered)
             else:
-                await self.app(scope, receive, send_counted)
+                await self.app(scope, receive, answered)
         finally:
-            metrics.observe_request(path, scope["method"], status_box[0], time.perf_counter() - started)
+            metrics.observe_request(path, scope["method"], answered.status, time.perf_counter() - started)
 
     async def readyz(self, send) -> None:
         checks = await runtime.readiness()
@@ -96,12 +109,15 @@ class Gateway:
         await respond(send, 200 if ok else 503, orjson.dumps({"status": "ready" if ok else "not ready", "checks": checks}),
                       [] if ok else [(b"retry-after", b"5")])  # fmt: skip
 
-    async def api(self, scope, receive, send) -> None:
-        client = await self.identify(scope)
+    async def api(self, scope, receive, send: Answered) -> None:
+        # The common case costs no await before the answer: a key seen in the last minute, a slot of
+        # this worker's lease (ratelimit.Limiter.leased), an answer L2 holds (cache.TwoTierCache.lookup).
+        limiter = runtime.limiter()
+        client = self.known_client(scope) or await self.identify(scope)
         if client is None:
             return await respond(send, 401, error_body("unknown or revoked API key; send a valid key in "
                                                        "`Authorization: Bearer <key>`, or none for the free tier"))  # fmt: skip
-        decision = await runtime.limiter().hit(client.identity, LIMITS[client.plan])
+        decision = limiter.leased(client.identity) or await limiter.hit(client.identity, LIMITS[client.plan])
         if client.key_id is not None and runtime.key_directory().outdated():
             client = await self.identify(scope)  # a key was revoked since we last looked: look again
             if client is None:
@@ -114,36 +130,45 @@ class Gateway:
                 f"{60} s; retry after {decision.retry_after} s", plan=client.plan.value, limit=decision.limit,
                 retry_after=decision.retry_after,
             ), [*limit_headers, (b"retry-after", str(decision.retry_after).encode())])  # fmt: skip
-        scope.setdefault("state", {})["gpubroker"] = {"client": client, "decision": decision,
-                                                      "data_version": runtime.data_version()}  # fmt: skip
+        state = {"client": client, "decision": decision, "data_version": limiter.shared.data_version}
         if scope["path"] == STREAM:
+            scope.setdefault("state", {})["gpubroker"] = state
             return await sse.stream(scope, receive, send, limit_headers)
-        if scope["method"] == "GET" and CACHEABLE.match(scope["path"]):
-            return await self.cached(scope, receive, send, limit_headers)
+        if scope["method"] == "GET" and cacheable(scope["path"]):
+            return await self.cached(scope, receive, send, limit_headers, state)
 
         async def send_with_limits(message):
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), *limit_headers]}
             await send(message)
 
+        scope.setdefault("state", {})["gpubroker"] = state
         await self.app(scope, receive, send_with_limits)
 
-    async def cached(self, scope, receive, send, limit_headers) -> None:
-        key = cache_key(scope)
+    async def cached(self, scope, receive, send: Answered, limit_headers, state) -> None:
+        key, version = cache_key(scope), state["data_version"]
+        responses, tier = runtime.response_cache(), "l2"
+        entry, held = responses.lookup(key, version)
+        if entry is None:
 
-        async def compute() -> cache.Entry:
-            return await capture(self.app, scope, receive)
+            async def compute() -> cache.Entry:
+                scope.setdefault("state", {})["gpubroker"] = state  # what the views read (offers.api)
+                return await capture(self.app, scope, receive)
 
-        entry, tier = await runtime.response_cache().get(key, runtime.data_version(), compute)
+            entry, tier = await responses.refresh(key, version, compute, held)
         metrics.cache_lookup(tier)
         age = max(0, int(time.time() - entry.computed_at)) if entry.ttl else 0
-        body, encoding = entry.body, []
-        if len(body) >= GZIP_MIN_BYTES and accepts_gzip(scope["headers"]):
-            body, encoding = entry.gzipped, [(b"content-encoding", b"gzip")]
-        headers = [*entry.headers, *encoding, (b"vary", b"Accept-Encoding"), *limit_headers, (b"age", str(age).encode()),
-                   (b"x-cache", tier.encode()), (b"content-length", str(len(body)).encode())]  # fmt: skip
-        await send({"type": "http.response.start", "status": entry.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        gzipped = len(entry.body) >= GZIP_MIN_BYTES and accepts_gzip(scope["headers"])
+        send.status = entry.status
+        await send.raw({"type": "http.response.start", "status": entry.status, "headers": [
+            *(entry.gzipped_headers if gzipped else entry.plain_headers), *limit_headers,
+            (b"age", str(age).encode()), (b"x-cache", tier.encode())]})  # fmt: skip
+        await send.raw({"type": "http.response.body", "body": entry.gzipped if gzipped else entry.body})
+
+    def known_client(self, scope) -> keys.Client | None:
+        """The key's client when this worker looked it up lately (no await), else None."""
+        key = keys.from_headers(scope["headers"])
+        return None if key is None else runtime.key_directory().recall(key)
 
     async def identify(self, scope) -> keys.Client | None:
         """The asking client, or None for a key that is unknown or revoked."""

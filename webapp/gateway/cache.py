@@ -40,6 +40,7 @@ BETA = 1.0  # XFetch's beta: > 1 favours earlier recomputation
 LOCK_SECONDS = 5.0  # the cross-process compute lock lives at most this long
 LOCK_WAIT_SECONDS = 2.0  # how long a process waits for another's result before computing itself
 L1_PREFIX = "gpubroker:resp"
+VARY = (b"vary", b"Accept-Encoding")  # an answer's encoding follows the request's Accept-Encoding
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,16 @@ class Entry:
     def gzipped(self) -> bytes:
         """The body gzipped, once per entry and process (level 6, no timestamp: the same bytes each time)."""
         return gzip.compress(self.body, compresslevel=6, mtime=0)
+
+    @cached_property
+    def plain_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """Its headers as sent with `body` (made once: the hot path only adds the per-request ones)."""
+        return (*self.headers, VARY, (b"content-length", str(len(self.body)).encode()))
+
+    @cached_property
+    def gzipped_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """Its headers as sent with `gzipped`."""
+        return (*self.headers, (b"content-encoding", b"gzip"), VARY, (b"content-length", str(len(self.gzipped)).encode()))
 
     def encode(self) -> bytes:
         meta = {"s": self.status, "h": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.headers],
@@ -124,17 +135,30 @@ class TwoTierCache:
             return False
         return not recompute_early(expiry, entry.delta, self.clock(), self.beta, self.rand)
 
+    def lookup(self, key: str, version: int | None) -> tuple[Entry | None, tuple[Entry, float] | None]:
+        """L2's answer when it is fresh at `version` (None when absent, of another version, or XFetch
+        says recompute now), and what L2 holds for `key` (for `refresh`). No await: the hot path."""
+        held = self.local.get(key, self.clock())
+        if held and self._fresh(held[0], held[1], version):
+            return held[0], held
+        return None, held
+
     async def get(self, key: str, version: int | None, compute: Compute) -> tuple[Entry, str]:
         """The response for `key` at `version`, and the tier that answered: "l2", "l1" or "origin".
 
         `compute` produces a fresh Entry (its ttl 0 means: answer it, but do not store it).
         """
-        cached = self.local.get(key, self.clock())
-        if cached and self._fresh(cached[0], cached[1], version):
-            return cached[0], "l2"
+        entry, held = self.lookup(key, version)
+        if entry is not None:
+            return entry, "l2"
+        return await self.refresh(key, version, compute, held)
+
+    async def refresh(self, key: str, version: int | None, compute: Compute,
+                      held: tuple[Entry, float] | None) -> tuple[Entry, str]:  # fmt: skip
+        """`get` after `lookup` found no fresh answer (`held`: what L2 holds) from L1 or `compute`."""
         if key in self.inflight:  # someone in this process is already fetching it
-            if cached and (version is None or cached[0].version == version):
-                return cached[0], "l2"  # refreshing early: serve the current entry meanwhile
+            if held and (version is None or held[0].version == version):
+                return held[0], "l2"  # refreshing early: serve the current entry meanwhile
             return await asyncio.shield(self.inflight[key])
         future: asyncio.Future[tuple[Entry, str]] = asyncio.get_running_loop().create_future()
         self.inflight[key] = future

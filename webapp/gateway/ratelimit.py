@@ -39,6 +39,7 @@ import os
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 import redis.asyncio as aioredis
@@ -126,13 +127,14 @@ class Decision(NamedTuple):  # a NamedTuple: made for every request, ~5x cheaper
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """IETF draft RateLimit headers (draft-ietf-httpapi-ratelimit-headers, delta-seconds)."""
+        limit, policy = _plan_headers(self.limit)
         reset = str(max(0, math.ceil(self.reset_seconds))).encode()
-        return [
-            (b"ratelimit-limit", str(self.limit).encode()),
-            (b"ratelimit-remaining", str(self.remaining).encode()),
-            (b"ratelimit-reset", reset),
-            (b"ratelimit-policy", f"{self.limit};w={WINDOW_SECONDS}".encode()),
-        ]
+        return [limit, (b"ratelimit-remaining", str(self.remaining).encode()), (b"ratelimit-reset", reset), policy]
+
+
+@lru_cache(maxsize=64)  # one per plan's limit (and per reduced limit of the Redis-down fallback)
+def _plan_headers(limit: int) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    return (b"ratelimit-limit", str(limit).encode()), (b"ratelimit-policy", f"{limit};w={WINDOW_SECONDS}".encode())
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,13 @@ class Limiter:
         self._flushing = False
         self._ids = itertools.count()
         self._member = f"{os.getpid()}-{time.time_ns()}"
+
+    def leased(self, identity: str) -> Decision | None:
+        """A slot of this worker's lease for `identity`, with no await; None when it has none to give."""
+        lease = self.leases.get(identity)
+        if lease is None or time.monotonic() < self.redis_down_until:
+            return None
+        return lease.take()
 
     async def hit(self, identity: str, limit: int) -> Decision:
         """Count one request of `identity` against `limit` per window; say whether it may proceed."""
