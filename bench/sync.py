@@ -9,7 +9,11 @@ times (the first warms the workers unless `--runs 1`), then once for the slowest
   fetch, normalise, gate, land (each provider's `gate_reports.timings`), task overhead (task
   duration - those stages: process start, imports, XCom), and the DAG's other tasks;
 - **bound**: the issue's target `wall <= 1.2 x slowest provider's own fetch..land + fixed overhead`,
-  with the fixed overhead measured as the single-provider run's wall minus that provider's own stages.
+  with the fixed overhead measured as the single-provider run's wall minus that provider's own stages;
+- **floor**: what the machine allows at best, `fixed overhead + (CPU of every provider's own stages)
+  / cores` (`gate_reports.timings.cpu`: the sync processes' CPU alone, not PostgreSQL's or the
+  replay server's, so a floor that is low if anything). Where the floor is above the bound, no
+  arrangement of the same per-provider work meets the bound on this machine.
 
 Usage: .venv/bin/python bench/sync.py [--runs 2] [--timeout 600]
 """
@@ -61,6 +65,7 @@ def sync(api: AirflowApi, conf: dict, timeout: float) -> dict:
                            "task": ti["duration"] or float("nan"), "own": own,
                            **{s: timings.get(s, float("nan")) for s in STAGES}}  # fmt: skip
         providers[name]["overhead"] = providers[name]["task"] - own
+        providers[name]["cpu"] = timings.get("cpu", float("nan"))
     others = {t["task_id"]: t["duration"] or 0.0 for t in tis if t["task_id"] != TASK}
     return {"state": state, "wall": seconds(run["start_date"], run["end_date"]), "providers": providers, "others": others}
 
@@ -96,6 +101,10 @@ def main() -> int:
     bound = 1.2 * own + fixed
     print(f"\nslowest provider in the full sync: {slowest}, own fetch..land {full['providers'][slowest]['own']:.2f} s there, "
           f"{own:.2f} s alone; fixed overhead (its run alone: wall - own) {fixed:.1f} s")  # fmt: skip
+    cpu = sum(v["cpu"] for v in full["providers"].values())
+    floor = fixed + cpu / os.cpu_count()
+    print(f"the providers' own stages took {cpu:.2f} s of CPU in the full sync: floor {fixed:.1f} + {cpu:.2f} / "
+          f"{os.cpu_count()} cores = {floor:.1f} s, {'above' if floor > bound else 'within'} the bound")  # fmt: skip
     print(f"full sync wall {full['wall']:.1f} s vs bound 1.2 x {own:.2f} + {fixed:.1f} = {bound:.1f} s: "
           f"{'within' if full['wall'] <= bound else 'OVER'}; target <= 45 s warm: {'met' if full['wall'] <= 45 else 'NOT met'}; "
           f"load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip

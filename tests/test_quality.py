@@ -193,7 +193,7 @@ def test_a_sync_drops_a_bad_row_lands_the_rest_and_reports_why(vastai, pg):
     vastai(lambda row: row["dph_total"] * 1000 if row["id"] == 18012345 else row["dph_total"])
     summary = sync.sync_provider("vastai")
     assert summary["gate_dropped"] == 1 and summary["landed"] == summary["offers"] - 1 and "18012345" not in prices(pg)
-    assert set(summary["seconds"]) == {"fetch", "normalise", "gate", "land"}
+    assert set(summary["seconds"]) == {"fetch", "normalise", "gate", "land", "cpu"}
     [latest] = quality.latest_reports(pg)
     assert (latest.outcome, latest.rows_in, latest.rows_landed, latest.rows_dropped) == ("landed", summary["offers"], summary["landed"], 1)
     assert latest.gate_dropped["price_above_band"]["rows"] == 1 and latest.items == summary["items"]
@@ -219,7 +219,8 @@ def test_a_batch_landed_chunk_by_chunk_while_parsed_commits_only_what_the_whole_
         assert landed is None and not gate.success and prices(pg) == {} and reports == []
         return
     bad_ids = {str(row["id"]) for row in bad}
-    assert len(parsed.rows) > len(pages[2]["offers"]) and set(timings) == {"normalise", "gate", "land"}
+    assert len(parsed.rows) > len(pages[2]["offers"])
+    assert set(timings) == {"normalise", "gate", "land", "cpu"} and timings["cpu"] > 0
     assert set(prices(pg)) == {r[1] for r in parsed.rows} - bad_ids and landed.offers == len(parsed.rows) - len(bad_ids)
     assert [(r.outcome, r.rows_in, r.rows_landed, r.rows_dropped) for r in reports] == [
         ("landed", len(parsed.rows), landed.offers, len(bad_ids))]  # fmt: skip

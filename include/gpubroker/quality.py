@@ -52,7 +52,7 @@ async code with `LATEST_SQL` / `HISTORY_SQL` and `GateReport.from_row`.
 | `baseline_rows` | int, null | the baseline `row_count_drop` used (null: none yet) |
 | `baseline_source` | varchar(16) | `last_good`, `re-established`, `none`; `approved` on an approval's report |
 | `quarantine_id` | bigint, null | the `quarantine` row of a refused or approved batch |
-| `timings` | jsonb | seconds per stage of the sync: `{fetch, normalise, gate, land}` (land: after the gate; the landing overlaps normalise) |
+| `timings` | jsonb | seconds per stage of the sync: `{fetch, normalise, gate, land}` (land: after the gate; the landing overlaps normalise), and `cpu`: the sync process's CPU seconds over them |
 """
 
 from __future__ import annotations

@@ -209,11 +209,14 @@ def normalise_gate_land(conn, provider: str, raw: ObjectStoragePath, base: quali
 
 @contextmanager
 def _timed(timings: dict[str, float], stage_name: str) -> Iterator[None]:
-    started = time.perf_counter()
+    """A stage's wall seconds under its name; its CPU seconds (this process, every thread) added to
+    `cpu` (bench/sync.py: what the providers' own stages need of the machine, together)."""
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
         timings[stage_name] = round(time.perf_counter() - started, 3)
+        timings["cpu"] = round(timings.get("cpu", 0.0) + time.process_time() - cpu, 3)
 
 
 def sync_provider(provider: str, approve_quarantine: int | None = None) -> dict:
