@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -64,6 +65,27 @@ async def test_unknown_and_revoked_keys_get_401_at_once(webapp):
     assert (await webapp.get("/api/v1/offers", headers={"X-API-Key": key})).status_code == 200
     await sync_to_async(call_command)("revoke_api_key", key[:12], stdout=io.StringIO())
     refused = await webapp.get("/api/v1/offers", headers={"X-API-Key": key})
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+
+
+async def test_a_revoked_key_admitted_from_a_lease_is_refused_once_the_lease_ends(webapp, monkeypatch):
+    """Unlimited keys are admitted from leased slots with no round trip (the hot path): a revocation
+    reaches them when the lease ends, LEASE_SECONDS later, at the next look at Redis."""
+    from gateway import ratelimit, runtime
+
+    monkeypatch.setattr(ratelimit, "LEASE_SECONDS", 1.0)  # leases that outlive a slow machine's requests
+    await add_offers()
+    key = await sync_to_async(make_key)("unlimited")
+    for _ in range(20):  # until this worker holds 2 slots leased ahead (leases of 1, 2, 4, ... slots)
+        assert (await webapp.get("/api/v1/offers", headers={"X-API-Key": key})).status_code == 200
+        client = runtime.key_directory().recall(key)
+        if (lease := runtime.limiter().leases.get(client.identity)) is not None and lease.left >= 2:
+            break
+    await sync_to_async(call_command)("revoke_api_key", key[:12], stdout=io.StringIO())
+    from_lease = await webapp.get("/api/v1/offers", headers={"X-API-Key": key})
+    await asyncio.sleep(1.1)
+    refused = await webapp.get("/api/v1/offers", headers={"X-API-Key": key})
+    assert from_lease.status_code == 200 and from_lease.headers["x-cache"] == "l2"  # the price of a lease
     assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
 
 
