@@ -129,11 +129,6 @@ def key_directory() -> KeyDirectory:
     return _keys
 
 
-def data_version() -> int | None:
-    """The data version learnt from the last Redis round trip (None while Redis is unreachable)."""
-    return limiter().shared.data_version
-
-
 async def readiness() -> dict[str, bool]:
     async def postgres() -> bool:
         try:
