@@ -10,7 +10,8 @@ headers, with no work: what the answer alone costs, so the bench can say how muc
 hot path in stages (STAGES_APP): the cached answer alone, then with the key, then with the rate
 limit, then the whole gateway, each against /healthz on the same server: what each step costs.
 
-Needs the running stack's webapp (`make up`) and Debian's `wrk`. It starts the bare ASGI app itself
+Needs the running stack's webapp (`make up`), its credentials in the environment (`set -a;
+. .stack/secrets.env; set +a`: the keys are made in its database) and Debian's `wrk`. It starts the bare ASGI app itself
 and makes unlimited API keys (named `bench`; four per wrk thread and keyed run) unless --key is given.
 
 Usage: .venv/bin/python bench/api.py [--duration 10] [--connections 32] [--workers 2] [--rounds 3]
@@ -209,9 +210,12 @@ def bench_keys(count: int) -> list[str]:
     made in one process."""
     make = ("from django.core.management import call_command\n"
             f"for _ in range({count}): call_command('create_api_key', plan='unlimited', name='bench')")
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", make],
-                         cwd=ROOT / "webapp", capture_output=True, text=True, check=True).stdout  # fmt: skip
-    lines = out.splitlines()
+    made_keys = subprocess.run([sys.executable, "manage.py", "shell", "-c", make],
+                               cwd=ROOT / "webapp", capture_output=True, text=True)  # fmt: skip
+    if made_keys.returncode:  # stderr only: stdout holds the keys made before the failure
+        sys.exit(f"{made_keys.stderr}\ncould not make bench keys: is the stack up (make up) and are its credentials "
+                 "in the environment (set -a; . .stack/secrets.env; set +a)?")  # fmt: skip
+    lines = made_keys.stdout.splitlines()
     made = [lines[i + 1] for i, line in enumerate(lines) if line.startswith("store it now")]  # the key follows
     assert len(made) == count, f"made {len(made)} keys of {count}"  # not `out`: it holds the keys
     return made
