@@ -42,25 +42,27 @@ class KeyDirectory:
     def recall(self, key: str) -> keys.Client | None:
         """The key's client as looked up in the last minute at the current key epoch, with no await;
         None when it was not (nor for unknown or revoked keys: `lookup` answers those)."""
-        epoch = limiter().shared.key_epoch
-        if epoch is not None and epoch != self.epoch:
+        if self.outdated():
             return None
-        found = self.known.get(keys.digest(key))
-        return found[0] if found and time.monotonic() - found[1] < KEY_CACHE_SECONDS else None
+        found = self._recent(keys.digest(key))
+        return found[0] if found else None
+
+    def _recent(self, digest: str) -> tuple[keys.Client | None, float] | None:
+        """What the last lookup of this digest found, when it was made in the last KEY_CACHE_SECONDS."""
+        found = self.known.get(digest)
+        return found if found and time.monotonic() - found[1] < KEY_CACHE_SECONDS else None
 
     async def lookup(self, key: str) -> keys.Client | None:
-        epoch = limiter().shared.key_epoch
-        if epoch is not None and epoch != self.epoch:
+        if self.outdated():
             self.known.clear()
-            self.epoch = epoch
+            self.epoch = limiter().shared.key_epoch
         digest = keys.digest(key)
-        found = self.known.get(digest)
-        if found and time.monotonic() - found[1] < KEY_CACHE_SECONDS:
-            return found[0]
+        if recent := self._recent(digest):
+            return recent[0]
         try:
             row = await db.fetch_one("SELECT id, plan FROM api_keys WHERE digest = %s AND revoked_at IS NULL", (digest,))
         except db.DatabaseUnavailable:
-            if found:  # PostgreSQL is down: the last answer stands
+            if found := self.known.get(digest):  # PostgreSQL is down: the last answer stands, however old
                 return found[0]
             raise
         client = None if row is None else keys.Client(f"key:{row['id']}", Plan(row["plan"]), row["id"])
