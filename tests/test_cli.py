@@ -10,11 +10,11 @@ import pytest
 from gpubroker.schema import Offer
 from gpubroker_provider.cli import main
 from gpubroker_provider.replay.server import load_manifests
-from gpubroker_provider.vendors import VENDORS
+from gpubroker_provider.vendors import VENDORS, hook_class
 from tests.conftest import RECORDINGS
 
 MANIFESTS = load_manifests()
-API = sorted(slug for slug, v in VENDORS.items() if v.mode == "api")
+API = sorted(slug for slug, v in VENDORS.items() if v.source == "api")
 
 
 def run(capsys, *argv):
@@ -46,7 +46,7 @@ def test_offers_filters_by_any_gpu_alias(capsys, monkeypatch, replay):
     assert code == 0 and rows and all("RTX4090" in r for r in rows)
 
 
-PRIMARY_ONLY = [s for s in API if VENDORS[s].hook_class().primary_only]
+PRIMARY_ONLY = [s for s in API if hook_class(s).primary_only]
 
 
 def primary_recording(slug: str):
@@ -70,7 +70,7 @@ def test_vendors_joining_several_calls_normalize_a_syncs_raw_file(capsys, replay
     primary = primary_recording(slug)
     code, _, err = run(capsys, "normalize", "--provider", slug, str(primary))
     assert code == 2 and "pass a sync's raw.json" in err
-    hook = VENDORS[slug].hook_class()(base_url=replay.vendor_url(slug), api_key="replay-key")
+    hook = hook_class(slug)(base_url=replay.vendor_url(slug), api_key="replay-key")
     raw = tmp_path / "raw.json"
     raw.write_text(json.dumps({"provider": slug, "observed_at": "2026-11-26T12:00:00+00:00", "pages": hook.fetch_raw()}))
     code, out, err = run(capsys, "normalize", "--provider", slug, str(raw))

@@ -34,7 +34,7 @@ def test_airflow_settings_define_a_connection_per_api_vendor_and_kafka():
 
     settings = yaml.safe_load((ASTRO / "airflow_settings.yaml").read_text())
     conns = {c["conn_id"]: c["conn_type"] for c in settings["airflow"]["connections"]}
-    assert conns == {v.default_conn_id: v.conn_type for v in VENDORS.values() if v.mode == "api"} | {
+    assert conns == {v.default_conn_id: v.conn_type for v in VENDORS.values() if v.source == "api"} | {
         "gpubroker_kafka": "kafka"
     }
 

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from gpubroker import gpus
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.vastai import VastAiHook
-from gpubroker_provider.vendors import VENDORS
+from gpubroker_provider.hooks.page import PageHook
+from gpubroker_provider.vendors import VENDORS, hook_class
 from tests.conftest import REPLAY_KEY
 
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
@@ -40,7 +41,7 @@ def raw_pages(replay_server):
 
     def pages(slug: str) -> list:
         if slug not in _RAW:
-            hook = VENDORS[slug].hook_class()(base_url=replay_server.vendor_url(slug), api_key=REPLAY_KEY)
+            hook = hook_class(slug)(base_url=replay_server.vendor_url(slug), api_key=REPLAY_KEY)
             _RAW[slug] = hook.fetch_raw()
         return copy.deepcopy(_RAW[slug])
 
@@ -61,7 +62,7 @@ def paths(node, prefix=()):
 
 def item_paths(slug: str, pages: list) -> list[tuple]:
     """(page index, *path) of every item the hook reads, found by identity in the pages."""
-    wanted = {id(item[-1] if isinstance(item, tuple) else item) for item in VENDORS[slug].hook_class()().items(pages)}
+    wanted = {id(item[-1] if isinstance(item, tuple) else item) for item in hook_class(slug)().items(pages)}
     found = []
     for index, page in enumerate(pages):
         found += [(index, *path) for path in paths(page) if path and id(_at(page, path)) in wanted]
@@ -92,7 +93,41 @@ def replaced(pages: list, path: tuple, value) -> list:
 
 
 WRONG = st.sampled_from([_DELETE, None, "", "n/a", -1, 0, 1e30, [], {}, {"unexpected": True}, True])
-SLUGS = sorted(VENDORS)
+SLUGS = sorted(slug for slug, v in VENDORS.items() if v.source != "page")  # JSON listings, corrupted in place
+PAGES = sorted(slug for slug, v in VENDORS.items() if v.source == "page")  # HTML: rows corrupted as they are read
+
+
+def with_row_corrupted(cls: type[PageHook], row: int, key: str, value) -> type[PageHook]:
+    """`cls`, reading its page with one value of one row replaced (or deleted) as the parser hands it over."""
+
+    class Corrupted(cls):
+        def rows(self, pages):
+            for index, (context, found) in enumerate(super().rows(pages)):
+                if index == row:
+                    found = {k: v for k, v in found.items() if k != key} | ({} if value is _DELETE else {key: value})
+                yield context, found
+
+    return Corrupted
+
+
+@pytest.mark.parametrize("slug", PAGES)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_corrupting_one_row_of_a_page_leaves_every_other_row_landing(slug, raw_pages, data):
+    pages, cls = raw_pages(slug), hook_class(slug)
+    rows = [row for _context, row in cls().rows(pages)]
+    row = data.draw(st.integers(0, len(rows) - 1), label="row")
+    key = data.draw(st.sampled_from(sorted(rows[row])), label="key")
+    value = data.draw(WRONG | st.text(max_size=20), label="value")
+
+    whole = set(cls().parse(pages, NOW).offers)
+    without_row = set(with_row_corrupted(cls, row, key, _DELETE)().parse(pages, NOW).offers)
+    without_row &= set(with_row_corrupted(cls, row, key, "")().parse(pages, NOW).offers)
+    corrupted = set(with_row_corrupted(cls, row, key, value)().parse(pages, NOW).offers)  # never refused: one row
+
+    assert (whole & without_row) <= corrupted, f"{slug}: corrupting row {row}'s {key!r} changed other rows' offers"
+    for offer in corrupted:
+        assert offer.provider == slug and offer.price_per_hour > 0 and offer.gpu_count >= 1
 
 
 @pytest.mark.parametrize("slug", SLUGS)
@@ -106,7 +141,7 @@ def test_corrupting_one_item_leaves_every_other_item_landing(slug, raw_pages, da
     inside = [item + tail for tail in paths(_at(pages, item))]
     path = data.draw(st.sampled_from(inside), label="path")
     value = data.draw(WRONG, label="value")
-    hook = VENDORS[slug].hook_class()()
+    hook = hook_class(slug)()
 
     whole = set(hook.parse(pages, NOW).offers)
     without_item = set(hook.parse(replaced(pages, item, _DELETE), NOW).offers)
@@ -132,7 +167,7 @@ def test_corrupting_the_envelope_is_a_payload_error_or_valid_offers(slug, raw_pa
     path = data.draw(st.sampled_from(outside), label="path")
     corrupted = replaced(pages, path, data.draw(WRONG, label="value"))
     try:
-        batch = VENDORS[slug].hook_class()().parse(corrupted, NOW)
+        batch = hook_class(slug)().parse(corrupted, NOW)
     except PayloadError as error:
         assert str(error).startswith(f"{slug}: ")
         return

@@ -9,7 +9,7 @@ import jsonschema
 
 import airflow
 from gpubroker_provider import get_provider_info
-from gpubroker_provider.vendors import VENDORS, UnknownProvider, vendor
+from gpubroker_provider.vendors import VENDORS, UnknownProvider, hook_class, vendor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def test_airflow_lists_the_provider_and_its_connection_types():
 
 def test_every_vendor_hook_imports_and_names_its_vendor():
     for slug, row in VENDORS.items():
-        assert row.hook_class().vendor is row
+        assert hook_class(row.slug).vendor is row
 
 
 def test_unknown_provider_message_lists_the_known_ones():

@@ -6,25 +6,28 @@ Vendor-specific mapping and pagination tests live in tests/vendors/test_<slug>.p
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import math
+from datetime import date, datetime, timezone
 
+import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gpubroker import gpus
-from gpubroker_provider.hooks.base import PayloadError, TooManyDropped, VendorError
+from gpubroker_provider.hooks.base import PayloadError, RowsHook, TooManyDropped, VendorError, _retry_after
 from gpubroker_provider.replay.server import load_manifests
-from gpubroker_provider.vendors import VENDORS
+from gpubroker_provider.vendors import VENDORS, hook_class
 from tests.conftest import RECORDINGS as RECORDINGS_DIR
 from tests.conftest import REPLAY_KEY
 
-API = sorted(slug for slug, v in VENDORS.items() if v.mode == "api")
-STATIC = sorted(slug for slug, v in VENDORS.items() if v.mode == "static")
+API = sorted(slug for slug, v in VENDORS.items() if v.source != "list")  # served over HTTP (replay server)
 MANIFESTS = load_manifests()
-VARIANTS = [(slug, variant) for slug in API for variant in VENDORS[slug].hook_class().variants]
+VARIANTS = [(slug, variant) for slug in API for variant in hook_class(slug).variants]
 
 
 def hook(replay, slug, key=REPLAY_KEY, **kwargs):
-    return VENDORS[slug].hook_class()(base_url=replay.vendor_url(slug), api_key=key, **kwargs)
+    return hook_class(slug)(base_url=replay.vendor_url(slug), api_key=key, **kwargs)
 
 
 def check_batch(batch, slug):
@@ -100,38 +103,43 @@ def test_every_documented_variant_normalises_without_drops(replay, slug, variant
 
 @pytest.mark.parametrize("slug", API)
 def test_every_variant_fixture_is_declared_by_its_hook(slug):
-    declared = {f"variant-{v.name}.json" for v in VENDORS[slug].hook_class().variants}
+    declared = {f"variant-{v.name}.json" for v in hook_class(slug).variants}
     assert {p.name for p in (RECORDINGS_DIR / slug).glob("variant-*.json")} == declared
-    assert {v.route for v in VENDORS[slug].hook_class().variants} <= {r["payload"] for r in MANIFESTS[slug]["routes"]}
+    assert {v.route for v in hook_class(slug).variants} <= {r["payload"] for r in MANIFESTS[slug]["routes"]}
 
 
 @pytest.mark.parametrize("slug", sorted(VENDORS))
 def test_a_batch_whose_items_are_all_broken_is_refused_with_its_reasons(replay, slug):
-    hook_class = VENDORS[slug].hook_class()
-    threshold = hook_class.drop_threshold
+    cls = hook_class(slug)
+    threshold = cls.drop_threshold
     assert 0 < threshold < 1, "a drop threshold is a share of the items"
-    pages = (hook(replay, slug) if slug in API else hook_class()).fetch_raw()
-    for item in hook_class().items(pages):  # every item broken in place: none can be parsed
-        row = item[-1] if isinstance(item, tuple) else item
-        if isinstance(row, dict):
-            row.clear()
-            row["broken"] = True
+    pages = hook(replay, slug).fetch_raw() if slug in API else cls().fetch_raw()
+    if issubclass(cls, RowsHook):  # rows read from a page or a list: each one broken as it is read
+
+        class Broken(cls):
+            def rows(self, pages):
+                return ((context, {"broken": True}) for context, _row in super().rows(pages))
+
+        cls = Broken
+    else:
+        for item in cls().items(pages):  # every item broken in place: none can be parsed
+            row = item[-1] if isinstance(item, tuple) else item
+            if isinstance(row, dict):
+                row.clear()
+                row["broken"] = True
     with pytest.raises(TooManyDropped, match=f"^{slug}: \\d+ of \\d+ items dropped, more than the {threshold:.0%}"):
-        hook_class().parse(pages, datetime.now(timezone.utc))
+        cls().parse(pages, datetime.now(timezone.utc))
 
 
-@pytest.mark.parametrize("slug", STATIC)
-def test_static_catalogues_are_dated_and_normalise(slug):
-    hook_class = VENDORS[slug].hook_class()
-    [page] = hook_class().fetch_raw()
-    assert page["source"].startswith("https://") and len(page["as_of"]) == 10
-    check_batch(hook_class().fetch_batch(), slug)
-
-
-def test_recordings_are_valid_json():
+def test_recordings_are_valid_json_or_dated_pages():
     for manifest in MANIFESTS.values():
         for route in manifest["routes"]:
-            json.loads((RECORDINGS_DIR / manifest["vendor"] / route["payload"]).read_text())
+            body = (RECORDINGS_DIR / manifest["vendor"] / route["payload"]).read_text()
+            if route["payload"].endswith(".json"):
+                json.loads(body)
+            else:  # a price page as served, with where and when it was recorded
+                assert route["source"].startswith("https://") and date.fromisoformat(route["recorded"])
+                assert "<html" in body.lower()
 
 
 
@@ -143,5 +151,22 @@ def test_a_key_from_the_connection_echoed_by_the_vendor_never_reaches_the_error(
         {"conn_type": "gpubroker_vastai", "host": replay.vendor_url("vastai"), "password": key}))  # fmt: skip
     replay.faults("vastai", {"status": 403, "body": {"error": f"key {key} is not allowed"}})
     with pytest.raises(VendorError, match="HTTP 403") as error:
-        VENDORS["vastai"].hook_class()().fetch_batch()
+        hook_class("vastai")().fetch_batch()
     assert key not in str(error.value) and "***" in str(error.value)
+
+
+@pytest.mark.parametrize("retry_after", ["-1", "NaN", "inf", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_a_retry_after_that_is_no_time_to_wait_falls_back_to_the_backoff(replay, retry_after):
+    """A vendor's negative, NaN, infinite, unparseable or past Retry-After never reaches time.sleep."""
+    replay.faults("vastai", {"status": 429, "retry_after": retry_after})
+    check_batch(hook(replay, "vastai").fetch_batch(), "vastai")
+
+
+@given(st.text(max_size=40) | st.floats(allow_nan=True, allow_infinity=True).map(repr))
+def test_retry_after_is_a_finite_non_negative_wait_or_none(value):
+    try:
+        response = httpx.Response(429, headers={"Retry-After": value})
+    except (UnicodeEncodeError, ValueError):  # not a header value at all: httpx refuses to build it
+        return
+    wait = _retry_after(response)
+    assert wait is None or (math.isfinite(wait) and wait >= 0)

@@ -9,4 +9,5 @@ from decimal import Decimal
 
 EUR_USD = Decimal("1.16")  # USD per EUR, rounded ECB euro reference rate
 EUR_USD_AS_OF = "2025-10-31"
-TO_USD = {"USD": Decimal(1), "EUR": EUR_USD}
+# USD per unit, from the ECB reference rates of the same day (EUR cross rates), rounded
+TO_USD = {"USD": Decimal(1), "EUR": EUR_USD, "GBP": Decimal("1.32"), "INR": Decimal("0.0113"), "CHF": Decimal("1.25")}

@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 def get_provider_info() -> dict:
     """Provider metadata for Airflow's ProvidersManager (entry point `apache_airflow_provider`)."""
-    from gpubroker_provider.vendors import VENDORS
+    from gpubroker_provider.vendors import VENDORS, connection_type_info
 
     return {
         "package-name": "gpubroker",
@@ -24,5 +24,5 @@ def get_provider_info() -> dict:
             *({"integration-name": v.name, "python-modules": [v.hook.rpartition(".")[0]]} for v in VENDORS.values()),
         ],
         "operators": [{"integration-name": "GPUBroker", "python-modules": ["gpubroker_provider.operators"]}],
-        "connection-types": [v.connection_type_info() for v in VENDORS.values()],
+        "connection-types": [connection_type_info(v) for v in VENDORS.values()],
     }

@@ -26,7 +26,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gpubroker_provider.vendors import VENDORS, UnknownProvider, Vendor, vendor
+from gpubroker_provider.vendors import VENDORS, UnknownProvider, Vendor, hook_class, vendor
 
 DEFAULT_REPLAY_URL = "http://127.0.0.1:8765"
 BAD_INPUT, UNREACHABLE = 2, 1
@@ -57,16 +57,16 @@ def breaker_state(slug: str) -> str:
 
 def cmd_providers(args: argparse.Namespace, out) -> None:
     rows = [
-        {"provider": v.slug, "name": v.name, "mode": v.mode, "auth": "key" if v.api_key_required else "none",
+        {"provider": v.slug, "name": v.name, "source": v.source, "auth": "key" if v.api_key_required else "none",
          "endpoint": v.endpoint, "breaker": breaker_state(v.slug)}  # fmt: skip
         for v in VENDORS.values()
     ]
-    print(table(rows, ["provider", "name", "mode", "auth", "endpoint", "breaker"]), file=out)
+    print(table(rows, ["provider", "name", "source", "auth", "endpoint", "breaker"]), file=out)
 
 
 def hook_for(row: Vendor, live: bool):
-    cls = row.hook_class()
-    if row.mode == "static":
+    cls = hook_class(row.slug)
+    if row.source == "list":
         return cls()
     if live:
         return cls(api_key=os.environ.get(f"GPUBROKER_{row.slug.upper()}_API_KEY"))
@@ -99,7 +99,7 @@ def cmd_offers(args: argparse.Namespace, out) -> None:
         for o in offers
     ]
     print(table(rows, ["offer_id", "gpu", "mem_gb", "usd_per_hour", "spot", "region", "country", "availability"]), file=out)
-    source = "live API" if args.live and row.mode == "api" else "replay server" if row.mode == "api" else "static list"
+    source = "live API" if args.live and row.source == "api" else "replay server" if row.source == "api" else "static list"
     print(f"\n{len(offers)} offers from {row.name} ({source})", file=sys.stderr)
     if batch.unknown_gpus:
         print(f"GPU names not in the registry: {dict(batch.unknown_gpus)}", file=sys.stderr)
@@ -125,7 +125,7 @@ def cmd_normalize(args: argparse.Namespace, out) -> None:
         raise CliError(f"cannot read {args.file}: {error.strerror}") from None
     except ValueError:
         raise CliError(f"{args.file} is not JSON: expected a saved body of {row.name}'s {row.endpoint}") from None
-    hook = row.hook_class()()
+    hook = hook_class(row.slug)()
     try:
         batch = hook.parse(pages_of(row, hook, body), datetime.now(timezone.utc))
     except PayloadError as error:

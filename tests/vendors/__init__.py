@@ -25,3 +25,8 @@ def lost(whole, broken) -> set[str]:
 
 def _values(batch) -> set[str]:
     return {o.model_dump_json(exclude={"observed_at"}) for o in batch.offers}
+
+
+def by_id(batch) -> dict:
+    """A batch's offers by offer_id."""
+    return {o.offer_id: o for o in batch.offers}

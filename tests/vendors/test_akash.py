@@ -6,7 +6,7 @@ import pytest
 
 from gpubroker_provider.hooks.akash import AkashHook, gpu_memory_gb
 from gpubroker_provider.hooks.base import PayloadError
-from tests.vendors import lost, with_one_item_broken
+from tests.vendors import by_id, lost, with_one_item_broken
 from tests.conftest import recording
 
 PAYLOAD = "gpu-prices.json"
@@ -14,10 +14,6 @@ PAYLOAD = "gpu-prices.json"
 
 def hook(replay) -> AkashHook:
     return AkashHook(base_url=replay.vendor_url("akash"))
-
-
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
 
 
 def test_gpu_prices_take_the_median_bid_per_gpu(replay):

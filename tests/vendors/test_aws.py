@@ -6,16 +6,12 @@ import pytest
 
 from gpubroker_provider.hooks.aws import DEFAULT_REGIONS, AwsHook
 from gpubroker_provider.hooks.base import PayloadError
-from tests.vendors import lost, with_one_item_broken
+from tests.vendors import by_id, lost, with_one_item_broken
 from tests.conftest import recording
 
 
 def hook(replay, **kwargs) -> AwsHook:
     return AwsHook(base_url=replay.vendor_url("aws"), api_key=None, **kwargs)
-
-
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
 
 
 def test_every_region_file_of_both_services_is_read(replay):
@@ -152,3 +148,19 @@ def test_a_get_products_entry_that_is_not_json_is_dropped_alone(replay):
     [(reason, count)] = batch.dropped.items()
     assert reason.startswith("JSONDecodeError: ") and count == 1
     assert "ec2:g6e.12xlarge:us-east-1" not in by_id(batch) and "ec2:p5.48xlarge:us-east-1" in by_id(batch)
+
+
+def test_standard_no_upfront_reservations_become_reserved_offers(replay):
+    replay.put("aws", "ec2-us-east-1.json", recording("aws", "variant-reserved-terms.json"))
+    batch = hook(replay, regions=["us-east-1"]).fetch_batch()
+    offers = {o.offer_id: o for o in batch.offers}
+    reserved = {k: o for k, o in offers.items() if "@reserved-" in k}
+    assert set(reserved) == {"ec2:p5.48xlarge:us-east-1@reserved-12mo", "ec2:p5.48xlarge:us-east-1@reserved-36mo",
+                             "ec2:g5.xlarge:us-east-1@reserved-12mo"}  # upfront and convertible options not read
+    p5 = reserved["ec2:p5.48xlarge:us-east-1@reserved-12mo"]
+    assert (p5.pricing_type, p5.commitment_months, str(p5.price_per_hour)) == ("reserved", 12, "37.4272")
+    assert (p5.gpu_model, p5.gpu_count, p5.gpu_memory_gb, p5.region, p5.country) == ("H100", 8, 80, "us-east-1", "US")
+    assert str(reserved["ec2:p5.48xlarge:us-east-1@reserved-36mo"].price_per_hour) == "25.2906"
+    assert str(reserved["ec2:g5.xlarge:us-east-1@reserved-12mo"].price_per_hour) == "0.6340"
+    on_demand = offers["ec2:p5.48xlarge:us-east-1"]
+    assert (on_demand.pricing_type, str(on_demand.price_per_hour), on_demand.commitment_months) == ("on_demand", "55.0400", None)

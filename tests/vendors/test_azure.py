@@ -1,21 +1,18 @@
 """Azure hook (Retail Prices API) against recorded pages served over HTTP."""
 
 import copy
+from datetime import datetime, timezone
 
 import pytest
 
 from gpubroker_provider.hooks.azure import AzureHook
 from gpubroker_provider.hooks.base import PayloadError
-from tests.vendors import lost, with_one_item_broken
+from tests.vendors import by_id, lost, with_one_item_broken
 from tests.conftest import recording
 
 
 def hook(replay, **kwargs) -> AzureHook:
     return AzureHook(base_url=replay.vendor_url("azure"), api_key=None, **kwargs)
-
-
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
 
 
 def test_next_page_link_is_followed_and_every_region_read(replay):
@@ -103,7 +100,10 @@ def test_a_broken_meter_is_dropped_with_its_reason_and_the_rest_land(replay, ind
     whole, broken = with_one_item_broken(
         replay, hook, "azure", "eastus-1.json", lambda body: mutate(body["Items"][index]))  # fmt: skip
     assert broken.dropped == {reason: 1}
-    if lost_ids:
+    if lost_ids:  # its Spot meter stands alone: a Spot offer in its place
+        spot = by_id(broken).pop("Standard_NC24ads_A100_v4:eastus@spot")
+        assert (spot.pricing_type, str(spot.price_per_hour)) == ("spot", "0.5143")
+        broken.offers.remove(spot)
         assert lost(whole, broken) == lost_ids
     else:  # only the Spot meter was lost: the on-demand offer stays, without its Spot price
         assert by_id(broken)["Standard_NC24ads_A100_v4:eastus"].spot_price is None
@@ -118,7 +118,39 @@ def test_savings_plan_prices_are_not_on_demand_prices(replay):
 def test_other_price_types_and_windows_meters_are_skipped_by_reason(replay):
     replay.put("azure", "eastus-1.json", recording("azure", "variant-all-price-types.json"))
     batch = hook(replay).fetch_batch()
-    assert batch.skipped["not a Consumption VM-hour meter (another service, price type or unit)"] == 12
+    assert batch.skipped["not a Consumption or Reservation VM-hour meter (another service, price type or unit)"] == 6
     assert batch.skipped["Windows meter"] > 2 and not batch.dropped
     h100 = by_id(batch)["Standard_ND96isr_H100_v5:eastus"]
     assert (str(h100.price_per_hour), str(h100.spot_price)) == ("98.3200", "32.7733")
+
+
+def test_reservation_meters_become_reserved_offers_priced_per_hour_of_their_term(replay):
+    replay.put("azure", "eastus-1.json", recording("azure", "variant-all-price-types.json"))
+    offers = by_id(hook(replay).fetch_batch())
+    a100 = offers["Standard_NC24ads_A100_v4:eastus@reserved-12mo"]  # $19948.80 for 1 year / 8760 h
+    assert (a100.pricing_type, a100.commitment_months, str(a100.price_per_hour), a100.spot_price) == (
+        "reserved", 12, "2.2773", None)
+    assert (a100.gpu_model, a100.gpu_count, a100.gpu_memory_gb, a100.vcpus, a100.ram_gb) == ("A100", 1, 80, 24, 220)
+    h100 = offers["Standard_ND96isr_H100_v5:eastus@reserved-12mo"]  # $533995.58 / 8760 h
+    assert str(h100.price_per_hour) == "60.9584"
+    h100_3y = offers["Standard_ND96isr_H100_v5:eastus@reserved-36mo"]  # $1156934.40 / 26280 h
+    assert (h100_3y.commitment_months, str(h100_3y.price_per_hour), h100_3y.gpu_count) == (36, "44.0234", 8)
+    on_demand = offers["Standard_ND96isr_H100_v5:eastus"]  # the on-demand offer keeps its id and price
+    assert (on_demand.pricing_type, str(on_demand.price_per_hour)) == ("on_demand", "98.3200")
+    assert not any(k.endswith("@reserved-12mo") and "Windows" in k for k in offers)
+
+
+def test_a_spot_meter_without_an_on_demand_one_is_a_spot_offer(replay):
+    body = copy.deepcopy(recording("azure", "swedencentral.json"))
+    spot = copy.deepcopy(body["Items"][1])
+    spot.update(armSkuName="Standard_NC80adis_H100_v5", skuName="NC80adis H100 v5 Spot",
+                meterName="NC80adis H100 v5 Spot", retailPrice=4.4, unitPrice=4.4)  # fmt: skip
+    body["Items"].append(spot)
+    replay.put("azure", "swedencentral.json", body)
+    offer = by_id(hook(replay).fetch_batch())["Standard_NC80adis_H100_v5:swedencentral@spot"]
+    assert (offer.pricing_type, str(offer.price_per_hour), offer.spot_price, offer.gpu_count) == ("spot", "4.4000", None, 2)
+
+
+def test_fractional_and_non_gpu_sizes_are_counted_as_skipped():
+    batch = AzureHook().parse([recording("azure", "eastus-1.json")], datetime.now(timezone.utc))
+    assert batch.skipped["a fraction of one GPU (fractional NV size)"] == 1  # Standard_NV6ads_A10_v5

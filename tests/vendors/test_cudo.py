@@ -7,16 +7,13 @@ import pytest
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.cudo import CudoHook
 from tests.conftest import REPLAY_KEY, recording
+from tests.vendors import by_id
 
 PAYLOAD = "machine-types-2.json"
 
 
 def hook(replay) -> CudoHook:
     return CudoHook(base_url=replay.vendor_url("cudo"), api_key=REPLAY_KEY)
-
-
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
 
 
 def test_machine_types_normalise_to_one_gpu_entry_offers(replay):
@@ -89,12 +86,12 @@ def test_a_wrong_envelope_rejects_the_whole_batch(replay):
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda row: row.update(gpuPriceHr=0.45), "TypeError: 'float' object is not subscriptable"),  # not {"value": ...}
+        (lambda row: row.update(gpuPriceHr=[0.45]), "not a decimal price: [0.45]"),  # neither {"value": ...} nor a decimal
         (lambda row: row["vcpuPriceHr"].pop("value"), "missing field 'value'"),
-        (lambda row: row.pop("maxGpuFree"), "missing field 'maxGpuFree'"),
+        (lambda row: row.pop("maxVcpuPerMemoryGib"), "missing field 'minMemoryGib'"),  # no RAM ratio, no minimum
         (lambda row: row["gpuPriceHr"].update(value="-9.35"), "price_per_hour: Input should be greater than 0"),
     ],
-    ids=["price-not-a-decimal-object", "missing-price-value", "missing-free-gpus", "negative-price"],
+    ids=["price-not-a-decimal", "missing-price-value", "no-ram-ratio", "negative-price"],
 )
 def test_a_broken_machine_type_is_dropped_with_its_reason_and_the_rest_land(replay, mutate, reason):
     body = copy.deepcopy(recording("cudo", PAYLOAD))
@@ -111,3 +108,30 @@ def test_cpu_only_machine_types_are_skipped_not_dropped(replay):
     batch = hook(replay).fetch_batch()
     cpu_only = sum(1 for row in recording("cudo", PAYLOAD)["machineTypes"] if not row["gpuModelId"])
     assert cpu_only and batch.skipped == {"CPU-only machine type": cpu_only} and not batch.dropped
+
+
+def test_the_older_machine_types_rows_price_the_smallest_vm_they_state(replay):
+    replay.put("cudo", "machine-types-2.json", recording("cudo", "variant-older-machine-types.json"))
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped == {"CPU-only machine type": 1} and not batch.dropped and not batch.unknown_gpus
+    offers = {o.offer_id: o for o in batch.offers}
+    a5000 = offers["gb-bournemouth-1:epyc-rome-rtx-a5000:nvidia-rtx-a5000"]
+    # 0.35 GPU + 2 vCPUs x 0.002 + 4 GiB (minMemoryGib) x 0.003
+    assert (a5000.gpu_model, a5000.gpu_memory_gb, str(a5000.price_per_hour), a5000.vcpus, a5000.ram_gb) == (
+        "RTXA5000", 24.0, "0.3660", 2, 4)
+    assert (a5000.availability, a5000.available_count, a5000.country) == ("unknown", None, "GB")
+    a40 = offers["us-carlsbad-1:ice-lake-a40:nvidia-a40"]  # minVcpu 4, 8 GiB: 0.79 + 0.01 + 0.0256
+    assert (a40.gpu_model, a40.gpu_memory_gb, str(a40.price_per_hour), a40.vcpus, a40.ram_gb) == ("A40", 48.0, "0.8256", 4, 8)
+
+
+def test_the_sdks_snake_case_dict_is_read_as_the_rest_answer(replay):
+    replay.put("cudo", "machine-types-2.json", recording("cudo", "variant-sdk-dict.json"))
+    batch = hook(replay).fetch_batch()
+    assert not batch.dropped and not batch.skipped
+    offers = {o.offer_id: o for o in batch.offers}
+    a6000 = offers["no-luster-1:epyc-milan-rtx-a6000:nvidia-rtx-a6000"]  # 0.45 + 4 x 0.0022 + 8 x 0.0031
+    assert (str(a6000.price_per_hour), a6000.vcpus, a6000.ram_gb, a6000.availability, a6000.available_count) == (
+        "0.4836", 4, 8, "available", 27)
+    nvl = offers["ca-montreal-3:sapphire-rapids-h100-nvl:nvidia-h100-nvl"]  # 2.1 + 8 x 0.0025 + 32 x 0.0035
+    assert (nvl.gpu_model, nvl.gpu_form_factor, nvl.gpu_memory_gb, str(nvl.price_per_hour)) == ("H100", "NVL", 94, "2.2320")
+    assert (nvl.availability, nvl.available_count, nvl.country) == ("unavailable", 0, "CA")

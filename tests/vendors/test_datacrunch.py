@@ -57,9 +57,10 @@ def test_instance_types_by_location(replay):
     batch = hook(replay).fetch_batch()
     by_id = {o.offer_id: o for o in batch.offers}
     assert batch.pages == 3
-    assert len(batch.offers) == 11
-    assert batch.unknown_gpus == {"Tesla P40 24GB": 1}  # counted, not guessed
-    assert "1P40.10V@FIN-03" not in by_id
+    assert len(batch.offers) == 12
+    assert batch.unknown_gpus == {}
+    p40 = by_id["1P40.10V@FIN-03"]
+    assert (p40.gpu_model, p40.gpu_memory_gb, str(p40.price_per_hour), str(p40.spot_price)) == ("P40", 24.0, "0.2900", "0.1200")
     assert not any(o.instance_type.startswith("CPU.") for o in batch.offers)  # CPU-only type skipped
 
     h100 = by_id["8H100.80S.176V@FIN-01"]
@@ -95,7 +96,7 @@ def test_client_credentials_are_exchanged_for_a_bearer_token(oauth):
         pages = list(datacrunch.fetch_pages(client))
         assert client.headers["Authorization"] == f"Bearer {recording('datacrunch', 'token.json')['access_token']}"
     assert len(pages) == 3
-    assert len(hook(oauth, key=CREDENTIALS).fetch_batch().offers) == 11
+    assert len(hook(oauth, key=CREDENTIALS).fetch_batch().offers) == 12
 
 
 def test_rejected_credentials_end_in_the_vendors_error_without_the_secret(oauth):
@@ -174,3 +175,28 @@ def test_a_price_in_another_currency_is_dropped(replay):
     mutate(body)
     replay.put("datacrunch", "instance-types.json", body)
     assert hook(replay).fetch_batch().dropped == {"prices in 'eur', not USD": 1}
+
+
+def test_the_sdks_spellings_spot_price_per_hour_and_vendor_prefixed_descriptions(replay):
+    replay.put("datacrunch", "instance-types.json", recording("datacrunch", "variant-sdk-names.json"))
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped == {"CPU-only instance type": 1} and not batch.dropped and not batch.unknown_gpus
+    by_id = {o.offer_id: o for o in batch.offers}
+    assert set(by_id) == {"1H100.80S.30V@FIN-01", "1H100.80S.30V@FIN-02", "1A100.80S.22V@FIN-01",
+                          "1A100.80S.22V@ICE-01", "2A6000.20V@none"}  # fmt: skip
+    h100 = by_id["1H100.80S.30V@FIN-02"]
+    assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 1, 80)
+    assert (str(h100.price_per_hour), str(h100.spot_price), h100.vcpus, h100.ram_gb) == ("3.9500", "1.7000", 30, 120)
+    assert h100.interconnect is None  # "SXM5" names the board, not the NVLink fabric
+    a100 = by_id["1A100.80S.22V@ICE-01"]
+    assert (a100.gpu_model, str(a100.price_per_hour), a100.spot_price, a100.country) == ("A100", "1.8900", None, "IS")
+    a6000 = by_id["2A6000.20V@none"]  # listed nowhere as deployable
+    assert (a6000.gpu_model, a6000.gpu_count, a6000.gpu_memory_gb, str(a6000.price_per_hour)) == ("RTXA6000", 2, 48, "1.9800")
+    assert (str(a6000.spot_price), a6000.availability) == ("0.7000", Availability.UNAVAILABLE)
+
+
+def test_a_gpu_the_registry_does_not_know_is_counted_not_guessed(replay):
+    whole, renamed = with_one_item_broken(replay, hook, "datacrunch", "instance-types.json", lambda body: next(
+        t for t in body if t["instance_type"] == "1P40.10V")["gpu"].update(description="1x Tesla M40 24GB"))
+    assert renamed.unknown_gpus == {"Tesla M40 24GB": 1} and not renamed.dropped
+    assert lost(whole, renamed) == {"1P40.10V@FIN-03"}

@@ -1,22 +1,19 @@
 """DigitalOcean hook against recorded payloads served over real HTTP by the replay server."""
 
 import copy
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
 
 from gpubroker_provider.hooks.base import PayloadError, VendorError
 from gpubroker_provider.hooks.digitalocean import DigitalOceanHook
-from tests.vendors import lost, with_one_item_broken
+from tests.vendors import by_id, lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 
 def hook(replay, key=REPLAY_KEY) -> DigitalOceanHook:
     return DigitalOceanHook(base_url=replay.vendor_url("digitalocean"), api_key=key)
-
-
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
 
 
 def test_next_links_are_followed_and_every_gpu_size_region_is_an_offer(replay):
@@ -122,3 +119,28 @@ def test_every_size_on_one_page_keeps_the_gpu_sizes_and_skips_the_rest(replay):
     assert batch.skipped["CPU Droplet size (no gpu_info)"] == 3  # s-2vcpu-4gb, c-4, m-2vcpu-16gb
     mi350x = next(o for o in batch.offers if o.instance_type == "gpu-mi350x8-2304gb")
     assert (mi350x.gpu_count, mi350x.gpu_memory_gb, str(mi350x.price_per_hour)) == (8, 288.0, "23.8400")
+
+
+def test_gpu_sizes_listed_without_gpu_info_are_read_from_their_slug(replay):
+    replay.put("digitalocean", "sizes-1.json", recording("digitalocean", "variant-slug-only-gpus.json"))
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped == {"CPU Droplet size (no gpu_info)": 1, "GPU size that cannot be created anywhere now": 1}
+    assert not batch.dropped and not batch.unknown_gpus
+    offers = {o.offer_id: o for o in batch.offers}
+    assert set(offers) == {"gpu-h100x1-80gb:nyc2", "gpu-h100x1-80gb:tor1", "gpu-mi300x8-1536gb:atl1", "gpu-4000adax1-20gb:tor1"}
+    h100 = offers["gpu-h100x1-80gb:tor1"]
+    assert (h100.gpu_model, h100.gpu_count, h100.gpu_memory_gb, str(h100.price_per_hour)) == ("H100", 1, 80.0, "3.3900")
+    assert (h100.vcpus, h100.ram_gb, h100.disk_gb, h100.country) == (20, 240.0, 720.0, "CA")  # 245760 MB
+    mi300x = offers["gpu-mi300x8-1536gb:atl1"]  # 1536 GB for 8 GPUs
+    assert (mi300x.gpu_model, mi300x.gpu_vendor, mi300x.gpu_count, mi300x.gpu_memory_gb) == ("MI300X", "AMD", 8, 192.0)
+    assert (str(mi300x.price_per_hour), mi300x.ram_gb, mi300x.country) == ("15.9200", 1920.0, "US")
+    ada = offers["gpu-4000adax1-20gb:tor1"]
+    assert (ada.gpu_model, ada.gpu_memory_gb, str(ada.price_per_hour)) == ("RTX4000ADA", 20.0, "0.7600")
+
+
+def test_a_gpu_slug_naming_no_gpu_is_dropped_not_skipped_as_cpu():
+    size = {"slug": "gpu-x8-640gb", "memory": 1024, "vcpus": 8, "disk": 100, "price_hourly": 9.0, "regions": ["nyc1"],
+            "available": True}  # fmt: skip
+    batch = DigitalOceanHook().parse([{"sizes": [size, *recording("digitalocean", "sizes-1.json")["sizes"]]}],
+                                     datetime.now(timezone.utc))  # fmt: skip
+    assert batch.dropped == {"GPU size 'gpu-x8-640gb' without gpu_info and a slug naming no GPU": 1}

@@ -149,3 +149,29 @@ def test_an_object_instead_of_the_bare_array_is_rejected(replay):
     replay.put("fluidstack", PAYLOAD, {"configurations": recording("fluidstack", PAYLOAD)})
     with pytest.raises(PayloadError, match="fluidstack: malformed payload: expected a JSON array"):
         hook(replay).fetch_batch()
+
+
+def test_gpu_types_naming_nvlink_state_the_interconnect(replay):
+    by_id = {o.offer_id: o for o in hook(replay).fetch_batch().offers}
+    assert by_id["H100_NVLINK_80GBx8@JAPAN"].interconnect == "nvlink"
+    assert by_id["A100_NVLINK_80GBx8@ARIZONA_USA"].interconnect == "nvlink"
+    assert by_id["A100_SXM4_80GBx8@VIRGINIA_USA"].interconnect is None  # SXM4 names the board only
+
+
+def test_the_retired_v1_plans_are_read_plan_by_plan(replay):
+    replay.put("fluidstack", "list_available_configurations.json", recording("fluidstack", "variant-v1-plans.json"))
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped == {"custom plan: a price per component, no configuration to price": 1, "CPU-only plan": 1}
+    assert not batch.dropped and not batch.unknown_gpus
+    by_id = {o.offer_id: o for o in batch.offers}
+    assert set(by_id) == {"a100_pcie_40gb::1@norway_2", "a100_pcie_40gb::1@canada_1", "a100_nvlink_80gb::8@germany_1",
+                          "h100_pcie_80gb::8:monthly@india_2@reserved-1mo"}  # fmt: skip
+    a100 = by_id["a100_pcie_40gb::1@canada_1"]
+    assert (a100.gpu_model, a100.gpu_form_factor, a100.gpu_count, a100.gpu_memory_gb) == ("A100", "PCIe", 1, 40.0)
+    assert (str(a100.price_per_hour), a100.vcpus, a100.ram_gb, a100.disk_gb, a100.country) == ("1.1000", 12, 64, 500, "CA")
+    nvlink = by_id["a100_nvlink_80gb::8@germany_1"]  # $1.95 per GPU-hour x 8
+    assert (str(nvlink.price_per_hour), nvlink.gpu_memory_gb, nvlink.interconnect, nvlink.country) == (
+        "15.6000", 80.0, "nvlink", "DE")
+    monthly = by_id["h100_pcie_80gb::8:monthly@india_2@reserved-1mo"]
+    assert (monthly.pricing_type, monthly.commitment_months, str(monthly.price_per_hour), monthly.country) == (
+        "reserved", 1, "15.9200", "IN")

@@ -6,16 +6,12 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError, VendorError
 from gpubroker_provider.hooks.gcp import GcpHook
-from tests.vendors import lost, with_one_item_broken
+from tests.vendors import by_id, lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 
 def hook(replay, key=REPLAY_KEY, **kwargs) -> GcpHook:
     return GcpHook(base_url=replay.vendor_url("gcp"), api_key=key, **kwargs)
-
-
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
 
 
 def test_both_pages_are_read_and_machine_types_assembled(replay):
@@ -26,11 +22,13 @@ def test_both_pages_are_read_and_machine_types_assembled(replay):
         "a2-ultragpu-8g:us-central1", "a3-highgpu-8g:us-central1",  # H100 + A3 SKUs are on page 2
         "g2-standard-4:us-central1", "g2-standard-24:us-central1", "g2-standard-48:us-central1",
         "g2-standard-4:europe-west4", "g2-standard-24:europe-west4", "g2-standard-48:europe-west4",
-        "a2-highgpu-1g:asia-northeast1", "a2-highgpu-8g:asia-northeast1",
+        "a2-highgpu-1g:asia-northeast1", "a2-highgpu-8g:asia-northeast1", "a3-highgpu-8g:asia-northeast1",
     ])
-    # a3 in asia-northeast1 has a GPU SKU but no A3 core/RAM SKU: skipped, not priced GPU-only;
-    # us-east4 is not a configured region; T4/N1/storage/commitment SKUs build no offer
-    assert not batch.unknown_gpus
+    # us-east4 is not a configured region; N1/storage/commitment SKUs build no offer: the T4 SKU (a GPU
+    # for custom N1 machines) is skipped, counted, and so is the storage SKU
+    assert not batch.unknown_gpus and not batch.dropped
+    assert batch.skipped == {"GPU SKU of no machine type priced here (N1-attachable GPUs, other families)": 1,
+                             "not a machine-time SKU (another resource family, usage type or unit)": 1}
 
 
 def test_price_is_gpus_plus_cores_plus_ram_from_units_and_nanos(replay):
@@ -53,6 +51,8 @@ def test_price_is_gpus_plus_cores_plus_ram_from_units_and_nanos(replay):
     assert (str(nl.price_per_hour), nl.spot_price, nl.country, nl.continent) == ("4.4038", None, "NL", "EU")
     jp = offers["a2-highgpu-8g:asia-northeast1"]
     assert (str(jp.price_per_hour), jp.country) == ("32.1578", "JP")
+    a3_jp = offers["a3-highgpu-8g:asia-northeast1"]  # 8 x 11.06 + 208 x 0.038374 + 1872 x 0.003215
+    assert (str(a3_jp.price_per_hour), a3_jp.gpu_count, a3_jp.vcpus, a3_jp.ram_gb) == ("102.4803", 8, 208, 1872)
 
 
 def test_key_travels_as_query_parameter_and_bad_key_gets_googles_error(replay):
@@ -98,6 +98,30 @@ def test_a_broken_sku_is_dropped_and_only_the_machines_it_prices_go_unpriced(rep
     whole, broken = with_one_item_broken(replay, hook, "gcp", "skus-1.json", lambda body: mutate(body["skus"][0]))
     assert broken.dropped == {reason: 1}
     assert lost(whole, broken) == {"a2-highgpu-1g:us-central1", "a2-highgpu-8g:us-central1"}
+
+
+def test_a_gpu_priced_without_its_machines_cores_is_dropped_with_that_reason(replay):
+    whole, broken = with_one_item_broken(replay, hook, "gcp", "skus-2.json", lambda body: body["skus"].pop(13))
+    assert whole.offers and broken.dropped == {"GPU priced in the region without its machine's core or RAM SKU": 1}
+    assert lost(whole, broken) == {"a3-highgpu-8g:asia-northeast1"}  # its A3 core SKU is gone
+
+
+def test_commitment_skus_price_reserved_machine_types(replay):
+    replay.put("gcp", "skus-1.json", recording("gcp", "variant-commitments.json"))
+    batch = hook(replay, regions=["us-central1"]).fetch_batch()
+    assert batch.pages == 1 and not batch.dropped and not batch.skipped
+    offers = by_id(batch)
+    assert set(offers) == {f"{m}:us-central1{t}" for m in ("a2-highgpu-1g", "a2-highgpu-8g")
+                           for t in ("", "@reserved-12mo", "@reserved-36mo")}  # fmt: skip
+    one = offers["a2-highgpu-1g:us-central1@reserved-12mo"]  # 1.848362 + 12 x 0.019915 + 85 x 0.002669
+    assert (one.pricing_type, one.commitment_months, str(one.price_per_hour), one.spot_price) == (
+        "reserved", 12, "2.3142", None)
+    three = offers["a2-highgpu-1g:us-central1@reserved-36mo"]  # 1.026868 + 12 x 0.011064 + 85 x 0.001483
+    assert (three.commitment_months, str(three.price_per_hour), three.gpu_count, three.vcpus) == (36, "1.2857", 1, 12)
+    eight = offers["a2-highgpu-8g:us-central1@reserved-12mo"]  # 8 x 1.848362 + 96 x 0.019915 + 680 x 0.002669
+    assert str(eight.price_per_hour) == "18.5137"
+    assert str(offers["a2-highgpu-8g:us-central1@reserved-36mo"].price_per_hour) == "10.2855"
+    assert str(offers["a2-highgpu-1g:us-central1"].price_per_hour) == "3.6734"  # on demand, unchanged
 
 
 def test_older_spot_sku_names_still_price_spot(replay):

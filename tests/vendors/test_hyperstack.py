@@ -6,7 +6,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.hyperstack import HyperstackHook
-from tests.vendors import lost, with_one_item_broken
+from tests.vendors import by_id, lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 
@@ -14,15 +14,11 @@ def hook(replay) -> HyperstackHook:
     return HyperstackHook(base_url=replay.vendor_url("hyperstack"), api_key=REPLAY_KEY)
 
 
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
-
-
 def test_flavors_priced_from_the_pricebook(replay):
     batch = hook(replay).fetch_batch()
     assert batch.pages == 2  # flavors, then the pricebook
     offers = by_id(batch)
-    # CPU-only, spot and unpriced (A100 NVLink) flavors are not offers
+    # CPU-only and spot flavors are not offers; the unpriced one (A100 NVLink) is dropped, with its reason
     assert sorted(offers) == [
         "CANADA-1:n3-H100x1", "CANADA-1:n3-H100x2", "CANADA-1:n3-H100x8", "CANADA-1:n3-L40x1",
         "CANADA-1:n3-RTX-PRO6000-SEx1",
@@ -30,6 +26,8 @@ def test_flavors_priced_from_the_pricebook(replay):
         "US-1:n3-H200x8",
     ]
     assert batch.unknown_gpus == {}
+    assert batch.skipped == {"CPU-only flavor": 2, "spot flavor: priced onto its on-demand twin": 1}
+    assert batch.dropped == {"no pricebook entry for its GPU": 1}
 
     h100x8 = offers["CANADA-1:n3-H100x8"]
     assert str(h100x8.price_per_hour) == "15.2000"  # 8 x 1.90 per GPU
@@ -99,18 +97,19 @@ def test_a_wrong_envelope_rejects_the_whole_batch(replay):
         ("flavors.json", lambda body: body["data"][0]["flavors"][1].update(stock_available="yes"),
          "stock_available must be a boolean", {"CANADA-1:n3-H100x2"}),
         ("pricebook.json", lambda body: body[0].update(value="n/a"), "not a price: 'n/a'",
-         set()),  # H100-80G-PCIe unpriced: its flavors are skipped (below)
+         set()),  # H100-80G-PCIe unpriced: its flavors are dropped (below)
     ],
     ids=["missing-gpu-count", "stock-not-boolean", "price-not-a-number"],
 )
 def test_a_broken_flavor_or_price_is_dropped_with_its_reason_and_the_rest_land(replay, payload, mutate, reason,
                                                                               lost_ids):
     whole, broken = with_one_item_broken(replay, hook, "hyperstack", payload, mutate)
-    assert broken.dropped == {reason: 1}
+    added = broken.dropped - whole.dropped
     if payload == "pricebook.json":
-        assert broken.skipped["no pricebook entry for its GPU"] - whole.skipped["no pricebook entry for its GPU"] == 3
+        assert added == {reason: 1, "no pricebook entry for its GPU": 3}
         assert lost(whole, broken) == {"CANADA-1:n3-H100x1", "CANADA-1:n3-H100x2", "CANADA-1:n3-H100x8"}
     else:
+        assert added == {reason: 1}
         assert lost(whole, broken) == lost_ids
 
 
@@ -118,3 +117,19 @@ def test_pricebook_wrapped_in_an_envelope_is_rejected(replay):
     replay.put("hyperstack", "pricebook.json", {"status": True, "data": recording("hyperstack", "pricebook.json")})
     with pytest.raises(PayloadError, match="pricebook as a JSON array"):
         hook(replay).fetch_batch()
+
+
+def test_nvlink_gpu_names_state_the_interconnect(replay):
+    replay.put("hyperstack", "flavors.json", recording("hyperstack", "variant-nvlink-flavors.json"))
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped == {"CPU-only flavor": 1} and not batch.dropped and not batch.unknown_gpus
+    offers = by_id(batch)
+    assert set(offers) == {"CANADA-1:n3-H100x2-NVLink", "CANADA-1:n3-H100x8-NVLink", "NORWAY-1:n3-H100-SXM5x8"}
+    x2 = offers["CANADA-1:n3-H100x2-NVLink"]  # "1.95" per GPU, a numeric string
+    assert (x2.gpu_model, x2.gpu_form_factor, x2.gpu_count, x2.gpu_memory_gb, str(x2.price_per_hour)) == (
+        "H100", "PCIe", 2, 80, "3.9000")
+    assert (x2.interconnect, x2.vcpus, x2.ram_gb, x2.disk_gb, x2.availability) == ("nvlink", 60, 360, 850, "available")
+    x8 = offers["CANADA-1:n3-H100x8-NVLink"]
+    assert (str(x8.price_per_hour), x8.interconnect, x8.availability, x8.disk_gb) == ("15.6000", "nvlink", "unavailable", 6100)
+    sxm = offers["NORWAY-1:n3-H100-SXM5x8"]  # 8 x 2.40; no ephemeral disk field
+    assert (str(sxm.price_per_hour), sxm.interconnect, sxm.disk_gb, sxm.country) == ("19.2000", None, 100, "NO")

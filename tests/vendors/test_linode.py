@@ -7,16 +7,12 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.linode import LinodeHook
-from tests.vendors import lost, with_one_item_broken
+from tests.vendors import by_id, lost, with_one_item_broken
 from tests.conftest import recording
 
 
 def hook(replay) -> LinodeHook:
     return LinodeHook(base_url=replay.vendor_url("linode"))  # public API: no key
-
-
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
 
 
 def test_every_types_page_is_read_and_joined_with_region_availability(replay):

@@ -6,7 +6,7 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.oci import DEFAULT_REGIONS, SHAPES, OciHook
-from tests.vendors import lost, with_one_item_broken
+from tests.vendors import by_id, lost, with_one_item_broken
 from tests.conftest import recording
 
 PRODUCTS = "products.json"
@@ -14,10 +14,6 @@ PRODUCTS = "products.json"
 
 def hook(replay, **kwargs) -> OciHook:
     return OciHook(base_url=replay.vendor_url("oci"), api_key=None, **kwargs)
-
-
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
 
 
 def products():
@@ -110,10 +106,12 @@ def test_zero_or_missing_price_skips_the_shapes_billed_by_that_part(replay):
     item(body, "B109485")["currencyCodeLocalizations"][0]["prices"] = []  # MI300X unpriced
     body["items"] = [i for i in body["items"] if i["partNumber"] != "B110519"]  # H200 part withdrawn
     replay.put("oci", PRODUCTS, body)
-    shapes = {o.instance_type for o in hook(replay).fetch_batch().offers}
+    batch = hook(replay).fetch_batch()
+    shapes = {o.instance_type for o in batch.offers}
     assert shapes == set(SHAPES) - {
         "BM.GPU.A10.4", "VM.GPU.A10.2", "VM.GPU.A10.1", "BM.GPU.MI300X.8", "BM.GPU.H200.8",
     }
+    assert batch.skipped["GPU part without a positive pay-as-you-go price (not sold on demand)"] == 2  # counted
 
 
 def test_price_change_moves_every_shape_of_the_part(replay):

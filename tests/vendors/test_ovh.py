@@ -8,16 +8,12 @@ import pytest
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker.fx import EUR_USD
 from gpubroker_provider.hooks.ovh import OvhHook
-from tests.vendors import lost, with_one_item_broken
+from tests.vendors import by_id, lost, with_one_item_broken
 from tests.conftest import recording
 
 
 def hook(replay) -> OvhHook:
     return OvhHook(base_url=replay.vendor_url("ovh"))  # public API: no key
-
-
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
 
 
 def addon(catalog, plan_code):
@@ -94,7 +90,7 @@ def test_a_usd_catalogue_is_used_as_is(replay):
 
 @pytest.mark.parametrize(
     "mutate",
-    [lambda body: body.pop("addons"), lambda body: body["locale"].update(currencyCode="GBP")],
+    [lambda body: body.pop("addons"), lambda body: body["locale"].update(currencyCode="JPY")],
     ids=["no-addons", "unknown-currency"],
 )
 def test_a_wrong_envelope_rejects_the_whole_batch(replay, mutate):
@@ -122,6 +118,16 @@ def test_storage_and_cpu_addons_are_skipped_and_gpu_memory_not_stated_comes_from
     addon(body, "l4-90.consumption")["blobs"]["technical"]["gpu"].pop("memory")
     replay.put("ovh", "catalog-fr.json", body)
     batch = hook(replay).fetch_batch()
-    assert batch.skipped == {"not an instance plan (storage, network, ...)": 1, "CPU instance flavor": 1}
+    assert batch.skipped == {"not an instance plan (storage, network, ...)": 1, "CPU instance flavor": 1,
+                             "orderable in no region": 1}  # l40s-180: no region on any of its plans
     l4 = by_id(batch)["l4-90:GRA11"]
     assert (l4.gpu_memory_gb, l4.inferred) == (24, ("gpu_memory_gb",))
+
+
+def test_a_flavor_sold_only_monthly_is_counted_not_lost(replay):
+    body = copy.deepcopy(recording("ovh", "catalog-fr.json"))
+    body["addons"] = [a for a in body["addons"] if a["planCode"] != "h100-380.consumption"]
+    replay.put("ovh", "catalog-fr.json", body)
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped["monthly plans only: no hourly (on-demand) price"] == 1
+    assert not any(o.instance_type == "h100-380" for o in batch.offers)

@@ -1,89 +1,83 @@
-"""Paperspace static catalogue: per-machine hourly prices, datacenter countries, unknown GPUs."""
+"""Paperspace price page: per-machine hourly prices as shown, GPU count from the machine type, datacenter countries."""
 
-import copy
-from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
 
 from gpubroker_provider.hooks.base import PayloadError
-from gpubroker_provider.hooks.paperspace import PaperspaceHook
-from tests.vendors import lost
+from gpubroker_provider.hooks.paperspace import DATACENTERS, PaperspaceHook
+from tests.conftest import RECORDINGS
+from tests.vendors import by_id, lost
 
-NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def catalogue() -> dict:
-    [page] = PaperspaceHook().fetch_raw()
-    return page
+PAGE = (RECORDINGS / "paperspace" / "pricing.html").read_text()
 
 
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
+def hook(replay):
+    return PaperspaceHook(base_url=replay.vendor_url("paperspace"))
 
 
-def test_machines_map_to_one_offer_per_datacenter(catalogue):
-    batch = PaperspaceHook().parse([catalogue], NOW)
+def test_machines_map_to_one_offer_per_datacenter(replay):
+    batch = hook(replay).fetch_batch()
     offers = by_id(batch)
-    expected_ids = {f"{m['machine_type']}@{dc}" for m in catalogue["machines"] if m["gpu"] != "NVIDIA Quadro RTX 4000"
-                    for dc in m["datacenters"]}
-    assert set(offers) == expected_ids
-    assert batch.unknown_gpus == {"NVIDIA Quadro RTX 4000": 1}  # counted once, not guessed
+    assert set(offers) == {f"{machine}@{dc}" for machine, dcs in DATACENTERS.items() for dc in dcs}
+    assert (batch.items, len(offers), batch.unknown_gpus, batch.dropped) == (12, 20, {}, {})
     assert not batch.memory_mismatches
 
     h100x8 = offers["H100x8@NY2"]
     assert (h100x8.gpu_model, h100x8.gpu_count, h100x8.gpu_memory_gb) == ("H100", 8, 80.0)
-    assert h100x8.price_per_hour == Decimal("47.6000")  # the whole 8-GPU machine, not per GPU
+    assert h100x8.price_per_hour == Decimal("47.6000")  # the whole 8-GPU machine, not per GPU ("$47.60/hr*")
     assert (h100x8.vcpus, h100x8.ram_gb) == (128, 1638.0)
     assert (h100x8.region, h100x8.country, h100x8.continent) == ("NY2", "US", "NA")
 
     a100 = offers["A100@NY2"]
-    assert (a100.gpu_model, a100.gpu_memory_gb, str(a100.price_per_hour)) == ("A100", 40.0, "3.0900")
+    assert (a100.gpu_model, a100.gpu_count, a100.gpu_memory_gb, str(a100.price_per_hour)) == ("A100", 1, 40.0, "3.0900")
+    assert str(offers["A100-80Gx8@NY2"].price_per_hour) == "25.4400"
 
     ams = offers["A4000@AMS1"]
     assert (ams.gpu_model, ams.country, ams.continent, str(ams.price_per_hour)) == ("RTXA4000", "NL", "EU", "0.7600")
-    assert offers["A6000x4@CA1"].price_per_hour == Decimal("7.5600")
+    a6000x4 = offers["A6000x4@CA1"]
+    assert (a6000x4.gpu_count, a6000x4.price_per_hour, a6000x4.vcpus, a6000x4.ram_gb) == (4, Decimal("7.5600"), 32, 180.0)
+    assert offers["V100-32G@NY2"].gpu_memory_gb == 32.0
     assert {o.availability for o in batch.offers} == {"unknown"}
     assert {o.provider for o in batch.offers} == {"paperspace"}
 
 
-def test_catalogue_is_dated_and_in_usd_per_machine_hour(catalogue):
-    assert catalogue["source"] == "https://www.paperspace.com/pricing"
-    assert catalogue["as_of"] == "2026-11-01"
-    assert (catalogue["currency"], catalogue["price_unit"]) == ("USD", "per machine per hour")
+def test_a_gpu_the_registry_does_not_know_is_counted_not_dropped(replay):
+    replay.put("paperspace", "pricing.html", PAGE.replace("NVIDIA Quadro RTX 4000", "NVIDIA Quadro P4000"))
+    batch = hook(replay).fetch_batch()
+    assert batch.unknown_gpus == {"NVIDIA Quadro P4000": 1}  # counted once, not guessed
+    assert not batch.dropped and not any(o.offer_id.startswith("RTX4000@") for o in batch.offers)
+    assert len(batch.offers) == 17  # every other machine and datacenter is still an offer
 
 
 @pytest.mark.parametrize(
-    "mutate",
+    ("edit", "reason", "gone"),
     [
-        lambda c: c.pop("machines"),
-        lambda c: c.update(price_unit="per GPU per hour"),
-        lambda c: c.update(currency="EUR"),
-        lambda c: c.update(as_of="November 2026"),
+        (("$5.95/hr*", "Waitlist"), "no price in 'Waitlist'", {"H100@NY2"}),
+        ((">V100-32G<", ">V100-32Gx2<"),
+         "no datacenters known for machine type 'V100-32Gx2' (add it from Paperspace's docs)", {"V100-32G@NY2"}),
+        ((">1638 GB<", ">1.6 TiB<"), "no size in GB in '1.6 TiB'", {"H100x8@NY2"}),
+        ((">96<", ">96 vCPU<"), "invalid literal for int() with base 10: '96 vCPU'", {"A100-80Gx8@NY2"}),
     ],
-    ids=["no-machines", "other-price-unit", "other-currency", "undated"],
+    ids=["price-gone", "new-machine-type", "ram-unit-unknown", "vcpus-not-a-number"],
 )
-def test_a_wrong_catalogue_header_or_shape_rejects_the_whole_batch(catalogue, mutate):
-    broken = copy.deepcopy(catalogue)
-    mutate(broken)
-    with pytest.raises(PayloadError, match="paperspace: malformed payload"):
-        PaperspaceHook().parse([broken], NOW)
+def test_a_broken_row_is_dropped_with_its_reason_and_the_rest_land(replay, edit, reason, gone):
+    whole = hook(replay).fetch_batch()
+    replay.put("paperspace", "pricing.html", PAGE.replace(*edit))
+    broken = hook(replay).fetch_batch()
+    assert broken.dropped == {reason: 1}
+    assert lost(whole, broken) == gone
 
 
 @pytest.mark.parametrize(
-    ("mutate", "reason"),
+    ("edit", "message"),
     [
-        (lambda c: c["machines"][0].pop("hourly_usd"), "missing field 'hourly_usd'"),
-        (lambda c: c["machines"][1].update(hourly_usd=-1), 'price_per_hour: Input should be greater than 0'),
-        (lambda c: c["machines"][2].update(gpus="eight"), 'gpu_count: Input should be a valid integer, unable to parse string as an integer'),
-        (lambda c: c["machines"][3].update(datacenters=["SFO9"]), "region 'SFO9' is not in the catalogue's datacenters table"),
+        (("<th>Price/hr</th>", "<th>Price/mo</th>"), r"'#machines table' has no column 'Price/hr'"),
+        (('<section id="machines">', '<section id="gpu-machines">'), r"no rows in '#machines table'"),
     ],
-    ids=["missing-price", "negative-price", "bad-gpu-count", "unknown-datacenter"],
+    ids=["price-column-renamed", "table-moved"],
 )
-def test_a_broken_row_is_dropped_with_its_reason_and_the_rest_land(catalogue, mutate, reason):
-    broken = copy.deepcopy(catalogue)
-    mutate(broken)
-    whole, batch = PaperspaceHook().parse([catalogue], NOW), PaperspaceHook().parse([broken], NOW)
-    assert batch.dropped == {reason: 1}
-    assert lost(whole, batch)
+def test_a_page_without_its_table_is_refused_as_changed(replay, edit, message):
+    replay.put("paperspace", "pricing.html", PAGE.replace(*edit))
+    with pytest.raises(PayloadError, match=f"paperspace: malformed payload: {message}"):
+        hook(replay).fetch_batch()

@@ -1,6 +1,7 @@
 """RunPod hook against the recorded GraphQL `gpuTypes` answer, served over real HTTP."""
 
 import copy
+from decimal import Decimal
 
 import pytest
 
@@ -8,6 +9,7 @@ from gpubroker.schema import Availability
 from gpubroker_provider.hooks.base import PayloadError
 from gpubroker_provider.hooks.runpod import RunPodHook
 from tests.conftest import REPLAY_KEY, recording
+from tests.vendors import lost, with_one_item_broken
 
 
 def hook(replay, key=REPLAY_KEY) -> RunPodHook:
@@ -22,10 +24,11 @@ def test_gpu_types_normalise_one_offer_per_cloud(replay):
     batch = hook(replay).fetch_batch()
     by_id = offers(batch)
     assert batch.pages == 1
-    assert len(batch.offers) == 15
-    # "RTX A2000" is not in the registry: counted, not guessed; the "unknown" placeholder is not a GPU
-    assert batch.unknown_gpus == {"RTX A2000": 1}
-    assert not any(o.offer_id.startswith(("unknown", "NVIDIA RTX A2000")) for o in batch.offers)
+    assert len(batch.offers) == 17
+    assert batch.unknown_gpus == {}  # the "unknown" placeholder is not a GPU: skipped
+    assert not any(o.offer_id.startswith("unknown") for o in batch.offers)
+    a2000 = by_id["NVIDIA RTX A2000:community"]
+    assert (a2000.gpu_model, str(a2000.price_per_hour), str(a2000.spot_price)) == ("RTXA2000", "0.1200", "0.0700")
 
     h100 = by_id["NVIDIA H100 80GB HBM3:secure"]
     assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_count, h100.gpu_memory_gb) == ("H100", "SXM", 1, 80)
@@ -94,7 +97,7 @@ def test_a_broken_gpu_type_is_dropped_with_its_reason_and_the_rest_land(replay, 
     replay.put("runpod", "gpu-types.json", body)
     batch = hook(replay).fetch_batch()
     assert batch.dropped == {reason: 1}
-    assert len(batch.offers) == 13 and not any("RTX 4090" in o.offer_id for o in batch.offers)
+    assert len(batch.offers) == 15 and not any("RTX 4090" in o.offer_id for o in batch.offers)
 
 
 def test_a_query_without_lowest_price_gives_unknown_availability(replay):
@@ -126,3 +129,41 @@ def test_a_partial_graphql_answer_is_read_and_a_failed_lowest_price_means_unknow
     assert by_id["NVIDIA A40:secure"].availability == Availability.UNKNOWN  # its lowestPrice resolver failed
     assert (by_id["NVIDIA A40:secure"].vcpus, by_id["NVIDIA A40:secure"].ram_gb) == (None, None)
     assert by_id["NVIDIA RTX 6000 Ada Generation:secure"].availability == Availability.LIMITED
+
+
+def test_savings_plan_prices_become_reserved_offers_beside_the_on_demand_ones(replay):
+    replay.put("runpod", "gpu-types.json", recording("runpod", "variant-savings-plans.json"))
+    batch = hook(replay).fetch_batch()
+    assert batch.skipped == {"sold in neither cloud (no on-demand price)": 1} and not batch.dropped  # A40: 0 and 0
+    by_id = offers(batch)
+    assert set(by_id) == {
+        "NVIDIA H100 80GB HBM3:secure", "NVIDIA H100 80GB HBM3:secure@reserved-1mo",
+        "NVIDIA H100 80GB HBM3:secure@reserved-3mo", "NVIDIA H100 80GB HBM3:secure@reserved-6mo",
+        "NVIDIA GeForce RTX 4090:secure", "NVIDIA GeForce RTX 4090:community",
+        "NVIDIA L40S:secure", "NVIDIA L40S:community", "NVIDIA L40S:secure@reserved-1mo",
+        "NVIDIA L40S:secure@reserved-3mo", "NVIDIA L40S:secure@reserved-6mo",
+        "AMD Instinct MI300X OAM:secure", "AMD Instinct MI300X OAM:secure@reserved-1mo",
+        "AMD Instinct MI300X OAM:secure@reserved-6mo",  # threeMonthPrice null
+    }
+    h100 = by_id["NVIDIA H100 80GB HBM3:secure"]
+    assert (h100.price_per_hour, h100.spot_price, h100.pricing_type, h100.commitment_months) == (
+        Decimal("2.6900"), None, "on_demand", None)
+    assert (h100.gpu_model, h100.gpu_count, h100.gpu_memory_gb, h100.vcpus, h100.ram_gb) == ("H100", 1, 80.0, 24, 125)
+    plans = {m: by_id[f"NVIDIA H100 80GB HBM3:secure@reserved-{m}mo"] for m in (1, 3, 6)}
+    assert {m: (o.price_per_hour, o.pricing_type, o.commitment_months) for m, o in plans.items()} == {
+        1: (Decimal("2.3900"), "reserved", 1), 3: (Decimal("2.2900"), "reserved", 3), 6: (Decimal("2.1900"), "reserved", 6)}
+    assert all(o.spot_price is None and o.availability == "available" for o in plans.values())
+    assert by_id["NVIDIA L40S:community"].price_per_hour == Decimal("0.7900")
+    assert by_id["NVIDIA L40S:secure@reserved-6mo"].availability == "limited"  # stockStatus Low
+    assert by_id["AMD Instinct MI300X OAM:secure"].availability == "unavailable"  # stockStatus null
+    assert by_id["NVIDIA GeForce RTX 4090:community"].price_per_hour == Decimal("0.3400")
+
+
+def test_a_gpu_the_registry_does_not_know_is_counted_not_guessed(replay):
+    def rename(body):
+        gpu = next(t for t in body["data"]["gpuTypes"] if t["id"] == "NVIDIA RTX A2000")
+        gpu.update(id="NVIDIA RTX A1000", displayName="RTX A1000")
+
+    whole, renamed = with_one_item_broken(replay, hook, "runpod", "gpu-types.json", rename)
+    assert renamed.unknown_gpus == {"RTX A1000": 1} and not renamed.dropped
+    assert lost(whole, renamed) == {"NVIDIA RTX A2000:secure", "NVIDIA RTX A2000:community"}

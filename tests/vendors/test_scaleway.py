@@ -7,16 +7,12 @@ import pytest
 
 from gpubroker_provider.hooks.base import PayloadError, VendorError
 from gpubroker_provider.hooks.scaleway import EUR_USD, ScalewayHook
-from tests.vendors import lost, with_one_item_broken
+from tests.vendors import by_id, lost, with_one_item_broken
 from tests.conftest import REPLAY_KEY, recording
 
 
 def hook(replay, key=REPLAY_KEY) -> ScalewayHook:
     return ScalewayHook(base_url=replay.vendor_url("scaleway"), api_key=key)
-
-
-def by_id(batch):
-    return {o.offer_id: o for o in batch.offers}
 
 
 def test_every_zone_and_page_is_read(replay):

@@ -78,3 +78,34 @@ def test_a_gpu_name_without_memory_takes_it_from_the_registry(replay):
     replay.put("tensordock", "locations.json", body)
     l40s = next(o for o in hook(replay).fetch_batch().offers if o.instance_type == "1x l40s-pcie")
     assert (l40s.gpu_memory_gb, l40s.inferred) == (48, ("gpu_memory_gb",))
+
+
+def test_the_v2_hostnodes_listing_names_gpus_by_v0name_and_prices_with_the_nodes_rates(replay):
+    replay.put("tensordock", "locations.json", recording("tensordock", "variant-hostnodes.json"))
+    batch = hook(replay).fetch_batch()
+    assert not batch.dropped and not batch.skipped and not batch.unknown_gpus
+    by_id = {o.offer_id: o for o in batch.offers}
+    rtx = by_id["0b4d8e7e-3f5a-4c21-9b7d-6a2e1f0c8d34:geforcertx4090-pcie-24gb"]
+    # 0.37 GPU + 2 x 0.0025 vCPU + 4 x 0.0015 GB RAM + 100 x 0.00005 GB storage
+    assert (rtx.gpu_model, rtx.gpu_memory_gb, str(rtx.price_per_hour)) == ("RTX4090", 24.0, "0.3860")
+    assert (rtx.availability, rtx.available_count, rtx.region, rtx.country) == ("available", 3, "Orlando, United States", "US")
+    a6000 = by_id["0b4d8e7e-3f5a-4c21-9b7d-6a2e1f0c8d34:rtxa6000-pcie-48gb"]
+    assert (a6000.gpu_model, str(a6000.price_per_hour), a6000.availability, a6000.available_count) == (
+        "RTXA6000", "0.4660", "unavailable", 0)
+    h100 = by_id["7c9f2a14-5e8b-4d63-a1f0-3b6c9d2e7f58:h100-sxm5-80gb"]  # 2.19 + 0.006 + 0.008 + 0.01
+    assert (h100.gpu_model, h100.gpu_form_factor, h100.gpu_memory_gb, str(h100.price_per_hour)) == ("H100", "SXM", 80.0, "2.2140")
+    assert (h100.country, h100.continent, h100.vcpus, h100.ram_gb, h100.disk_gb) == ("FI", "EU", 2, 4, 100)
+
+
+def test_the_v0_marketplace_hostnodes_are_read_gpu_by_gpu(replay):
+    replay.put("tensordock", "locations.json", recording("tensordock", "variant-v0-marketplace.json"))
+    batch = hook(replay).fetch_batch()
+    assert not batch.dropped and not batch.skipped and not batch.unknown_gpus
+    by_id = {o.offer_id: o for o in batch.offers}
+    l40 = by_id["a1b2c3d4e5f60718293a4b5c6d7e8f90:l40-pcie-48gb"]  # 1.05 + 2 x 0.003 + 4 x 0.002 + 100 x 5e-05
+    assert (l40.gpu_model, l40.gpu_memory_gb, str(l40.price_per_hour), l40.available_count) == ("L40", 48.0, "1.0690", 8)
+    assert (l40.region, l40.country) == ("Joplin, United States", "US")
+    rtx = by_id["f0e1d2c3b4a5968778695a4b3c2d1e0f:geforcertx3090-pcie-24gb"]  # 0.2 + 0.004 + 0.006 + 0.006
+    assert (rtx.gpu_model, rtx.gpu_memory_gb, str(rtx.price_per_hour), rtx.country) == ("RTX3090", 24.0, "0.2160", "DE")
+    a5000 = by_id["f0e1d2c3b4a5968778695a4b3c2d1e0f:rtxa5000-pcie-24gb"]
+    assert (a5000.gpu_model, str(a5000.price_per_hour), a5000.availability) == ("RTXA5000", "0.3060", "unavailable")

@@ -31,7 +31,7 @@ import httpx
 
 from gpubroker.schema import Availability, Offer
 from gpubroker_provider.hooks.base import Batch, VendorHook, number, skip
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 GPU_PRICES = "/v1/gpu-prices"
 REGION = "global"

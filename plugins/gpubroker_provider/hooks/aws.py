@@ -22,6 +22,10 @@ Units: `pricePerUnit.USD` is a decimal string, USD per instance-hour for the who
 Inferred: the GPU model and per-GPU memory come from `GPU_FAMILIES` (instance family -> GPU),
 since the price list's `gpuMemory` is "NA" for most GPU types; a GPU family missing from the
 table is counted as an unknown GPU; `cpu_arch` is arm64 for Graviton processors, else x86_64.
+Reserved terms (`terms.Reserved`, where the file or entry carries them): the standard, No Upfront
+reservation's "Hrs" rate for a `LeaseContractLength` of 1yr / 3yr is a reserved offer
+(`commitment_months` 12 / 36, offer_id `<on-demand id>@reserved-<months>mo`); upfront and
+convertible options are not read.
 Known limits: no availability in a price list (UNKNOWN); no spot prices (a separate feed);
 region files are large (hundreds of MB for EC2) in production.
 
@@ -46,9 +50,9 @@ from typing import Any
 
 import httpx
 
-from gpubroker.schema import Offer
+from gpubroker.schema import Offer, PricingType
+from gpubroker.vendors import VENDORS
 from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, skip
-from gpubroker_provider.vendors import VENDORS
 
 DEFAULT_REGIONS = ("us-east-1", "us-west-2", "eu-central-1")
 SERVICES = ("AmazonEC2", "AmazonSageMaker")
@@ -80,6 +84,7 @@ LOCATION_REGION = {
     "Asia Pacific (Hong Kong)": "ap-east-1", "Middle East (UAE)": "me-central-1",
 }
 
+RESERVATION_MONTHS = {"1yr": 12, "3yr": 36}
 _EC2_KEEP = {"operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used"}
 _STORAGE = re.compile(r"(\d+)\s*x\s*([\d,.]+)")
 
@@ -89,6 +94,8 @@ class AwsHook(VendorHook):
     variants = (
         Variant("older-layout", "ec2-us-east-1.json", "an offer file from before `regionCode`, `capacitystatus` "
                 "and `marketoption`: the region from `location`"),
+        Variant("reserved-terms", "ec2-us-east-1.json", "an offer file with `terms.Reserved`: 1yr/3yr standard "
+                "No Upfront, Partial/All Upfront and convertible reservations beside the on-demand terms"),
         Variant("get-products", "ec2-us-east-1.json", "the Price List Query API's GetProducts answer: "
                 "`PriceList` of JSON-encoded products, each with its own terms"),
     )
@@ -103,7 +110,7 @@ class AwsHook(VendorHook):
                 yield self.request(client, "GET", f"/offers/v1.0/aws/{service}/current/{region}/index.json")
 
     def items(self, pages: list[Any]) -> Iterator[tuple[str | None, dict[str, Any] | None, Any]]:
-        """(service, the file's on-demand terms, product) per product; (None, None, entry) per
+        """(service, the file's terms by type, product) per product; (None, None, entry) per
         GetProducts entry, which carries its own service and terms."""
         for page in pages:
             if isinstance(page, dict) and isinstance(page.get("PriceList"), list):
@@ -116,29 +123,53 @@ class AwsHook(VendorHook):
                 'expected an offer file {"offerCode", "products": {...}, "terms": {"OnDemand": {...}}} '
                 'or a GetProducts answer {"PriceList": [...]}',
             )
-            yield from ((page["offerCode"], page["terms"]["OnDemand"], product) for product in page["products"].values())
+            yield from ((page["offerCode"], page["terms"], product) for product in page["products"].values())
 
     def item_offers(self, item: tuple, observed_at: datetime, batch: Batch) -> Iterator[Offer]:
-        service, product, terms = _priced_product(*item)
+        service, product, terms, reserved = _priced_product(*item)
         instance_type, family = _instance(service, product)
         if family not in GPU_FAMILIES:
             if _gpu_count(product["attributes"]):  # a GPU instance our table cannot name: report it
-                batch.unknown_gpus[f"AWS {family} family"] += 1
+                batch.unknown(f"AWS {family} family")
                 return
             skip("CPU-only instance type")
         gpu_name, memory = GPU_FAMILIES[family]
         if match := batch.gpu(f"NVIDIA {gpu_name}"):
-            yield self.offer(match, observed_at, **offer_fields(service, instance_type, product, terms), gpu_memory_gb=memory)
+            fields = offer_fields(service, instance_type, product, terms) | {"gpu_memory_gb": memory}
+            yield self.offer(match, observed_at, **fields)
+            for months, price in reserved_hourly(reserved).items():
+                yield self.offer(match, observed_at, **fields | {
+                    "offer_id": f"{fields['offer_id']}@reserved-{months}mo", "price_per_hour": price,
+                    "pricing_type": PricingType.RESERVED, "commitment_months": months})  # fmt: skip
 
 
-def _priced_product(service: str | None, on_demand: dict[str, Any] | None, product: Any) -> tuple[str, dict, dict]:
-    """(service, product, its on-demand terms) from an offer file's product or a GetProducts entry."""
+def _priced_product(service: str | None, terms: dict[str, Any] | None, product: Any) -> tuple[str, dict, dict, dict]:
+    """(service, product, its on-demand terms, its reserved terms) from an offer file's product or a
+    GetProducts entry."""
     if service is None:  # a GetProducts entry: JSON text of {"serviceCode", "product", "terms"} of ONE product
         entry = json.loads(product) if isinstance(product, str) else product
         if entry["serviceCode"] not in SERVICES:
             skip("another service")
-        return entry["serviceCode"], entry["product"], entry["terms"].get("OnDemand") or {}
-    return service, product, on_demand.get(product["sku"]) or {}
+        service, product, terms, sku = entry["serviceCode"], entry["product"], entry["terms"], None
+    else:
+        sku = product["sku"]
+    on_demand, reserved = terms.get("OnDemand") or {}, terms.get("Reserved") or {}
+    if sku is not None:
+        on_demand, reserved = on_demand.get(sku) or {}, reserved.get(sku) or {}
+    return service, product, on_demand, reserved
+
+
+def reserved_hourly(terms: dict[str, Any]) -> dict[int, float]:
+    """{months: USD per instance-hour} of the standard, No Upfront reservations (a rate per hour with no
+    fee; the upfront options mix a fee in): 1yr -> 12, 3yr -> 36."""
+    prices = {}
+    for term in terms.values():
+        attributes = term.get("termAttributes") or {}
+        months = RESERVATION_MONTHS.get(attributes.get("LeaseContractLength"))
+        if months and attributes.get("OfferingClass") == "standard" and attributes.get("PurchaseOption") == "No Upfront":
+            if price := _hourly_usd({"term": term}):
+                prices[months] = price
+    return prices
 
 
 def _instance(service: str, product: dict[str, Any]) -> tuple[str, str]:

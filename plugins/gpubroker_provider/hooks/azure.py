@@ -13,12 +13,15 @@ Rows: one meter per item, each read on its own. Kept: serviceName "Virtual Machi
 "Windows"). skuName ending " Spot" is the Spot meter (-> `spot_price`); the rest are on-demand, the
 latest `effectiveStartDate` winning where a VM size has several. Items are matched by `armSkuName`
 (e.g. "Standard_ND96isr_H100_v5").
-Skipped (counted, by reason): other services, price types (DevTestConsumption, Reservation) and
-units, Windows meters, " Low Priority" meters (Batch low-priority VMs), and meters without a positive
-price. Dropped with their reason: a meter priced in another currency than USD, or without the fields
+Skipped (counted, by reason): other services, price types (DevTestConsumption) and units, Windows
+meters, " Low Priority" meters (Batch low-priority VMs), meters without a positive price; and, per VM
+size and region, fractional-GPU sizes and N-series sizes that carry no GPU. Dropped with their reason: a meter priced in another currency than USD, or without the fields
 the grouping needs (armSkuName, armRegionName, skuName, a numeric retailPrice).
 Units: `retailPrice` USD per VM-hour for the whole VM (all its GPUs). A Spot price above on-demand is
-dropped.
+dropped; a size with a Spot meter and no on-demand one is a Spot offer (`pricing_type` spot, offer_id
+`<size>:<region>@spot`). Reservation meters (`type` "Reservation", `reservationTerm` "1 Year" /
+"3 Years") price the WHOLE term: / (730 h x months) is the hourly price of a reserved offer with
+`commitment_months` 12 / 36, offer_id `<size>:<region>@reserved-<months>mo`.
 Inferred: GPU model, GPU count, per-GPU memory (GB), vCPUs and RAM (GiB, as advertised) come
 from `VM_SIZES` (ND/NC/NV families), since the price API carries no specs. Fractional-GPU sizes
 (NVadsA10 v5 below 36 vCPUs) are skipped; an N-series size missing from the table is counted as
@@ -26,7 +29,7 @@ an unknown GPU. Known limits: no availability/quota information (UNKNOWN).
 Layouts accepted: the default api-version answer, and api-version 2023-01-01-preview's, whose
 Consumption items add `savingsPlan` prices (`[{"unitPrice", "retailPrice", "term"}]`, unused: they are
 commitments, not on-demand prices); a query without the `priceType` filter, mixing Reservation
-(`reservationTerm`) and DevTestConsumption items in.
+(`reservationTerm`: reserved offers) and DevTestConsumption items in.
 """
 
 from __future__ import annotations
@@ -34,17 +37,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from gpubroker.schema import Offer, PricingType
+from gpubroker.vendors import VENDORS
 from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, is_number, skip
-from gpubroker_provider.vendors import VENDORS
 
 DEFAULT_REGIONS = ("eastus", "westeurope", "swedencentral")
 PATH = "/api/retail/prices"
 MAX_PAGES_PER_REGION = 200
+ON_DEMAND, SPOT, RESERVED = "on_demand", "spot", "reserved-"
+HOURS_PER_MONTH = 730  # a reservation's price is for its whole term: 8760 h a year
 FILTER = (
     "serviceName eq 'Virtual Machines' and priceType eq 'Consumption' "
     "and armRegionName eq '{region}' and contains(armSkuName, 'Standard_N')"
@@ -120,26 +127,41 @@ class AzureHook(VendorHook):
             yield from page["Items"]
 
     def normalise(self, pages: list[Any], observed_at: datetime, batch: Batch) -> None:
-        on_demand, spot = latest_prices(batch.each(self.items(pages), meter))
-        for (size, region), price in on_demand.items():
-            if size in FRACTIONAL:
-                continue
-            if size not in VM_SIZES:
-                if _GPU_SIZE.match(size):
-                    batch.unknown_gpus[f"Azure {size}"] += 1
-                continue
-            gpu_name, count, memory, vcpus, ram = VM_SIZES[size]
+        prices = latest_prices(batch.each(self.items(pages), meter))
+        for (size, region), by_kind in prices.items():
             with batch.item():  # assembled from its meters: dropped alone if it does not validate
-                if not (match := batch.gpu(gpu_name)):
-                    continue
-                spot_price = spot.get((size, region))
-                batch.add(self.offer(
-                    match, observed_at, region=region, country=REGION_COUNTRY.get(region), offer_id=f"{size}:{region}",
-                    instance_type=size, gpu_count=count, gpu_memory_gb=memory, vcpus=vcpus, ram_gb=ram,
-                    price_per_hour=price,
-                    spot_price=spot_price if spot_price is not None and spot_price <= price else None,
-                    cpu_arch="x86_64",
-                ))  # fmt: skip
+                for offer in self._offers(size, region, by_kind, observed_at, batch):
+                    batch.add(offer)
+
+    def _offers(self, size: str, region: str, by_kind: dict[str, Decimal], observed_at: datetime,
+                batch: Batch) -> Iterator[Offer]:  # fmt: skip
+        """The offers of one VM size in one region: on demand (with its Spot price), Spot alone where
+        no on-demand meter is listed, and one reserved offer per reservation term."""
+        if size in FRACTIONAL:
+            skip("a fraction of one GPU (fractional NV size)")
+        if size not in VM_SIZES:
+            if not _GPU_SIZE.match(size):
+                skip("not a GPU VM size")
+            batch.unknown(f"Azure {size}")
+            return
+        gpu_name, count, memory, vcpus, ram = VM_SIZES[size]
+        if not (match := batch.gpu(gpu_name)):
+            return
+        spec = dict(region=region, country=REGION_COUNTRY.get(region), instance_type=size, gpu_count=count,
+                    gpu_memory_gb=memory, vcpus=vcpus, ram_gb=ram, cpu_arch="x86_64")  # fmt: skip
+        price, spot = by_kind.get(ON_DEMAND), by_kind.get(SPOT)
+        if price is not None:
+            spot = spot if spot is not None and spot <= price else None
+            yield self.offer(match, observed_at, offer_id=f"{size}:{region}", price_per_hour=price, spot_price=spot, **spec)
+        elif spot is not None:
+            yield self.offer(match, observed_at, offer_id=f"{size}:{region}@spot", price_per_hour=spot,
+                             pricing_type=PricingType.SPOT, **spec)  # fmt: skip
+        for kind, reserved in by_kind.items():
+            if kind.startswith(RESERVED):
+                months = int(kind.removeprefix(RESERVED))
+                yield self.offer(match, observed_at, offer_id=f"{size}:{region}@reserved-{months}mo",
+                                 price_per_hour=reserved, pricing_type=PricingType.RESERVED,
+                                 commitment_months=months, **spec)  # fmt: skip
 
 
 class Meter(NamedTuple):
@@ -147,17 +169,20 @@ class Meter(NamedTuple):
 
     size: str  # armSkuName
     region: str  # armRegionName
-    spot: bool
-    price: float  # USD per VM-hour
+    kind: str  # ON_DEMAND, SPOT or RESERVED + months ("reserved-12")
+    price: Decimal  # USD per VM-hour (a reservation's term price spread over the term's hours)
     since: str  # effectiveStartDate, ISO 8601
 
 
 def meter(item: dict[str, Any]) -> Meter:
-    """A meter item as a `Meter`; meters that are not Linux on-demand/Spot VM hours are skipped."""
+    """A meter item as a `Meter`; meters that are not Linux on-demand/Spot/reserved VM hours are skipped."""
     kind, unit = item["type"], item["unitOfMeasure"]
-    if item["serviceName"] != "Virtual Machines" or kind != "Consumption" or unit != "1 Hour":
-        skip("not a Consumption VM-hour meter (another service, price type or unit)")
-    if item["productName"].endswith("Windows"):
+    if item["serviceName"] != "Virtual Machines" or kind not in ("Consumption", "Reservation") or unit != "1 Hour":
+        skip("not a Consumption or Reservation VM-hour meter (another service, price type or unit)")
+    product = item["productName"]
+    if not isinstance(product, str) or not product.startswith("Virtual Machines"):
+        raise ValueError(f"productName {product!r} names no VM series")  # the OS is read from it: never guess
+    if product.endswith("Windows"):
         skip("Windows meter")
     sku_name = item["skuName"]
     if sku_name.endswith(" Low Priority"):
@@ -170,16 +195,29 @@ def meter(item: dict[str, Any]) -> Meter:
     size, region, since = item["armSkuName"], item["armRegionName"], item["effectiveStartDate"]
     if not all(isinstance(v, str) and v for v in (size, region, since)) or not is_number(price) or price < 0:
         raise ValueError("meter without a size, region, start date or positive numeric price")
-    return Meter(size, region, sku_name.endswith(" Spot"), float(price), since)
+    if kind == "Reservation":
+        months = _term_months(item.get("reservationTerm"))
+        return Meter(size, region, f"{RESERVED}{months}", Decimal(str(price)) / (HOURS_PER_MONTH * months), since)
+    return Meter(size, region, SPOT if sku_name.endswith(" Spot") else ON_DEMAND, Decimal(str(price)), since)
 
 
-def latest_prices(meters: list[Meter]) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
-    """(on-demand, Spot) USD per VM-hour by (size, region); the latest meter wins."""
-    latest: dict[tuple[bool, str, str], Meter] = {}
+def _term_months(term: Any) -> int:
+    """'1 Year' -> 12, '3 Years' -> 36: the months a reservation commits to."""
+    found = re.fullmatch(r"(\d+) Years?", term) if isinstance(term, str) else None
+    if found is None:
+        raise ValueError(f"reservation without a term in years: {term!r}")
+    return 12 * int(found.group(1))
+
+
+def latest_prices(meters: list[Meter]) -> dict[tuple[str, str], dict[str, Decimal]]:
+    """USD per VM-hour by (size, region), then by kind (on demand, Spot, reserved-<months>); the
+    latest meter of each kind wins."""
+    latest: dict[tuple[str, str, str], Meter] = {}
     for m in meters:
-        key = (m.spot, m.size, m.region)
+        key = (m.size, m.region, m.kind)
         if key not in latest or m.since > latest[key].since:
             latest[key] = m
-    on_demand = {(m.size, m.region): m.price for m in latest.values() if not m.spot}
-    spot = {(m.size, m.region): m.price for m in latest.values() if m.spot}
-    return on_demand, spot
+    prices: dict[tuple[str, str], dict[str, Decimal]] = {}
+    for m in latest.values():
+        prices.setdefault((m.size, m.region), {})[m.kind] = m.price
+    return prices

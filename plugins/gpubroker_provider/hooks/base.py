@@ -20,6 +20,7 @@ JSON file in `catalogues/`, read instead of an HTTP call.
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from datetime import date, datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
@@ -39,7 +41,7 @@ from pydantic import ValidationError
 
 from gpubroker import gpus, regions
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.vendors import Vendor
+from gpubroker.vendors import Vendor
 
 TIMEOUT_SECONDS = 5.0
 MAX_ATTEMPTS = 4
@@ -104,11 +106,20 @@ class Batch:
         try:
             return gpus.resolve(vendor_name)
         except gpus.UnknownGpu:
-            if self._pending is None:
-                self.unknown_gpus[vendor_name] += 1
-            else:
-                self._pending_unknown.append(vendor_name)
+            self.unknown(vendor_name)
             return None
+
+    def unknown(self, vendor_name: str) -> None:
+        """Count a GPU (or GPU family) the item names that GPUBroker cannot map: its offers are not landed."""
+        if self._pending is None:
+            self.unknown_gpus[vendor_name] += 1
+        else:
+            self._pending_unknown.append(vendor_name)
+
+    @property
+    def pending_unknown(self) -> bool:
+        """Whether the current item named a GPU the registry does not know (counted as such, not dropped)."""
+        return bool(self._pending_unknown)
 
     def add(self, offer: Offer) -> None:
         if self._pending is None:
@@ -166,10 +177,17 @@ class _Retryable(Exception):
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """The vendor's Retry-After in seconds (RFC 9110: delay-seconds, or an HTTP date, 0 once past).
+    None when absent or no time to wait (negative, NaN, infinite, unparseable): the backoff applies."""
+    value = response.headers.get("Retry-After", "").strip()
     try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
+        seconds = float(value)
+    except ValueError:
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+        except (TypeError, ValueError, IndexError):
+            return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 class VendorHook(BaseHook, ABC):
@@ -227,7 +245,10 @@ class VendorHook(BaseHook, ABC):
         several listings override this, reading each listing's items through `batch.each`."""
         for item in self.items(pages):
             with batch.item():
-                for offer in self.item_offers(item, observed_at, batch):
+                offers = list(self.item_offers(item, observed_at, batch))
+                if not offers and not batch.pending_unknown:  # nothing landed, nothing said why: a drop
+                    raise ValueError("the item gave no offer (no price, region or GPU count it could use)")
+                for offer in offers:
                     batch.add(offer)
 
     # --- helpers for vendor modules ----------------------------------------------------------
@@ -264,6 +285,26 @@ class VendorHook(BaseHook, ABC):
         if not condition:
             raise PayloadError(message)
 
+    def listed(self, pages: list[Any], *path: str) -> Iterator[Any]:
+        """Every item of each page's list at `path`, e.g. `listed(pages, "data", "instance_types")` for
+        {"data": {"instance_types": [...]}}; a page without that list refuses the batch."""
+        shape = "[...]"
+        for key in reversed(path):
+            shape = f'{{"{key}": {shape}}}'
+        for page in pages:
+            rows = page
+            for key in path:
+                rows = rows.get(key) if isinstance(rows, dict) else None
+            self.expect(isinstance(rows, list), f"expected {shape}")
+            yield from rows
+
+    def grouped(self, groups: Iterable[Any], key: str, what: str) -> Iterator[tuple[dict[str, Any], Any]]:
+        """(group, member) for every member of each group's `key` list, e.g. a GPU type's offers; a group
+        without one refuses the batch (`what` names the group in that error)."""
+        for group in groups:
+            self.expect(isinstance(group, dict) and isinstance(group.get(key), list), f"{what} without a {key} list")
+            yield from ((group, member) for member in group[key])
+
     # --- the shared machinery ----------------------------------------------------------------
     def _resolve_endpoint(self) -> tuple[str, str | None]:
         base_url, api_key = self._base_url, self._api_key
@@ -291,7 +332,8 @@ class VendorHook(BaseHook, ABC):
         return httpx.Client(base_url=base_url, headers=headers, params=params, timeout=self.timeout)
 
     def request(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-        """One API call with retries; returns decoded JSON. Errors never carry the API key."""
+        """One API call with retries; returns decoded JSON (`decode=` another reader of the response,
+        e.g. a page's text). Errors never carry the API key."""
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Retryable),
             wait=self._wait,
@@ -311,7 +353,8 @@ class VendorHook(BaseHook, ABC):
             return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
         return tenacity.wait_exponential(multiplier=0.5, max=8)(state)
 
-    def _request_once(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    def _request_once(self, client: httpx.Client, method: str, path: str, *,
+                      decode: Callable[[httpx.Response], Any] | None = None, **kwargs: Any) -> Any:  # fmt: skip
         try:
             response = client.request(method, path, **kwargs)
         except httpx.TimeoutException:
@@ -325,6 +368,8 @@ class VendorHook(BaseHook, ABC):
             if self._secret:
                 detail = detail.replace(self._secret, "***")
             raise VendorError(f"{self.vendor.slug}: {method} {path} -> HTTP {response.status_code}: {detail}")
+        if decode is not None:
+            return decode(response)
         try:
             return response.json()
         except ValueError:
@@ -356,51 +401,79 @@ class VendorHook(BaseHook, ABC):
             )
         return batch
 
+    def observed_at(self, pages: list[Any], fetched_at: datetime) -> datetime:
+        """When the prices in `pages` were observed: when they were fetched, unless the source dates them."""
+        return fetched_at
+
     def fetch_batch(self) -> Batch:
-        observed_at = datetime.now(timezone.utc)
-        return self.parse(self.fetch_raw(), observed_at)
+        fetched_at = datetime.now(timezone.utc)
+        pages = self.fetch_raw()
+        return self.parse(pages, self.observed_at(pages, fetched_at))
 
 
-class StaticCatalogueHook(VendorHook):
-    """A vendor with no price API: its published price list, dated, in `catalogues/<slug>.json`.
+class RowsHook(VendorHook):
+    """A vendor whose listing is rows of plain values (a price page's table or embedded JSON, a
+    transcribed price list): each row is an item that one small `expand` maps to offers. The loop,
+    the GPU lookup, the place lookup and the checks live here, once.
+    """
+
+    @abstractmethod
+    def rows(self, pages: list[Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """(context, row) for every row; an error here means the whole listing changed shape."""
+
+    @abstractmethod
+    def expand(self, row: dict[str, Any], context: Any) -> Iterator[dict[str, Any]]:
+        """The offers of one row, as Offer fields plus "gpu" (the vendor's GPU name), prices for the
+        whole offer (`availability` "unknown" unless given); `skip(reason)` for a row that is no offer
+        (contact sales, CPU-only)."""
+
+    def items(self, pages: list[Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
+        yield from self.rows(pages)
+
+    def locate(self, fields: dict[str, Any], context: Any) -> None:
+        """Fill in what `expand` left to the listing as a whole (e.g. the country of a region code)."""
+
+    def item_offers(self, item: tuple[Any, dict[str, Any]], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        context, row = item
+        expanded = False
+        for fields in self.expand(row, context):
+            if (match := batch.gpu(fields.pop("gpu"))) is None:
+                return
+            self.locate(fields, context)
+            fields.setdefault("availability", Availability.UNKNOWN)
+            expanded = True
+            yield self.offer(match, observed_at, **fields)
+        if not expanded:
+            raise ValueError("a priced row that expands to no offer (no regions or GPU counts)")
+
+
+class StaticCatalogueHook(RowsHook):
+    """A vendor that publishes neither a price API nor a readable price page: its price list, dated,
+    transcribed in `catalogues/<slug>.json` (the last resort: `gpubroker.vendors`, source "list").
 
     The file holds {"source": URL, "as_of": "YYYY-MM-DD", "currency": "USD", "price_unit": ...,
-    <places>: {code: {"place", "country"}}, <rows>: [...]}; `fetch_pages` yields it. Each row is an
-    item: a vendor module says where its rows are (`rows`) and how one row `expand`s into offers;
-    the loop, the place lookup and the checks live here.
+    <places>: {code: {"place", "country"}}, <rows>: [...]}; `fetch_pages` yields it. Its offers are
+    observed at `as_of` (`observed_at`), so their data age counts from the day the prices were published.
     """
 
     price_unit: ClassVar[str]  # how the vendor publishes prices, e.g. "per GPU per hour"
-    rows: ClassVar[str]  # key of the catalogue's row list, e.g. "presets"
+    row_list: ClassVar[str]  # key of the catalogue's row list, e.g. "presets"
     # our own transcription of a price page: a quarter of its rows broken means the file is wrong
     drop_threshold: ClassVar[float] = 0.25
     places: ClassVar[str | None] = "regions"  # key of its place table; None: `expand` gives the country
 
-    @abstractmethod
-    def expand(self, row: dict[str, Any], catalogue: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """The offers of one row, as Offer fields plus "gpu" (the vendor's GPU name), prices for the
-        whole offer; `skip(reason)` for a row that is no offer (contact sales, CPU-only)."""
-
-    def items(self, pages: list[Any]) -> Iterator[tuple[dict[str, Any], Any]]:
+    def rows(self, pages: list[Any]) -> Iterator[tuple[dict[str, Any], Any]]:
         catalogue = self.catalogue(pages)
-        self.expect(isinstance(catalogue.get(self.rows), list) and catalogue[self.rows], f'expected "{self.rows}": [...]')
+        rows = catalogue.get(self.row_list)
+        self.expect(isinstance(rows, list) and rows, f'expected "{self.row_list}": [...]')
         if self.places:
             self.expect(isinstance(catalogue.get(self.places), dict) and catalogue[self.places],
                         f'expected a "{self.places}" table')  # fmt: skip
-        yield from ((catalogue, row) for row in catalogue[self.rows])
+        yield from ((catalogue, row) for row in rows)
 
-    def item_offers(self, item: tuple[dict[str, Any], Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
-        catalogue, row = item
-        expanded = False
-        for fields in self.expand(row, catalogue):
-            if (match := batch.gpu(fields.pop("gpu"))) is None:
-                return
-            if self.places:
-                fields["country"] = self._place(catalogue, fields["region"])["country"]
-            expanded = True
-            yield self.offer(match, observed_at, availability=Availability.UNKNOWN, **fields)
-        if not expanded:
-            raise ValueError("a priced row that expands to no offer (no regions or GPU counts)")
+    def locate(self, fields: dict[str, Any], catalogue: dict[str, Any]) -> None:
+        if self.places:
+            fields["country"] = self._place(catalogue, fields["region"])["country"]
 
     def _place(self, catalogue: dict[str, Any], region: str) -> dict[str, Any]:
         if region not in catalogue[self.places]:
@@ -420,6 +493,14 @@ class StaticCatalogueHook(VendorHook):
         self.expect(page["currency"] == "USD", f"expected USD prices, got {page['currency']!r}")
         self.expect(page["price_unit"] == self.price_unit,
                     f"expected prices {self.price_unit!r}, got {page['price_unit']!r}")  # fmt: skip
+
+    def observed_at(self, pages: list[Any], fetched_at: datetime) -> datetime:
+        """A list's prices are as old as the list: its `as_of` day (00:00 UTC), not the time it was read."""
+        try:
+            as_of = date.fromisoformat(pages[0]["as_of"])
+        except (LookupError, TypeError, ValueError):
+            return fetched_at  # a malformed list: `parse` refuses it with the reason
+        return datetime(as_of.year, as_of.month, as_of.day, tzinfo=timezone.utc)
 
     def fetch_raw(self) -> list[Any]:
         return list(self.fetch_pages(None))
@@ -478,6 +559,6 @@ def _describe(error: Exception) -> str:
         return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
     if isinstance(error, KeyError):
         return f"missing field {error.args[0]!r}"
-    if type(error) in (ValueError, PayloadError) and str(error):
+    if (type(error) is ValueError or isinstance(error, PayloadError)) and str(error):
         return str(error)  # raised by our own checks, already worded as a reason
     return f"{type(error).__name__}: {error}"

@@ -1,22 +1,27 @@
-"""CoreWeave: the published on-demand instance price list, as a dated static catalogue.
+"""CoreWeave: on-demand instance prices read from the public price page.
 
-Source: https://www.coreweave.com/pricing (North America list prices). No public price API:
-`catalogues/coreweave.json` holds the list as of its `as_of` date (2026-11-01).
+Page: GET https://www.coreweave.com/pricing (Webflow, server-rendered; no key). CoreWeave has no public
+price API. Each GPU instance is a Webflow collection item `div.table-row-v2.kubernetes-gpu-pricing`
+(the CPU rows are `kubernetes-cpu-pricing`) holding one `div.table-grid` of cells, in this order: the
+name (`h3.table-model-name`, e.g. "NVIDIA HGX H100"), GPU count ("8"; "4<sup>1</sup>" with a footnote
+for GB200 NVL72), VRAM per GPU (GB), vCPUs, system RAM (GB), local storage (TB) and the instance price
+("$49.24", or "Contact Sales"). The row class and the cell order are the ones
+thatkavish/OpenComputePrices' and becloudready/gpu-price's CoreWeave scrapers read.
 
-Units: CoreWeave sells whole nodes and prices the INSTANCE: `usd_per_hour` with
-`"price_basis": "instance"` is USD per hour for the whole node -- 8 GPUs for HGX B200/H200/H100/A100
-and the 8-GPU L40S, L40 and RTX PRO 6000 nodes, 4 for a GB200 NVL72 instance, 1 for GH200 -- and is
-the offer's `price_per_hour` as is (HGX H100: $49.24/h for 8 GPUs, i.e. $6.155 per GPU-hour).
-A row with `"price_basis": "gpu"` (a per-GPU list price) is multiplied by the GPU count.
-`gpu_memory_gb` is per GPU in GB; `ram_gb` is the node's system RAM in GB (null where unpublished).
-One offer per instance type; offer_id "<instance id>@US", e.g. "gd-8xh100ib-i128@US".
+Units: the price is USD per hour for the WHOLE instance (CoreWeave sells nodes: 8 GPUs for HGX
+B200/H200/H100/A100 and the L40S, L40 and RTX PRO 6000 nodes, 4 for a GB200 NVL72 instance, 1 for
+GH200), so it is the offer's `price_per_hour` as shown (HGX H100: $49.24/h for 8 GPUs, $6.155 per
+GPU-hour). VRAM is per GPU in GB; RAM is the node's in GB ("2,048"); a "—" vCPU/RAM cell is None.
+Local storage is not read.
 
-Inferred / not recorded: availability is "unknown" (a price list says nothing about capacity); the
-page's prices are for North America, where every general-access zone is in the US, hence country US;
-the EU-SOUTH (Spain) zones have no published price and are not recorded. "HGX" names an SXM board
-(form factor SXM). "Contact sales" rows (HGX B300, GB300) have no price and produce no offer. Spot
-prices and reserved discounts are not recorded.
-Known limits: a static list goes stale -- re-read the pricing page and bump `as_of` when it changes.
+Not on the page, from CoreWeave's docs (INSTANCES below): each row's instance type id, e.g.
+"gd-8xh100ib-i128". The page prices North America, where every general-access zone is in the US:
+one offer per instance type, region "US (North America general access)", offer_id
+"<instance id>@US". A row whose name has no instance id here is dropped with that reason (a new GPU
+on the page: add its id from the docs). The EU-SOUTH (Spain) zones have no published price.
+Availability is "unknown" (the page says nothing of capacity). "HGX" names an SXM board (form factor
+SXM); "NVL72" names the rack. Skipped (counted): "Contact Sales" rows (no public price). Spot prices
+and reserved discounts are not read.
 """
 
 from __future__ import annotations
@@ -25,41 +30,63 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from gpubroker.schema import FormFactor
-from gpubroker_provider.hooks.base import StaticCatalogueHook, skip, times
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
+from gpubroker_provider.hooks.base import skip
+from gpubroker_provider.hooks.page import Cards, PageHook, usd
 
-PRICE_UNIT = "per instance per hour"
-PRICE_BASES = ("instance", "gpu")
-_HGX = re.compile(r"\bHGX\b", re.IGNORECASE)  # in the instance `name`: the `gpu` field may name no form
+REGION, COUNTRY = "US (North America general access)", "US"
+# page name -> CoreWeave instance type id (docs: instance types)
+INSTANCES = {
+    "NVIDIA GB200 NVL72": "gb200-4x",
+    "NVIDIA HGX B300": "b300-8x",
+    "NVIDIA HGX B200": "b200-8x",
+    "NVIDIA HGX H200": "gd-8xh200ib-i128",
+    "NVIDIA HGX H100": "gd-8xh100ib-i128",
+    "NVIDIA HGX A100": "gd-8xa100-i128",
+    "NVIDIA L40S": "gd-8xl40s-i128",
+    "NVIDIA L40": "gd-8xl40-i128",
+    "NVIDIA RTX PRO 6000 Blackwell Server Edition": "rtxp6000-8x",
+    "NVIDIA GH200": "gd-1xgh200",
+}
+_CELL = "div.table-grid > div.table-v2-cell:nth-child({})"
+_FIGURE = re.compile(r"\s*(\d[\d,]*(?:\.\d+)?)")
+_NONE = {"", "-", "—", "N/A"}
 
 
-class CoreWeaveHook(StaticCatalogueHook):
+class CoreWeaveHook(PageHook):
     vendor = VENDORS["coreweave"]
-    price_unit, rows, places = PRICE_UNIT, "instances", None  # one published region: catalogue["region"]
+    page = "/pricing"
+    rows_at = Cards("div.table-row-v2.kubernetes-gpu-pricing",
+                    {"name": "h3.table-model-name", "gpus": _CELL.format(2), "vram": _CELL.format(3),
+                     "vcpus": _CELL.format(4), "ram": _CELL.format(5), "price": _CELL.format(7)})  # fmt: skip
 
-    def check_header(self, page: dict[str, Any]) -> None:
-        super().check_header(page)
-        self.expect(isinstance(page.get("region"), dict) and {"name", "country"} <= set(page["region"]),
-                    'expected the published region {"name", "country"}')  # fmt: skip
-
-    def expand(self, row: dict[str, Any], catalogue: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        price, basis, region = row["usd_per_hour"], row["price_basis"], catalogue["region"]
-        if basis not in PRICE_BASES:
-            raise ValueError(f"unknown price basis {basis!r}")
-        if price is None:
+    def expand(self, row: dict[str, Any], page: Any) -> Iterator[dict[str, Any]]:
+        if "contact" in (row["price"] or "").lower():
             skip("contact sales: no public price")
-        hgx = {"gpu_form_factor": FormFactor.SXM} if _HGX.search(row["name"]) else {}
+        if (instance := INSTANCES.get(row["name"])) is None:
+            raise ValueError(f"no instance id known for {row['name']!r} (add it from CoreWeave's docs)")
+        vcpus, ram = _optional(row["vcpus"], "vCPU count"), _optional(row["ram"], "RAM")
         yield {
-            "gpu": row["gpu"],  # CoreWeave's spelling, as written
-            "region": region["name"],
-            "country": region["country"],
-            "offer_id": f"{row['instance_id']}@{region['country']}",
-            "instance_type": row["instance_id"],
-            "gpu_count": row["gpus"],
-            "gpu_memory_gb": row.get("gpu_memory_gb"),
-            "vcpus": row["vcpus"],
-            "ram_gb": None if row["ram_gb"] is None else float(row["ram_gb"]),
-            "price_per_hour": times(price, row["gpus"] if basis == "gpu" else 1),
-            **hgx,
+            "gpu": row["name"],  # "NVIDIA HGX H100" -> H100, SXM
+            "region": REGION,
+            "country": COUNTRY,
+            "offer_id": f"{instance}@{COUNTRY}",
+            "instance_type": instance,
+            "gpu_count": int(_figure(row["gpus"], "GPU count")),
+            "gpu_memory_gb": _figure(row["vram"], "VRAM"),
+            "vcpus": None if vcpus is None else int(vcpus),
+            "ram_gb": ram,
+            "price_per_hour": usd(row["price"]),  # the whole instance, as shown
         }
+
+
+def _figure(text: str | None, what: str) -> float:
+    """The leading number of a cell: "2,048" -> 2048; "4 1" (a count and its footnote mark) -> 4."""
+    if not isinstance(text, str) or not (found := _FIGURE.match(text)):
+        raise ValueError(f"no {what} in {text!r}")
+    return float(found[1].replace(",", ""))
+
+
+def _optional(text: str | None, what: str) -> float | None:
+    """A figure the page may leave out ("—"): None then."""
+    return None if text is None or text.strip() in _NONE else _figure(text, what)

@@ -24,11 +24,20 @@ Availability: AVAILABLE when a host can still place one GPU (`maxGpuFree` >= 1),
 `available_count` is `totalGpuFree`.
 Rows without a GPU (`gpuModelId` empty: CPU-only machine types) are skipped. Known limit: prices for
 other shapes (more GPUs, more vCPUs/RAM) are linear in the same per-unit prices and not listed.
+
+Shapes accepted besides the one above (each row parsed on its own):
+- the older `machine-types` rows: `minVcpu` / `minMemoryGib` (the smallest VM, vCPUs and GiB) where
+  `minVcpuPerGpu` / `maxVcpuPerMemoryGib` are not sent, and `gpuMemoryGib` (GB per GPU as Cudo states
+  it, preferred to `_GPUS`);
+- the Python SDK's `to_dict()`: `{"machine_types": [...]}` with snake_case keys (`data_center_id`,
+  `gpu_price_hr`, ...), read as their camelCase twins;
+- a price sent as a bare decimal string instead of `{"value": ...}`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -38,8 +47,8 @@ import httpx
 
 from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook, skip
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
+from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, skip
 
 MACHINE_TYPES = "/v1/vms/machine-types-2"
 
@@ -75,33 +84,46 @@ _COUNTRY: dict[str, str] = {
 }
 
 
-def _usd(price: dict[str, Any]) -> Decimal:
-    """A `{"value": "0.0025"}` price; anything but a decimal is malformed (ValueError)."""
+def _usd(price: Any) -> Decimal:
+    """A `{"value": "0.0025"}` price (or the bare "0.0025"); anything but a decimal is malformed (ValueError)."""
+    value = price["value"] if isinstance(price, dict) else price
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"not a decimal price: {value!r}")
     try:
-        return Decimal(str(price["value"]))
+        return Decimal(str(value))
     except ArithmeticError:
-        raise ValueError(f"not a decimal price: {price['value']!r}") from None
+        raise ValueError(f"not a decimal price: {value!r}") from None
+
+
+def _camel(row: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's snake_case row as the REST API's camelCase one ("data_center_id" -> "dataCenterId")."""
+    return {re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), key): value for key, value in row.items()}
 
 
 class CudoHook(VendorHook):
     vendor = VENDORS["cudo"]
+    variants = (
+        Variant("older-machine-types", "machine-types-2.json", "the older `machine-types` rows: `minVcpu`, "
+                "`minMemoryGib`, `gpuMemoryGib`, `minGpuPerVm`; no per-GPU ratios, no free counts"),
+        Variant("sdk-dict", "machine-types-2.json", "the Python SDK's `to_dict()`: `machine_types`, snake_case "
+                "keys"),
+    )
 
     def fetch_pages(self, client: httpx.Client) -> Iterator[Any]:
         yield self.request(client, "GET", MACHINE_TYPES)
 
     def items(self, pages: list[Any]) -> Iterator[Any]:
         for page in pages:
-            self.expect(
-                isinstance(page, dict) and isinstance(page.get("machineTypes"), list),
-                'expected {"machineTypes": [...]}',
-            )
-            yield from page["machineTypes"]
+            rows = (page.get("machineTypes") or page.get("machine_types")) if isinstance(page, dict) else None
+            self.expect(isinstance(rows, list), 'expected {"machineTypes": [...]}')
+            yield from (_camel(row) if isinstance(row, dict) and "data_center_id" in row else row for row in rows)
 
     def item_offers(self, row: dict[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
-        if not row["gpuModelId"]:
+        if not row.get("gpuModelId", row["gpuModel"]):
             skip("CPU-only machine type")
         if found := self._gpu(row["gpuModel"], batch):
-            yield self._offer(row, *found, observed_at)
+            match, memory = found
+            yield self._offer(row, match, row.get("gpuMemoryGib") or memory, observed_at)
 
     @staticmethod
     def _gpu(cudo_name: str, batch: Batch) -> tuple[gpus.GpuMatch, float | None] | None:
@@ -111,23 +133,31 @@ class CudoHook(VendorHook):
         return (match, memory) if match else None
 
     def _offer(self, row: dict[str, Any], match: gpus.GpuMatch, memory: float | None, observed_at: datetime) -> Offer:
-        vcpus = max(1, math.ceil(row["minVcpuPerGpu"]))
-        ram_gib = math.ceil(vcpus / row["maxVcpuPerMemoryGib"])
+        vcpus, ram_gib = _smallest_vm(row)
         price = _usd(row["gpuPriceHr"]) + vcpus * _usd(row["vcpuPriceHr"]) + ram_gib * _usd(row["memoryGibPriceHr"])
         data_centre = row["dataCenterId"]
-        available = row["maxGpuFree"] >= 1
+        free = row.get("maxGpuFree", row.get("totalGpuFree"))  # neither: the older listing, stock unknown
         return self.offer(
             match,
             observed_at,
             region=data_centre,
             country=_COUNTRY.get(data_centre, data_centre.split("-", 1)[0]),
-            offer_id=f"{data_centre}:{row['machineType']}:{row['gpuModelId']}",
+            offer_id=f"{data_centre}:{row['machineType']}:{row.get('gpuModelId') or row['gpuModel']}",
             instance_type=f"{row['machineType']} 1x {row['gpuModel']}",
             gpu_count=1,
             gpu_memory_gb=memory,
             vcpus=vcpus,
             ram_gb=ram_gib,
             price_per_hour=price,
-            availability=Availability.AVAILABLE if available else Availability.UNAVAILABLE,
-            available_count=int(row["totalGpuFree"]),
+            availability=Availability.UNKNOWN if free is None else Availability.AVAILABLE if free >= 1
+            else Availability.UNAVAILABLE,
+            available_count=int(row["totalGpuFree"]) if "totalGpuFree" in row else None,
         )
+
+
+def _smallest_vm(row: dict[str, Any]) -> tuple[int, int]:
+    """(vCPUs, GiB of RAM) of the smallest one-GPU VM the row allows."""
+    vcpus = max(1, math.ceil(row["minVcpuPerGpu"] if "minVcpuPerGpu" in row else row["minVcpu"]))
+    if "maxVcpuPerMemoryGib" in row:
+        return vcpus, math.ceil(vcpus / row["maxVcpuPerMemoryGib"])
+    return vcpus, math.ceil(row["minMemoryGib"])

@@ -15,8 +15,10 @@ Calls (no pagination; each answers a JSON list):
   GET /v1/locations             — `[{"code": "FIN-01", "name": "Finland 1", "country_code": "FI"}]`.
 Fields and units (instance types):
   `price_per_hour` — USD per hour for the WHOLE instance, fixed on-demand price, a decimal STRING;
-  `spot_price` — USD per hour for the whole instance, spot, a decimal string;
-  `gpu.description` ("8x H100 SXM5 80GB") — count prefix, GPU name, form factor, per-GPU memory;
+  `spot_price` (`spot_price_per_hour` in the SDK's spelling) — USD per hour for the whole instance,
+    spot, a decimal string;
+  `gpu.description` ("8x H100 SXM5 80GB", "1x NVIDIA RTX A6000 48GB") — count prefix, GPU name,
+    form factor, per-GPU memory;
   `gpu.number_of_gpus`; `gpu_memory.size_in_gigabytes` — GB for ALL the instance's GPUs together
     (divided by the GPU count for the per-GPU figure); `memory.size_in_gigabytes` — RAM, GB;
   `cpu.number_of_cores` — vCPUs. Storage is billed separately (`storage.description` "dynamic"):
@@ -48,7 +50,7 @@ from airflow.sdk.log import mask_secret
 from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
 from gpubroker_provider.hooks.base import Batch, PayloadError, Variant, VendorHook, skip, text
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 TOKEN_PATH = "/v1/oauth2/token"
 LISTINGS = ("/v1/instance-types", "/v1/instance-availability", "/v1/locations")
@@ -61,6 +63,8 @@ class DataCrunchHook(VendorHook):
     variants = (
         Variant("verda-layout", "instance-types.json", "Verda's instance types: `currency`, `manufacturer`, "
                 "`display_name`, `supported_os`, local NVMe in `storage.size_in_gigabytes`"),
+        Variant("sdk-names", "instance-types.json", "the SDK's spellings: `spot_price_per_hour` (null where "
+                'none), GPU descriptions with a vendor prefix ("2x NVIDIA RTX A6000 48GB"), `p2p` "50GB/s"'),
     )
     _credentials: str | None = None
 
@@ -133,7 +137,8 @@ class DataCrunchHook(VendorHook):
     def _offer(self, row: dict[str, Any], code: str, country: str | None, match: gpus.GpuMatch,
                observed_at: datetime, availability_known: bool = True) -> Offer:
         count = row["gpu"]["number_of_gpus"]
-        price, spot = float(row["price_per_hour"]), float(row["spot_price"]) if row.get("spot_price") else None
+        price, spot = float(row["price_per_hour"]), row.get("spot_price") or row.get("spot_price_per_hour")
+        spot = float(spot) if spot else None
         available = code != NOWHERE
         local_disk = (row.get("storage") or {}).get("size_in_gigabytes")  # local NVMe; absent: "dynamic"
         return self.offer(

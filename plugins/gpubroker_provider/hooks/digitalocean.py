@@ -16,23 +16,27 @@ Units of the fields used:
 - `regions`: region slugs where the size can be created now; `available: false` sizes are skipped.
 One offer per size per listed region (offer_id `<slug>:<region>`), availability "available".
 Each size is an item. Skipped (counted): sizes without `gpu_info` (CPU Droplets) and GPU sizes that
-cannot be created anywhere now. A size without `gpu_info.vram` gets the registry's memory (inferred).
+cannot be created anywhere now. A "gpu-" size listed without `gpu_info` is read from its slug
+("gpu-h100x8-640gb": 8 GPUs, 640 GB together), or dropped when the slug names no GPU. A size without `gpu_info.vram` gets the registry's memory (inferred).
 Known limits: the AMD-only endpoint api-amd.digitalocean.com is not read.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import httpx
 
+from gpubroker import gpus
 from gpubroker.schema import Availability, Offer
+from gpubroker.vendors import VENDORS
 from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, number, skip
-from gpubroker_provider.vendors import VENDORS
 
 PATH = "/v2/sizes"
+GPU_SLUG = re.compile(r"^gpu-(?P<model>[a-z0-9]+?)x(?P<count>\d+)-(?P<gb>\d+)gb")
 PER_PAGE = 100  # DigitalOcean default 20, max 200
 MAX_PAGES = 50
 VRAM_UNIT_TO_GB = {"gib": 1.0, "gb": 1.0, "mib": 1 / 1024, "mb": 1 / 1000, "tib": 1024.0, "tb": 1000.0}
@@ -47,6 +51,8 @@ COUNTRY = {
 class DigitalOceanHook(VendorHook):
     vendor = VENDORS["digitalocean"]
     variants = (
+        Variant("slug-only-gpus", "sizes-1.json", "GPU sizes listed without `gpu_info`: the GPU, its count "
+                "and the total GPU memory only in the slug (\"gpu-h100x8-640gb\"); `disk_info`, `description`"),
         Variant("single-page", "sizes-1.json", "every size on one page (`per_page=200`): `links: {}`, CPU-Optimized "
                 "and Memory-Optimized sizes beside the GPU ones"),
     )
@@ -67,7 +73,7 @@ class DigitalOceanHook(VendorHook):
             yield from page["sizes"]
 
     def item_offers(self, size: dict[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
-        slug, gpu = size["slug"], size.get("gpu_info")
+        slug, gpu = size["slug"], size.get("gpu_info") or _gpu_in_slug(size["slug"])
         if not gpu:
             skip("CPU Droplet size (no gpu_info)")
         if not size["available"] or not size["regions"]:
@@ -93,6 +99,27 @@ class DigitalOceanHook(VendorHook):
                 price_per_hour=number(size, "price_hourly"),
                 availability=Availability.AVAILABLE,
             )
+
+
+def _gpu_in_slug(slug: str) -> dict[str, Any] | None:
+    """`gpu_info` as a GPU size's slug states it ("gpu-h100x8-640gb": 8 H100s, 640 GB in all; "gpu-mi300x8-
+    1536gb": MI300X), for a size listed without `gpu_info`; None for a slug that is not a GPU size's.
+    A "gpu-" slug it cannot read drops the size: a GPU size must not pass as a CPU one."""
+    if not slug.startswith("gpu-"):
+        return None
+    found = GPU_SLUG.match(slug)
+    if found is None:
+        raise ValueError(f"GPU size {slug!r} without gpu_info and a slug naming no GPU")
+    model = next((m for m in (found["model"], found["model"] + "x", "rtx" + found["model"]) if _known(m)), found["model"])
+    return {"model": model, "count": int(found["count"]), "vram": {"amount": int(found["gb"]), "unit": "gb"}}
+
+
+def _known(name: str) -> bool:
+    try:
+        gpus.resolve(name)
+    except gpus.UnknownGpu:
+        return False
+    return True
 
 
 def _vram_gb(vram: dict[str, Any]) -> float:

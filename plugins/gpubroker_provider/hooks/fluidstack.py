@@ -31,6 +31,17 @@ would run. Region -> country: the whole name as a country ("GERMANY"), else its 
 Not in the answer: vCPUs, RAM and disk (the API sizes them from the GPU count but does not say
 how: left empty), spot prices (none sold on demand), how many instances are free
 (available_count empty), CPU architecture. `estimated_provisioning_time_minutes` is ignored.
+A `gpu_type` naming NVLink ("H100_NVLINK_80GB", "A100_NVLINK_80GB") states NVLink-bridged cards:
+interconnect "nvlink".
+
+The retired v1 plans (GET https://api.fluidstack.io/v1/plans, a bare array) are read too, each plan
+an item: `{"plan_id", "type": "preconfigured"|"custom", "minimum_commitment": "hourly"|"monthly"|...,
+"gpu_type", "configuration": {"gpu_count", "gpu_memory" ("80GB" or 80), "core_count", "ram" (GB),
+"nvme_storage" (GB)}, "price": {"hourly": USD per GPU-hour}, "regions": [{"id": "norway_2"}]}`:
+one offer per region, offer_id `<plan_id>@<region id>`; an hourly commitment is on demand, a monthly
+one reserved for 1 month (MONTHS_COMMITTED), the id then ending "@reserved-<n>mo". Skipped: "NO GPU"
+plans and `custom` plans (a price per component, no configuration to price).
+
 Each configuration is an item: one that is not an object, has a price that is not a positive finite
 decimal, GPU counts that are not positive integers, regions that are not a list of names, or repeats
 an offer already listed, is dropped with that reason; the rest land. A known GPU whose name carries no
@@ -49,16 +60,21 @@ from typing import Any
 import httpx
 
 from gpubroker import gpus, regions
-from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.schema import Availability, Interconnect, Offer, PricingType
+from gpubroker.vendors import VENDORS
+from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, skip
 
 MEMORY_SUFFIX = re.compile(r"_(?P<gb>\d+(?:\.\d+)?)GB$", re.IGNORECASE)
 NO_REGION = "unknown"
+MONTHS_COMMITTED = {"hourly": None, "monthly": 1, "quarterly": 3, "yearly": 12}  # v1 plans' minimum_commitment
 
 
 class FluidStackHook(VendorHook):
     vendor = VENDORS["fluidstack"]
+    variants = (
+        Variant("v1-plans", "list_available_configurations.json", "the retired v1 plans: `plan_id`, `type`, "
+                "`minimum_commitment`, `configuration`, `price.hourly` per GPU, `regions` as objects"),
+    )
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"api-key": api_key}
@@ -72,6 +88,9 @@ class FluidStackHook(VendorHook):
             yield from page
 
     def item_offers(self, row: dict[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        if "configuration" in row:
+            yield from self._plan_offers(row, observed_at, batch)
+            return
         gpu_type = row["gpu_type"]
         self.expect(isinstance(gpu_type, str) and gpu_type != "", "gpu_type is not a name")
         per_gpu = _usd(row["price_per_gpu_hr"])
@@ -90,6 +109,41 @@ class FluidStackHook(VendorHook):
             for place in places or [None]:
                 yield self._offer(gpu_type, count, place, per_gpu, memory_gb, match, observed_at)
 
+    def _plan_offers(self, plan: dict[str, Any], observed_at: datetime, batch: Batch) -> Iterator[Offer]:
+        """The offers of one retired v1 plan: one per region, at its commitment."""
+        if plan["gpu_type"] == "NO GPU":
+            skip("CPU-only plan")
+        if plan["type"] == "custom":
+            skip("custom plan: a price per component, no configuration to price")
+        setup = plan["configuration"]
+        commitment = plan["minimum_commitment"]
+        if commitment not in MONTHS_COMMITTED:
+            raise ValueError(f"unknown minimum_commitment {commitment!r}")
+        months = MONTHS_COMMITTED[commitment]
+        if not (match := batch.gpu(plan["gpu_type"])):
+            return
+        count, per_gpu = int(setup["gpu_count"]), _usd(plan["price"]["hourly"])
+        memory = str(setup.get("gpu_memory") or "").upper().removesuffix("GB")
+        for region in plan["regions"] or [{"id": None}]:
+            place = region["id"]
+            yield self.offer(
+                match,
+                observed_at,
+                region=place or NO_REGION,
+                country=_location(re.sub(r"_\d+$", "", place.upper()) if place else None).country,
+                offer_id=f"{plan['plan_id']}@{place or 'none'}" + (f"@reserved-{months}mo" if months else ""),
+                instance_type=str(plan["plan_id"]),
+                gpu_count=count,
+                gpu_memory_gb=float(memory) if memory else _memory_gb(plan["gpu_type"]),
+                vcpus=setup.get("core_count"),
+                ram_gb=setup.get("ram"),
+                disk_gb=setup.get("nvme_storage"),
+                price_per_hour=per_gpu * count,
+                availability=Availability.AVAILABLE if place else Availability.UNAVAILABLE,
+                interconnect=_interconnect(plan["gpu_type"]),
+                **({"pricing_type": PricingType.RESERVED, "commitment_months": months} if months else {}),
+            )
+
     def _offer(self, gpu_type: str, count: int, place: str | None, per_gpu: Decimal, memory_gb: float | None,
                match: gpus.GpuMatch, observed_at: datetime) -> Offer:
         location = _location(place)
@@ -104,7 +158,13 @@ class FluidStackHook(VendorHook):
             gpu_memory_gb=memory_gb,
             price_per_hour=per_gpu * count,
             availability=Availability.AVAILABLE if place else Availability.UNAVAILABLE,
+            interconnect=_interconnect(gpu_type),
         )
+
+
+def _interconnect(gpu_type: str) -> Interconnect | None:
+    """NVLink where the GPU type names it ("A100_NVLINK_80GB"); otherwise not stated."""
+    return Interconnect.NVLINK if "NVLINK" in gpu_type.upper().split("_") else None
 
 
 def _usd(value: Any) -> Decimal:

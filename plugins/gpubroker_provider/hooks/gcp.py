@@ -7,7 +7,8 @@ Pagination: `{"skus": [...], "nextPageToken": "..."}`; the hook repeats the call
 
 A SKU: `description` ("Nvidia Tesla A100 80GB GPU running in Americas", "Spot Preemptible ...",
 "A2 Instance Core running in Americas"), `category.resourceGroup` ("GPU", "CPU", "RAM", ...),
-`category.usageType` ("OnDemand", "Preemptible" = Spot, "Commit1Yr"... ignored),
+`category.usageType` ("OnDemand", "Preemptible" = Spot, "Commit1Yr"/"Commit3Yr" = 1/3-year
+committed-use prices, their SKUs named "Commitment v1: A2 Cpu in Americas for 1 Year"),
 `serviceRegions` (the regions it prices), `pricingInfo[0].pricingExpression.tieredRates[]
 .unitPrice` = {"units": "<int string>", "nanos": <int>} USD per `usageUnit`: "h" per GPU-hour
 for GPUs, per vCPU-hour for cores, "GiBy.h" per GiB-hour for RAM. The price is units + nanos/1e9
@@ -16,12 +17,17 @@ of the last tier starting at 0 usage (tiers above 0 are volume discounts, ignore
 An offer is one machine type in one region, priced as GCP bills it:
   gpus x GPU rate + vCPUs x core rate + RAM GiB x RAM rate   (USD/hour, whole machine)
 with the machine's shape from `MACHINE_TYPES` (inferred: the catalog has no machine specs).
-A machine type whose GPU, core or RAM SKU is missing in a region is skipped (no partial price).
-`spot_price` is the same sum over the Preemptible SKUs, when all three exist.
+A machine type whose GPU is priced in a region without its core or RAM SKU is dropped there with that
+reason (no partial price); one whose GPU is not priced in a region is not sold there.
+`spot_price` is the same sum over the Preemptible SKUs, when all three exist. Where the catalog prices
+all three parts under a 1- or 3-year commitment ("A2 Cpu" / "A2 Ram" = the "A2 Instance Core" /
+"A2 Instance Ram" parts), the same sum is a reserved offer: `commitment_months` 12 / 36, offer_id
+`<machine>:<region>@reserved-<months>mo`.
 Regions kept: `regions=` (default `DEFAULT_REGIONS`). Known limits: no availability (UNKNOWN);
 zonal GPU availability within a region is not in the catalog.
 Each SKU is an item, read into its rates on its own. Skipped (counted): SKUs of other resource
-families (storage, network), usage types (commitments) or units, and zero-priced SKUs. A SKU that
+families (storage, network), usage types or units, zero-priced SKUs, and GPU SKUs no machine type
+here uses (GPUs attached to custom N1 machines, families not in MACHINE_TYPES): a part, not an offer. A SKU that
 cannot be read is dropped with its reason; the machine types needing it are then left unpriced.
 Layouts accepted: the current catalog; older Spot SKU names ("Preemptible Nvidia Tesla A100 GPU ...",
 before the "Spot " prefix); and `pricingInfo` with several entries (a catalog read with
@@ -30,14 +36,16 @@ before the "Spot " prefix); and `pricingInfo` with several entries (a catalog re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import httpx
 
+from gpubroker.schema import PricingType
+from gpubroker.vendors import VENDORS
 from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, skip
-from gpubroker_provider.vendors import VENDORS
 
 SERVICE = "6F81-5844-456A"
 PAGE_SIZE = 5000
@@ -45,7 +53,9 @@ MAX_PAGES = 100
 DEFAULT_REGIONS = ("us-central1", "europe-west4", "asia-northeast1")
 SPOT_PREFIX = "Spot Preemptible "
 OLD_SPOT_PREFIX = "Preemptible "  # Spot SKUs' names before the "Spot " prefix
-USAGE_TYPES = {"OnDemand": "on_demand", "Preemptible": "spot"}
+USAGE_TYPES = {"OnDemand": "on_demand", "Preemptible": "spot", "Commit1Yr": "reserved-12", "Commit3Yr": "reserved-36"}
+COMMITMENT = re.compile(r"^Commitment v\d+: (?P<name>.+?) in .+ for \d+ Years?$")  # "... A2 Cpu in Americas for 1 Year"
+COMMITTED_PARTS = {" Cpu": " Instance Core", " Ram": " Instance Ram"}  # commitment SKU names -> on-demand ones
 HOURLY_UNITS = {"h", "GiBy.h"}  # per GPU/vCPU-hour, per GiB-hour; other units are not machine time
 
 # machine type -> (GPU SKU name, GPUs, GB per GPU, vCPUs, RAM GiB, core SKU name, RAM SKU name)
@@ -59,6 +69,8 @@ MACHINE_TYPES: dict[str, tuple[str, int, float, int, float, str, str]] = {
     "g2-standard-24": ("Nvidia L4 GPU", 2, 24, 24, 96, "G2 Instance Core", "G2 Instance Ram"),
     "g2-standard-48": ("Nvidia L4 GPU", 4, 24, 48, 192, "G2 Instance Core", "G2 Instance Ram"),
 }
+
+PRICED_GPUS = {shape[0] for shape in MACHINE_TYPES.values()}
 
 REGION_COUNTRY = {
     "us-central1": "US", "us-east1": "US", "us-east4": "US", "us-east5": "US", "us-south1": "US",
@@ -75,6 +87,8 @@ class GcpHook(VendorHook):
     vendor = VENDORS["gcp"]
     variants = (
         Variant("older-spot-names", "skus-1.json", 'Spot SKUs named "Preemptible <component> running in ..."'),
+        Variant("commitments", "skus-1.json", "1- and 3-year commitment SKUs (\"Commitment v1: A2 Cpu in Americas "
+                "for 1 Year\", usageType Commit1Yr/Commit3Yr) beside the on-demand ones, on one page"),
         Variant("price-history", "skus-1.json", "`pricingInfo` with an older and the current price (a catalog "
                 "read over a time range)"),
     )
@@ -109,10 +123,19 @@ class GcpHook(VendorHook):
                  if key[2] in self.regions}  # fmt: skip
         for region in self.regions:
             for machine, shape in MACHINE_TYPES.items():
-                if fields := machine_fields(rates, machine, shape, region):
+                fields = machine_fields(rates, machine, shape, region)
+                if fields is None and (shape[0], "on_demand", region) in rates:
+                    with batch.item():  # its GPU is sold there: a machine type that must not vanish unsaid
+                        raise ValueError("GPU priced in the region without its machine's core or RAM SKU")
+                if fields:
                     with batch.item():  # assembled from three SKUs: dropped alone if it does not validate
                         if match := batch.gpu(shape[0]):
                             batch.add(self.offer(match, observed_at, **fields))
+                            for months, price in committed_prices(rates, shape, region).items():
+                                batch.add(self.offer(match, observed_at, **fields | {
+                                    "offer_id": f"{fields['offer_id']}@reserved-{months}mo", "price_per_hour": price,
+                                    "spot_price": None, "pricing_type": PricingType.RESERVED,
+                                    "commitment_months": months}))  # fmt: skip
 
 
 def sku_rates(sku: dict[str, Any]) -> list[tuple[tuple[str, str, str], float]]:
@@ -124,11 +147,34 @@ def sku_rates(sku: dict[str, Any]) -> list[tuple[tuple[str, str, str], float]]:
     price = _unit_price(expression)
     if price <= 0:
         skip("zero price")
-    name = sku["description"].split(" running in ")[0].removeprefix(SPOT_PREFIX).removeprefix(OLD_SPOT_PREFIX)
+    name = _component(sku["description"])
+    if sku["category"].get("resourceGroup") == "GPU" and name not in PRICED_GPUS:
+        skip("GPU SKU of no machine type priced here (N1-attachable GPUs, other families)")
     regions = sku["serviceRegions"]
     if not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):
         raise ValueError("serviceRegions is not a list of regions")
     return [((name, usage, region), price) for region in regions]
+
+
+def _component(description: str) -> str:
+    """The machine part a SKU prices, as its on-demand SKU names it: "Nvidia Tesla A100 GPU",
+    "A2 Instance Core" (from "Spot Preemptible A2 Instance Core running in Americas" or, for a
+    commitment, "Commitment v1: A2 Cpu in Americas for 1 Year")."""
+    if found := COMMITMENT.match(description):
+        name = found["name"]
+        return next((name.removesuffix(s) + full for s, full in COMMITTED_PARTS.items() if name.endswith(s)), name)
+    return description.split(" running in ")[0].removeprefix(SPOT_PREFIX).removeprefix(OLD_SPOT_PREFIX)
+
+
+def committed_prices(rates: dict, shape: tuple, region: str) -> dict[int, float]:
+    """{months: USD per hour} of one machine type under each commitment all three of its parts are priced for."""
+    gpu_sku, count, _memory, vcpus, ram, core_sku, ram_sku = shape
+    prices = {}
+    for usage in ("reserved-12", "reserved-36"):
+        price = _machine_price(rates, usage, region, (gpu_sku, count), (core_sku, vcpus), (ram_sku, ram))
+        if price is not None:
+            prices[int(usage.removeprefix("reserved-"))] = round(price, 6)
+    return prices
 
 
 def machine_fields(rates: dict, machine: str, shape: tuple, region: str) -> dict[str, Any] | None:

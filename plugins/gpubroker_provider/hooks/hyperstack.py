@@ -16,16 +16,19 @@ now (`original_value` is the list price before a time-limited discount); we take
 Spot: GPU names ending in "-spot" are the spot variants of the same card. They are not separate
 on-demand offers: their pricebook value x `gpu_count` becomes `spot_price` of the on-demand flavor.
 Inferred: per-GPU memory is not in the payload; it is read from the vendor's GPU name through the
-`_GPUS` table below (e.g. "80G" in "H100-80G-PCIe"), else taken from the registry where the model has
-one size (marked inferred).
-Items: each pricebook entry and each flavor. Skipped (counted): CPU-only flavors (`gpu` ""), spot
-flavors (see above) and flavors whose GPU has no pricebook entry (nothing to price them with).
+`_GPUS` table below, else from the "-<n>G" in the name ("80G" in "H100-80G-SXM5-NVLink"), else taken
+from the registry where the model has one size (marked inferred). A GPU name ending in "-NVLink"
+states NVLink-bridged cards: interconnect "nvlink".
+Items: each pricebook entry and each flavor. Skipped (counted): CPU-only flavors (`gpu` "") and spot
+flavors (see above). Dropped with the reason: flavors whose GPU has no pricebook entry (a GPU offer
+with nothing to price it with).
 A GPU the registry lacks is counted in `batch.unknown_gpus`; a flavor or pricebook entry that cannot
 be read is dropped with its reason. Regions map to countries through `_COUNTRY`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -34,13 +37,15 @@ from typing import Any
 import httpx
 
 from gpubroker import gpus
-from gpubroker.schema import Availability, Offer
-from gpubroker_provider.hooks.base import Batch, VendorHook, skip, text
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.schema import Availability, Interconnect, Offer
+from gpubroker.vendors import VENDORS
+from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, skip, text
 
 FLAVORS = "/v1/core/flavors"
 PRICEBOOK = "/v1/pricebook"
 SPOT = "-spot"
+NVLINK = re.compile(r"-nvlink\b", re.I)  # "A100-80G-PCIe-NVLink": cards bridged by NVLink
+MEMORY_IN_NAME = re.compile(r"-(\d+)G\b")  # "H100-80G-SXM5": 80 GB per GPU
 
 # Hyperstack GPU name -> (name the registry resolves, GB per GPU as Hyperstack advertises it).
 _GPUS: dict[str, tuple[str, float]] = {
@@ -71,6 +76,11 @@ def _usd(value: Any) -> Decimal:
         raise ValueError(f"not a price: {value!r}") from None
 
 
+def _memory_in_name(gpu_name: str) -> float | None:
+    found = MEMORY_IN_NAME.search(gpu_name)
+    return float(found.group(1)) if found else None
+
+
 def _price(entry: dict[str, Any]) -> tuple[str, Decimal]:
     return text(entry, "name"), _usd(entry["value"])
 
@@ -78,6 +88,10 @@ def _price(entry: dict[str, Any]) -> tuple[str, Decimal]:
 class HyperstackHook(VendorHook):
     vendor = VENDORS["hyperstack"]
     primary_only = False  # prices live in the pricebook, specs in the flavors
+    variants = (
+        Variant("nvlink-flavors", "flavors.json", "flavors of an \"-NVLink\" GPU (priced as its own pricebook "
+                "name), `labels`/`features` beside them, a flavor without `ephemeral`"),
+    )
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"api_key": api_key}
@@ -114,12 +128,14 @@ class HyperstackHook(VendorHook):
             skip("CPU-only flavor")
         if gpu_name.endswith(SPOT):
             skip("spot flavor: priced onto its on-demand twin")
-        name, memory = _GPUS.get(gpu_name, (gpu_name, None))
+        name, memory = _GPUS.get(gpu_name) or (gpu_name, _memory_in_name(gpu_name))
         if (match := batch.gpu(name)) is None:
             return None
         if gpu_name not in prices:
-            skip("no pricebook entry for its GPU")
-        return self._offer(flavor, match, memory, prices[gpu_name], prices.get(gpu_name + SPOT), observed_at)
+            raise ValueError("no pricebook entry for its GPU")
+        interconnect = Interconnect.NVLINK if NVLINK.search(gpu_name) else None
+        return self._offer(flavor, match, memory, prices[gpu_name], prices.get(gpu_name + SPOT), interconnect,
+                           observed_at)  # fmt: skip
 
     def _offer(
         self,
@@ -128,6 +144,7 @@ class HyperstackHook(VendorHook):
         memory: float | None,
         gpu_price: Decimal,
         spot_gpu_price: Decimal | None,
+        interconnect: Interconnect | None,
         observed_at: datetime,
     ) -> Offer:
         count = flavor["gpu_count"]
@@ -151,4 +168,5 @@ class HyperstackHook(VendorHook):
             price_per_hour=price,
             spot_price=spot if spot is not None and spot <= price else None,
             availability=Availability.AVAILABLE if in_stock else Availability.UNAVAILABLE,
+            interconnect=interconnect,
         )

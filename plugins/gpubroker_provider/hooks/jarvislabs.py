@@ -1,56 +1,80 @@
-"""JarvisLabs: the published GPU price list, as a dated static catalogue.
+"""JarvisLabs: on-demand GPU prices read from the public price page.
 
-Source: https://jarvislabs.ai/pricing. No public price API without an account:
-`catalogues/jarvislabs.json` holds the list as of its `as_of` date (2026-11-01).
+Page: GET https://jarvislabs.ai/pricing (server-rendered: the table is in the page as served; no
+key). JarvisLabs' price API (`GET /misc/server_meta` on its region backends, read by its `jl` CLI
+and SDK and by dstackai/gpuhunt) needs an account's Bearer key, so the page is the public source.
+The on-demand prices are a plain HTML table (`#gpu-pricing table`), one row per GPU type, columns
+"GPU" ("H100 SXM", "A100 40GB"), "Generation", "VRAM", "vCPUs", "RAM" and "Price ($/hr)" ("$2.69").
+thatkavish/OpenComputePrices' JarvisLabs collector reads the same plain `<table>`s, finding the
+columns by these header words; the markup around the table is written from the page's visible table
+(the container id to be checked live).
 
-Units: `usd_per_gpu_hour` is USD per hour for ONE GPU, on-demand (billed per minute). An instance
-takes 1-8 GPUs of one type, so an offer's `price_per_hour` = per-GPU price x GPU count.
-`vcpus_per_gpu` / `ram_gb_per_gpu` are the page's per-GPU allocation (GB); an n-GPU instance gets n
-times that (inferred: the page shows the single-GPU allocation and "scale to 8 GPUs per instance").
-`gpu_memory_gb` is per GPU in GB.
-One offer per GPU type, GPU count and region; offer_id "<n>x <GPU as JarvisLabs names it>@<region>",
-e.g. "8x H100 SXM@EU1", "1x A100 40GB@IN1".
+Units: the price is USD per hour for ONE GPU, on-demand (billed per minute). An instance takes 1-8
+GPUs of one type, so an offer's `price_per_hour` = per-GPU price x GPU count. "vCPUs" and "RAM" (GB)
+are the page's per-GPU allocation: an n-GPU instance gets n times that (the page shows one GPU's
+allocation and "scale to 8 GPUs per instance"). "VRAM" is per GPU, GB.
 
-Inferred / not recorded: availability is "unknown" (a price list says nothing about capacity);
-the page shows one price for all regions, the region of each GPU type comes from the catalogue's
-region table (JarvisLabs' own data centres, India and Europe); which GPU counts are offered per type
-is from the launch form, not the pricing page. Spot (up to 56% off) and commitment prices, and
-storage ($0.10/GB-month), are not recorded.
-Known limits: a static list goes stale -- re-read the pricing page and bump `as_of` when it changes.
+Not on the page, from JarvisLabs' launch form and its CLI's region list (GPU_TYPES below): the GPU
+counts each type is offered in and the regions that offer it (REGIONS: IN1 India, EU1 Europe,
+Finland). One offer per GPU type, GPU count and region; offer_id "<n>x <GPU as JarvisLabs names
+it>@<region>", e.g. "8x H100 SXM@EU1", "1x A100 40GB@IN1" (an "NVIDIA " prefix, if the page adds
+one, is not part of it). A row whose GPU type has no entry here is dropped with that reason (a new
+GPU on the page: add it). Availability is "unknown". Spot (up to 56% off, filled in by script) and
+commitment prices, and storage ($0.10/GB-month), are not read.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-from gpubroker_provider.hooks.base import StaticCatalogueHook, times
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
+from gpubroker_provider.hooks.page import PageHook, Table, gb, usd
 
-PRICE_UNIT = "per GPU per hour"
-MAX_GPUS = 8
+
+class GpuType(NamedTuple):
+    gpu_counts: tuple[int, ...]
+    regions: tuple[str, ...]
+
+
+# JarvisLabs region -> ISO country (CLI: region codes; EU1 is in Finland)
+REGIONS = {"IN1": "IN", "EU1": "FI"}
+_ANY_SIZE = (1, 2, 4, 8)
+# page GPU name -> its GPU counts and regions (launch form, region list)
+GPU_TYPES = {
+    "H200 SXM": GpuType((1, 8), ("EU1",)),
+    "H100 SXM": GpuType((1, 8), ("IN1", "EU1")),
+    "RTX Pro 6000 Blackwell": GpuType(_ANY_SIZE, ("IN1",)),
+    "A100 80GB": GpuType(_ANY_SIZE, ("IN1",)),
+    "A100 40GB": GpuType(_ANY_SIZE, ("IN1",)),
+    "A30": GpuType(_ANY_SIZE, ("IN1",)),
+    "L4": GpuType(_ANY_SIZE, ("IN1",)),
+}
 _VENDOR_PREFIX = re.compile(r"^(NVIDIA|AMD)\s+", re.IGNORECASE)
 
 
-class JarvisLabsHook(StaticCatalogueHook):
+class JarvisLabsHook(PageHook):
     vendor = VENDORS["jarvislabs"]
-    price_unit, rows = PRICE_UNIT, "gpus"
+    page = "/pricing"
+    rows_at = Table("#gpu-pricing table", columns=("GPU", "VRAM", "vCPUs", "RAM", "Price ($/hr)"))
 
-    def expand(self, row: dict[str, Any], catalogue: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        short = _VENDOR_PREFIX.sub("", row["gpu"]).strip()  # "H100 SXM", "A100 80GB": unique per row
-        for region in row["regions"]:
-            for n in row["gpu_counts"]:
-                if not isinstance(n, int) or not 1 <= n <= MAX_GPUS:
-                    raise ValueError(f"GPU count is not 1 to {MAX_GPUS}")
+    def expand(self, row: dict[str, Any], page: Any) -> Iterator[dict[str, Any]]:
+        name = _VENDOR_PREFIX.sub("", row["GPU"])  # "H100 SXM", "A100 80GB": unique per row
+        if (kind := GPU_TYPES.get(name)) is None:
+            raise ValueError(f"no GPU counts or regions known for {name!r} (add them from JarvisLabs' launch form)")
+        per_gpu, vcpus, ram = usd(row["Price ($/hr)"]), int(row["vCPUs"]), gb(row["RAM"])
+        for region in kind.regions:
+            for n in kind.gpu_counts:
                 yield {
-                    "gpu": row["gpu"],
+                    "gpu": name,
                     "region": region,
-                    "offer_id": f"{n}x {short}@{region}",
-                    "instance_type": f"{n}x {row['gpu']}",
+                    "country": REGIONS[region],
+                    "offer_id": f"{n}x {name}@{region}",
+                    "instance_type": f"{n}x {name}",
                     "gpu_count": n,
-                    "gpu_memory_gb": row.get("gpu_memory_gb"),
-                    "vcpus": row["vcpus_per_gpu"] * n,
-                    "ram_gb": float(row["ram_gb_per_gpu"] * n),
-                    "price_per_hour": times(row["usd_per_gpu_hour"], n),  # per GPU -> whole instance
+                    "gpu_memory_gb": gb(row["VRAM"]),
+                    "vcpus": vcpus * n,
+                    "ram_gb": ram * n,
+                    "price_per_hour": per_gpu * n,  # per GPU -> whole instance
                 }

@@ -43,7 +43,7 @@ import httpx
 from gpubroker import gpus, regions
 from gpubroker.schema import Availability, Offer
 from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, number, skip
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 GIB_TO_GB = 1.073741824
 GPU_DESCRIPTION = re.compile(r"^(?P<model>.+?) \((?P<memory>\d+(?:\.\d+)?) GB(?: (?P<form>[^)]+))?\)$")

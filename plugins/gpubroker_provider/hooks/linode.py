@@ -9,7 +9,7 @@ Pagination: page numbers. Every response is {data: [...], page, pages, results};
 Units of the fields used:
 - `price.hourly` USD/hour for the whole Linode (all its GPUs), on-demand; `region_prices[]`
   ({id, hourly, monthly}) replaces it in the regions listed (e.g. id-cgk, br-gru). A region whose
-  resulting price is 0 or missing gives no offer. `price.monthly` is unused.
+  resulting price is 0 or missing drops the type with that reason. `price.monthly` is unused.
 - `gpus`: GPU count; `vcpus`: count; `memory` MB (MiB) and `disk` MB (MiB) -> GB / 1024.
 
 Inferred, vendor specific:
@@ -18,7 +18,7 @@ Inferred, vendor specific:
   GPU_FAMILIES maps the id to the card and its advertised memory per GPU. A GPU type of a family
   not in that table is counted in `batch.unknown_gpus` under its label, never guessed.
 - Regions come from /v4/regions/availability: one offer per (GPU type, listed region), "available"
-  or "unavailable" from its `available` flag. A GPU type no region lists gives no offer.
+  or "unavailable" from its `available` flag. A GPU type no region lists is skipped, counted.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import httpx
 
 from gpubroker.schema import Availability, Offer
 from gpubroker_provider.hooks.base import Batch, VendorHook, skip, text
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 PAGE_SIZE = 100  # Linode allows 25..500
 MAX_PAGES = 50
@@ -94,16 +94,18 @@ class LinodeHook(VendorHook):
             skip("CPU Linode type")
         family = next((f for f in GPU_FAMILIES if f[0] in linode_type["id"]), None)
         if family is None:
-            batch.unknown_gpus[linode_type["label"]] += 1  # a GPU family this module has no card for
+            batch.unknown(linode_type["label"])  # a GPU family this module has no card for
             return
         _fragment, gpu_name, memory_gb = family
         if (match := batch.gpu(gpu_name)) is None:
             return
         region_prices = {p["id"]: p["hourly"] for p in linode_type["region_prices"]}
+        if not regions[linode_type["id"]]:
+            skip("GPU type listed in no region")
         for region, available in regions[linode_type["id"]]:
             price = _number(region_prices.get(region, linode_type["price"]["hourly"]))
             if not price:
-                continue
+                raise ValueError(f"no hourly price in {region!r}")
             yield self.offer(
                 match,
                 observed_at,

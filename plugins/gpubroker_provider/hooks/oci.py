@@ -47,7 +47,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, is_number, skip
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 PATH = "/pls/apex/cetools/api/v1/products/"
 CURRENCY = "USD"
@@ -144,10 +144,11 @@ def _priced_part(item: dict[str, Any], seen: set[str], batch: Batch) -> tuple[st
         raise ValueError("part listed twice")
     seen.add(part)
     if part in _PARTS:
-        price = _gpu_hour_price(item)
-        return None if price is None else (part, price)
+        if (price := _gpu_hour_price(item)) is None:
+            skip("GPU part without a positive pay-as-you-go price (not sold on demand)")
+        return part, price
     if _unused_gpu_part(item):
-        batch.unknown_gpus[f"{item['displayName']} ({part})"] += 1
+        batch.unknown(f"{item['displayName']} ({part})")
         return None
     skip("not a GPU capacity part (OCPU, memory, storage, licences, ...)")
 

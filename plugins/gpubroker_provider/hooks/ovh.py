@@ -24,7 +24,8 @@ Units of the fields used:
   `<flavor>:<region>`); availability "unknown" (orderable regions, not stock).
 Each addon is an item, read on its own: addons that are not instance plans (storage, network) and
 flavors whose technical blob has no `gpu` (CPU instances) are skipped (counted); a plan that cannot
-be read is dropped with its reason, and its flavor keeps its other plans.
+be read is dropped with its reason, and its flavor keeps its other plans. Each GPU flavor is then an
+item too: one sold only monthly (no hourly plan) or orderable in no region is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import httpx
 from gpubroker.fx import TO_USD  # one dated rate for every vendor
 from gpubroker.schema import Availability, Offer
 from gpubroker_provider.hooks.base import Batch, VendorHook, skip, text
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 PATH = "/1.0/order/catalog/public/cloud"
 PRICE_UNITS = Decimal(100_000_000)  # catalogue prices are in 10^-8 currency units
@@ -103,6 +104,10 @@ class OvhHook(VendorHook):
         if (match := batch.gpu(spec.pop("gpu"))) is None:
             return
         all_regions = [r for plan in plans for r in plan.regions]
+        if all(plan.hourly_usd is None for plan in plans):
+            skip("monthly plans only: no hourly (on-demand) price")
+        if not all_regions:
+            skip("orderable in no region")
         offered: set[str] = set()
         for plan in plans:
             if plan.hourly_usd is None:

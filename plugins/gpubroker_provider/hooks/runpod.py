@@ -13,12 +13,15 @@ Fields used, per GPU type (`id` is RunPod's stable GPU id, e.g. "NVIDIA H100 80G
   `secureSpotPrice` / `communitySpotPrice` — USD per GPU per hour, interruptible (0/null: none);
   `secureCloud` / `communityCloud` — whether the type is sold in that cloud;
   `lowestPrice(input: {gpuCount: 1})` — `stockStatus` ("High"/"Medium"/"Low"/null) across both
-    clouds, `minVcpu` and `minMemory` (GB of RAM) of the cheapest 1-GPU pod.
+    clouds, `minVcpu` and `minMemory` (GB of RAM) of the cheapest 1-GPU pod;
+  `oneMonthPrice` / `threeMonthPrice` / `sixMonthPrice` — USD per GPU per hour under a Secure Cloud
+    savings plan of 1, 3 or 6 months (0/null: none): reserved offers `<id>:secure@reserved-<n>mo`.
 Offers: one per GPU type and cloud ("secure", "community"), each for ONE GPU, so the per-GPU price
 is the whole offer's price. offer_id `<id>:<cloud>`. Region: the query names no data centre, so
 region is "global" and country unknown. Inferred: availability from `stockStatus` (shared by both
-clouds): High/Medium -> available, Low -> limited, null -> unavailable. The placeholder type RunPod
-lists with id "unknown" is skipped (not a GPU); names the registry lacks are counted by `batch.gpu`.
+clouds): High/Medium -> available, Low -> limited, null -> unavailable. Skipped: the placeholder
+type RunPod lists with id "unknown" (not a GPU), and types priced in neither cloud (listed, not sold);
+names the registry lacks are counted by `batch.gpu`.
 
 Shapes accepted (each GPU type parsed on its own):
 - the answer to GPU_TYPES_QUERY above;
@@ -26,6 +29,9 @@ Shapes accepted (each GPU type parsed on its own):
 - a query selecting fewer fields: without the `secureCloud`/`communityCloud` flags a cloud is sold
   where its price is set; without `memoryInGb` the memory comes from the registry (marked inferred);
   missing spot prices mean none. A type with neither `securePrice` nor `communityPrice` is dropped;
+- the per-data-centre query (`gpuTypes(input:)` with `lowestPrice(input: {secureCloud, dataCenterId,
+  gpuCount})`): `__typename`, `maxGpuCount`, `clusterPrice`, `nodeGroupDatacenters`, `countryCode`
+  beside the fields above, no cloud flags and no spot prices;
 - a partial GraphQL answer, `data` beside `errors` (e.g. a `lowestPrice` resolver that failed for
   one type): the data is read, the errors logged. `errors` without `data` refuses the batch.
 """
@@ -39,14 +45,15 @@ from typing import Any
 import httpx
 
 from gpubroker import gpus
-from gpubroker.schema import Availability, Offer
+from gpubroker.schema import Availability, Offer, PricingType
+from gpubroker.vendors import VENDORS
 from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, number_or_none, skip
-from gpubroker_provider.vendors import VENDORS
 
 GPU_TYPES_QUERY = """query GpuTypes {
   gpuTypes {
     id displayName manufacturer memoryInGb secureCloud communityCloud
     securePrice communityPrice secureSpotPrice communitySpotPrice
+    oneMonthPrice threeMonthPrice sixMonthPrice
     lowestPrice(input: {gpuCount: 1}) { stockStatus minVcpu minMemory uninterruptablePrice minimumBidPrice }
   }
 }"""
@@ -59,6 +66,8 @@ CLOUDS = {
 STOCK = {"High": Availability.AVAILABLE, "Medium": Availability.AVAILABLE, "Low": Availability.LIMITED,
          None: Availability.UNAVAILABLE}
 PLACEHOLDER_ID = "unknown"
+# savings plan price field -> months committed (Secure Cloud, USD per GPU per hour)
+SAVINGS_PLANS = {"oneMonthPrice": 1, "threeMonthPrice": 3, "sixMonthPrice": 6}
 
 
 class RunPodHook(VendorHook):
@@ -68,6 +77,8 @@ class RunPodHook(VendorHook):
                 "availability unknown, no vCPUs/RAM"),
         Variant("fewer-fields", "gpu-types.json", "only `id displayName securePrice communityPrice`: no cloud "
                 "flags, spot prices or memory (memory from the registry)"),
+        Variant("savings-plans", "gpu-types.json", "the per-data-centre query: savings plan prices "
+                "(`oneMonthPrice`...), `clusterPrice`, `maxGpuCount`, `__typename`; no cloud flags or spot prices"),
         Variant("partial-errors", "gpu-types.json", "GraphQL `data` with `errors` beside it; "
                 "`lowestPrice: null` where its resolver failed"),
     )
@@ -96,25 +107,30 @@ class RunPodHook(VendorHook):
             skip("placeholder GPU type 'unknown'")
         if not any(price_field in row for _sold, price_field, _spot in CLOUDS.values()):
             raise KeyError("securePrice")  # neither cloud's price was asked for: nothing to price
-        match = batch.gpu(row["displayName"])
+        if not any(_sold(row, cloud) for cloud in CLOUDS):
+            skip("sold in neither cloud (no on-demand price)")
+        if (match := batch.gpu(row["displayName"])) is None:
+            return
         for cloud in CLOUDS:
-            if match and (offer := self._offer(row, cloud, match, observed_at)):
-                yield offer
+            if _sold(row, cloud):
+                yield self._offer(row, cloud, match, observed_at)
+        for field, months in SAVINGS_PLANS.items():
+            if _sold(row, "secure") and (price := number_or_none(row, field)):
+                yield self._offer(row, "secure", match, observed_at, offer_id=f"{row['id']}:secure@reserved-{months}mo",
+                                  price_per_hour=price, spot_price=None, pricing_type=PricingType.RESERVED,
+                                  commitment_months=months)  # fmt: skip
 
-    def _offer(self, row: dict[str, Any], cloud: str, match: gpus.GpuMatch, observed_at: datetime) -> Offer | None:
-        sold, price_field, spot_field = CLOUDS[cloud]
+    def _offer(self, row: dict[str, Any], cloud: str, match: gpus.GpuMatch, observed_at: datetime,
+               **terms: Any) -> Offer:  # fmt: skip
+        """The offer of one type in one cloud, on demand unless `terms` say otherwise (a savings plan)."""
+        _sold_flag, price_field, spot_field = CLOUDS[cloud]
         price = number_or_none(row, price_field)
-        if not row.get(sold, True) or not price:
-            return None
         spot = number_or_none(row, spot_field) or None
         lowest = row.get("lowestPrice") or {}
         stock = lowest.get("stockStatus")
         self.expect(stock in STOCK, f"unknown stockStatus {stock!r}")
         memory = row.get("memoryInGb")
-        return self.offer(
-            match,
-            observed_at,
-            region="global",
+        return self.offer(match, observed_at, region="global", **dict(
             offer_id=f"{row['id']}:{cloud}",
             instance_type=f"1x {row['displayName']} ({cloud.title()} Cloud)",
             gpu_count=1,
@@ -124,7 +140,13 @@ class RunPodHook(VendorHook):
             price_per_hour=price,
             spot_price=spot if spot and spot <= price else None,
             availability=STOCK[stock] if lowest else Availability.UNKNOWN,
-        )
+        ) | terms)
+
+
+def _sold(row: dict[str, Any], cloud: str) -> bool:
+    """The cloud sells the type: its flag is not false and its on-demand price is set (not 0/null)."""
+    sold, price_field, _spot = CLOUDS[cloud]
+    return row.get(sold, True) is not False and bool(number_or_none(row, price_field))
 
 
 def _messages(page: Any) -> str:

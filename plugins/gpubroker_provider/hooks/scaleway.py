@@ -39,7 +39,7 @@ import httpx
 from gpubroker.fx import EUR_USD  # one dated rate for every vendor
 from gpubroker.schema import Availability, Offer
 from gpubroker_provider.hooks.base import Batch, VendorHook, skip
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 ZONES = ("fr-par-1", "fr-par-2", "nl-ams-1", "pl-waw-2")
 PER_PAGE = 100

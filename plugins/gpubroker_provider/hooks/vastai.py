@@ -29,7 +29,7 @@ import httpx
 
 from gpubroker.schema import Availability, Offer
 from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, number, number_or_none, skip
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 SEARCH_LIMIT = 1000
 MIB_PER_GB = 1024

@@ -66,7 +66,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from hvac import exceptions as hvac_exceptions
 
 from gpubroker import settings
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import shlex
 import sys
 
 from gpubroker_provider.replay.server import DEFAULT_KEY
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 
 def exports(replay_url: str, key: str) -> list[str]:

@@ -1,5 +1,9 @@
 """Vendor replay server: recorded payloads served over real HTTP at each vendor's real paths.
 
+Payloads are JSON (APIs) or, for vendors read from their price page, the page as the site served
+it (`.html`, trimmed to what the parser reads with its structure intact; `.js` for a script). A page
+route says where and when it was recorded: `"source": "https://...", "recorded": "YYYY-MM-DD"`.
+
 The vendors' live APIs cannot be reached from CI, so this is their test double. Each vendor has a
 folder in `recordings/` with a `manifest.json` and the payload files it names:
 
@@ -15,7 +19,7 @@ apart); the most specific match wins. A vendor is served under its slug: Vast.ai
 `http://127.0.0.1:8765/vastai`. Requests without the expected key get the vendor's own 401 body.
 
 Control endpoints, for tests and demos:
-  PUT    /__replay__/{vendor}/{payload}  replace a payload (JSON body) until reset (a price change)
+  PUT    /__replay__/{vendor}/{payload}  replace a payload (in its own format) until reset (a price change)
   POST   /__replay__/{vendor}/faults     queue faults for the vendor's next requests, e.g.
          [{"status": 429, "retry_after": 1}, {"delay": 6}, {"status": 500, "body": {...}}]
   DELETE /__replay__                     back to the recordings, no faults
@@ -64,6 +68,14 @@ def presented_key(auth: dict, request: Request) -> str | None:
     return value
 
 
+MEDIA_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8", ".js": "text/javascript"}
+
+
+def media_type(payload: str) -> str:
+    """How a recording is served: a vendor API's JSON, or a price page (HTML) or script as the site serves it."""
+    return MEDIA_TYPES[Path(payload).suffix]
+
+
 def create_app(api_key: str | None = None, root: Path = RECORDINGS) -> Starlette:
     key = api_key or os.environ.get("GPUBROKER_REPLAY_KEY", DEFAULT_KEY)
     manifests = load_manifests(root)
@@ -98,17 +110,18 @@ def create_app(api_key: str | None = None, root: Path = RECORDINGS) -> Starlette
             denied = manifest["unauthorized"]
             return JSONResponse(denied["body"], status_code=denied["status"])
         body = overrides.get((vendor, route["payload"])) or (root / vendor / route["payload"]).read_bytes()
-        return Response(body, media_type="application/json")
+        return Response(body, media_type=media_type(route["payload"]))
 
     async def put_payload(request: Request) -> Response:
         vendor, payload = request.path_params["vendor"], request.path_params["payload"]
         if not (root / vendor / payload).is_file():
             return JSONResponse({"error": f"no recorded payload {vendor}/{payload}"}, status_code=404)
         body = await request.body()
-        try:
-            json.loads(body)
-        except ValueError:
-            return JSONResponse({"error": "payload must be JSON"}, status_code=400)
+        if media_type(payload) == "application/json":
+            try:
+                json.loads(body)
+            except ValueError:
+                return JSONResponse({"error": "payload must be JSON"}, status_code=400)
         overrides[(vendor, payload)] = body
         return Response(status_code=204)
 
