@@ -8,6 +8,9 @@ times (the first warms the workers unless `--runs 1`), then once for the slowest
 - **per stage**, over the 25 providers (max and median, seconds): queue (task queued -> started),
   fetch, normalise, gate, land (each provider's `gate_reports.timings`), task overhead (task
   duration - those stages: process start, imports, XCom), and the DAG's other tasks;
+- **gate cost per provider**: the GX gate's seconds against the provider's own stages (fetch..land),
+  and whether it dominates them (more than half, for the median provider); `/dq/` shows the same
+  per provider from its latest gate report;
 - **bound**: the issue's target `wall <= 1.2 x slowest provider's own fetch..land + fixed overhead`,
   with the fixed overhead measured as the single-provider run's wall minus that provider's own stages;
 - **floor**: what the machine allows at best, `fixed overhead + (CPU of every provider's own stages)
@@ -84,6 +87,19 @@ def show(label: str, result: dict) -> None:
         print(f"  {task:<16}{duration:>8.2f}")
 
 
+def show_gate_cost(result: dict) -> None:
+    """Each provider's gate seconds against its own stages (fetch..land), largest share first."""
+    p = {name: v for name, v in result["providers"].items() if v["own"] > 0 and v["gate"] == v["gate"]}
+    if not p:
+        return
+    share = {name: v["gate"] / v["own"] for name, v in p.items()}
+    print(f"\n  {'gate cost':<16}{'gate':>8}{'own':>8}  share of the provider's fetch..land")
+    for name in sorted(p, key=share.get, reverse=True):
+        print(f"  {name:<16}{p[name]['gate']:>8.2f}{p[name]['own']:>8.2f}  {share[name]:.0%}")
+    median = statistics.median(share.values())
+    print(f"  median share {median:.0%}: the gate {'dominates' if median > 0.5 else 'does not dominate'} a provider's own stages")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=2, help="full syncs; all but the last warm up")
@@ -93,6 +109,7 @@ def main() -> int:
     for i in range(args.runs):
         full = sync(api, {}, args.timeout)
         show(f"full sync {i + 1}/{args.runs}{' (warm-up)' if i < args.runs - 1 else ''}", full)
+    show_gate_cost(full)
     slowest = max(full["providers"], key=lambda name: full["providers"][name]["own"])
     alone = sync(api, {"providers": [slowest]}, args.timeout)
     show(f"{slowest} alone", alone)

@@ -1,12 +1,16 @@
 """
-### GPU offer sync
+### GPU offer sync: any vendors, now
 
-Every hour, and on demand: one task per provider (`sync_provider`, mapped, pool `vendor_api`)
-fetches the vendor's listing under its circuit breaker (API key from Vault, else the vendor's
-Airflow connection), stages it, normalises it to the offer schema, runs the Great Expectations
-gate and lands what passes in PostgreSQL in one transaction. Then `publish` sends the landings'
-`offer_observed` events (outbox) to `gpubroker.price-updates` and `refresh_cache` warms the
-webapp's cache. Every gate run is kept in `gate_reports` (rows in, landed, dropped by reason).
+**The one place to sync any vendor on demand** (UI "Trigger", or the REST API): conf
+`{"providers": ["vastai"]}` (all of them by default). Scheduled syncs run per vendor, each on its own
+cadence (`gpubroker_sync_<vendor>`: marketplaces every 5 minutes, clouds hourly, lists daily); this
+DAG runs the same task for every vendor asked: one task per provider (`sync_provider`, mapped, pool
+`vendor_api`) fetches the vendor's listing under its circuit breaker (API key from Vault, else the
+vendor's Airflow connection), stages it, normalises it to the offer schema, runs the Great
+Expectations gate and lands what passes in PostgreSQL in one transaction. Each landing's
+`offer_observed` events leave for `gpubroker.price-updates` as soon as it commits (the outbox relay,
+woken by PostgreSQL NOTIFY), and `refresh_cache` then warms the webapp's cache. Every gate run is kept
+in `gate_reports` (rows in, landed, dropped by reason).
 
 **The gate never locks a provider out.** Rows failing a row-level expectation are dropped with a
 reason and the rest lands, unless a rule's `mostly` is passed; a batch-level check (row count
@@ -17,20 +21,16 @@ its task fails red while the other providers land. The baseline is re-establishe
 quarantines in a row; an operator can also land a quarantined batch at once: conf
 `{"approve_quarantine": ID}` (or `gpubroker quarantine approve ID`).
 
-**Run it for some providers only:** conf `{"providers": ["vastai"]}`.
-
 **Why one task per provider, and why it is fast.** A provider's failure (vendor down, bad batch)
 fails its own task only; nothing waits for another vendor. The task is the whole chain, not
 fetch and land as two tasks: half the task processes, and no offers handed between tasks (what
 another process may read later, a quarantined batch, is named by its staging URL). Airflow's
 workers import Great Expectations, pandas and the client libraries once, before they fork task
 processes (`[scheduler] mp_forkserver_preload` for the LocalExecutor, Celery's `imports` for the
-CeleryExecutor; module `gpubroker_provider.preload`): GX alone cost ~8.5 s of CPU in each of the
-25 gate tasks. The suite checks only what the offer schema does not (7 expectations, ~0.1 s per
-batch). The run's wall time is then the slowest provider's own sync plus a fixed overhead: the
-`providers` task, the scheduler's hops between tasks and `publish` + `refresh_cache`; on 2 cores
-the 25 providers' task processes share the CPU (bench/sync.py reports each stage; bench/README.md).
-Events go through a transactional outbox: if Kafka is down they wait and go out on the next run.
+CeleryExecutor; module `gpubroker_provider.preload`). The run's wall time is then the slowest
+provider's own sync plus a fixed overhead (the `providers` task, the scheduler's hops between tasks
+and `refresh_cache`); on 2 cores the providers' task processes share the CPU (bench/sync.py).
+Events go through a transactional outbox: if Kafka is down they wait and go out once it is back.
 """
 
 from __future__ import annotations
@@ -40,18 +40,18 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from gpubroker.vendors import VENDORS
 from gpubroker_provider import sync
 from gpubroker_provider.assets import QUARANTINES
 from gpubroker_provider.operators import SyncProviderOperator
-from gpubroker_provider.vendors import VENDORS
 
 
 @dag(
-    schedule="@hourly",
+    schedule=None,  # scheduled syncs: one DAG per vendor, on its cadence (gpubroker_vendor_syncs.py)
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    tags=["gpubroker", "sync"],
+    tags=["gpubroker", "sync", "manual"],
     doc_md=__doc__,
     params={
         "providers": Param(
@@ -80,10 +80,6 @@ def gpubroker_data_sync():
         task_id="sync_provider", pool="vendor_api", map_index_template="{{ task.provider }}"
     ).expand_kwargs(providers())
 
-    @task(trigger_rule="all_done")  # what landed is published even if another provider failed
-    def publish() -> int:
-        return sync.publish()
-
     @task(trigger_rule="all_done")  # each landing already retired the old answers: warm the new ones
     def refresh_cache() -> dict[str, int]:
         return sync.refresh_cache()
@@ -96,7 +92,7 @@ def gpubroker_data_sync():
             raise AirflowSkipException("no batch quarantined in this run")
         return count
 
-    landed >> publish() >> refresh_cache()
+    landed >> refresh_cache()
     landed >> announce_quarantines()
 
 

@@ -2,9 +2,11 @@
 ### Data-quality report
 
 Daily, and after any sync run that quarantined a batch (asset `gpubroker://quarantine`): rebuild the
-Great Expectations Data Docs from every stored validation result of the sync's gate. The webapp
-serves them at `/dq/` (linked from the Airflow UI's Browse menu): a quarantined batch shows there
-with its failing expectations and sample values.
+Great Expectations Data Docs from every stored validation result of the sync's gate (the last 7
+days'). The webapp serves them at `/dq/docs/`, linked from `/dq/` (and the Airflow UI's Browse menu):
+a quarantined batch shows there with its failing expectations and sample values. Each validation is
+named by its provider (asset `<provider>`, batch `offer_batches-<provider>`) and by the run id of the
+sync that ran the gate (its run name), and `/dq/` links each provider's row to its validations.
 """
 
 from __future__ import annotations

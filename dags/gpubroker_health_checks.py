@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
+from gpubroker.vendors import VENDORS
 from gpubroker_provider import sync
-from gpubroker_provider.vendors import VENDORS
 
 
 @dag(

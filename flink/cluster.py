@@ -8,7 +8,7 @@ tests and benchmarks import it to start clusters and jobs of their own.
     python flink/cluster.py conf STATE_DIR [--rest-port 8081 --rpc-port 6123 --slots 4]
         write STATE_DIR/conf (config.yaml: RocksDB state, checkpoints in STATE_DIR/checkpoints)
     python flink/cluster.py submit CONF_DIR JOB.py --name NAME [job arguments ...]
-        submit a job (parallelism 2) unless a job of that name is already running
+        submit a job (parallelism 2) unless a job of that name runs from the same code (else it is replaced)
     python flink/cluster.py status [REST_URL]
         the web UI URL and each job: state, uptime, restarts, last checkpoint
 """
@@ -16,6 +16,7 @@ tests and benchmarks import it to start clusters and jobs of their own.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -207,12 +208,19 @@ def cancel(rest: str, job_id: str) -> None:
 
 
 def submit(conf: Path, job: Path, name: str, args: list[str] = (), parallelism: int = 2, env: dict | None = None) -> str:
-    """Submit `job` (a PyFlink script in flink/) as `name` unless a job of that name is active;
-    returns the job id. The job's Python runs once, in the client, to build the plan; `env` adds to
-    its environment (settings such as GPUBROKER_DATABASE_URL)."""
+    """Submit `job` (a PyFlink script in flink/) as `name` unless a job of that name is active and was
+    submitted from the same code; returns the job id. An active job of older code (another `code_stamp`
+    of its files) is cancelled and submitted anew: it resumes from its consumer group's committed
+    offsets, and an offer with no state yet is compared with the event's own old_* values, so no change
+    is lost. The job's Python runs once, in the client, to build the plan; `env` adds to its
+    environment (settings such as GPUBROKER_DATABASE_URL)."""
     rest = rest_url(conf)
+    stamp = conf.parent / "jobs" / f"{name}.code"
     if running := active_job(rest, name):
-        return running
+        if stamp.exists() and stamp.read_text() == code_stamp(job):
+            return running
+        cancel(rest, running)
+        wait_until(lambda: active_job(rest, name) is None, 60, f"job {name} to cancel")
     python = FLINK_VENV / "bin" / "python"
     env = os.environ | (env or {}) | {"FLINK_CONF_DIR": str(conf)}
     command = [str(flink_home() / "bin" / "flink"), "run", "--detached", "-p", str(parallelism),
@@ -224,7 +232,15 @@ def submit(conf: Path, job: Path, name: str, args: list[str] = (), parallelism: 
     )
     if result.returncode != 0 or not found:
         raise FlinkError(f"`flink run` of {job.name} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    stamp.parent.mkdir(exist_ok=True)
+    stamp.write_text(code_stamp(job))
     return found.group(1)
+
+
+def code_stamp(job: Path) -> str:
+    """What a job was built from: its script, the shared module and the core settings it imports."""
+    files = (job, job.parent / "common.py", ROOT / "include" / "gpubroker" / "settings.py")
+    return hashlib.sha1(b"".join(f.read_bytes() for f in files)).hexdigest()
 
 
 def status(rest: str) -> str:

@@ -101,6 +101,10 @@ CREATE TEMPORARY TABLE events (
     available_count INT,
     old_price DECIMAL(12, 4),
     old_availability STRING,
+    interconnect STRING,
+    pricing_type STRING,
+    commitment_months INT,
+    landed_at STRING,
     {time_columns}
 ) WITH (
     {kafka_options(args, args.source_topic)},

@@ -50,7 +50,11 @@ PRICE_CHANGE_COLUMNS = """event_id STRING,
     change_percent DOUBLE,
     direction STRING,
     availability STRING,
+    interconnect STRING,
+    pricing_type STRING,
+    commitment_months INT,
     observed_at STRING,
+    landed_at STRING,
     detected_at STRING"""
 
 AVAILABILITY_CHANGE_COLUMNS = """event_id STRING,
@@ -65,7 +69,11 @@ AVAILABILITY_CHANGE_COLUMNS = """event_id STRING,
     availability STRING,
     available_count INT,
     price_per_hour DECIMAL(12, 4),
+    interconnect STRING,
+    pricing_type STRING,
+    commitment_months INT,
     observed_at STRING,
+    landed_at STRING,
     detected_at STRING"""
 
 PRICE_CHANGES = f"""
@@ -75,7 +83,7 @@ SELECT provider || ':' || offer_id, {uuid_of("event_id || ':price_change'")}, 'p
     reference_price, price_per_hour, price_per_gpu,
     CAST((price_per_hour - reference_price) * 100 / reference_price AS DOUBLE),
     CASE WHEN price_per_hour > reference_price THEN 'up' ELSE 'down' END,
-    availability, observed_at, {NOW_ISO}
+    availability, interconnect, pricing_type, commitment_months, observed_at, landed_at, {NOW_ISO}
 FROM compared
 WHERE reference_price > 0 AND price_per_hour <> reference_price
 """
@@ -84,7 +92,8 @@ AVAILABILITY_CHANGES = f"""
 INSERT INTO availability_changes
 SELECT provider || ':' || offer_id, {uuid_of("event_id || ':availability_change'")}, 'availability_change',
     provider, offer_id, gpu, region, country, continent,
-    reference_availability, availability, available_count, price_per_hour, observed_at, {NOW_ISO}
+    reference_availability, availability, available_count, price_per_hour, interconnect, pricing_type,
+    commitment_months, observed_at, landed_at, {NOW_ISO}
 FROM compared
 WHERE reference_availability IS DISTINCT FROM availability
 """

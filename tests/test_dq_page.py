@@ -1,22 +1,28 @@
-"""Data quality for people: `/dq/` (per provider: last gate result, failed expectations, quarantine
-history, links into the Data Docs) and the GX Data Docs at `/dq/docs/`, which must render in headless
-Chromium with no request leaving the machine (their CDN files are vendored: web/datadocs.py).
-Screenshots: .stack/test-artifacts/dq*.png."""
+"""Data quality for people: `/dq/` (per provider: last gate result, what the gate costs its sync,
+failed expectations, every item not landed and why, quarantine history, links to its validations in
+the Data Docs) and the GX Data Docs at `/dq/docs/`, which name each validation's provider and sync run
+and must render in headless Chromium with no request leaving the machine (their CDN files are
+vendored: web/datadocs.py). Screenshots: .stack/test-artifacts/dq*.png."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 import great_expectations
-from gpubroker import quality
-from gpubroker_provider.vendors import VENDORS
+from gpubroker import quality, store
+from gpubroker.schema import Offer
+from gpubroker.vendors import VENDORS
+from gpubroker_provider import sync
 from tests.browser import CONTRAST_FAILURES, Watched, chromium, shot
+from tests.dq_fixtures import gx_project, lambda_cloud  # noqa: F401 (fixtures)
 from tests.webapp_fixtures import NOW
 from web import datadocs
 
@@ -26,6 +32,7 @@ LOADED = re.compile(r"""(?:<script[^>]*\bsrc|<link[^>]*\bhref|<img[^>]*\bsrc)=["
 FAILURE = {"reason": "duplicate_offer_id", "level": "batch", "expectation": "expect_column_values_to_be_unique",
            "columns": ["offer_id"], "mostly": None, "unexpected": 3, "observed": None, "sample": ["h100-a", "h100-a"]}  # fmt: skip
 DROPPED = {"price_above_band": {"rows": 2, "sample": [999.0, 1250.5]}}
+pytestmark = pytest.mark.usefixtures("gx_project")  # validations and Data Docs in a copy of the project
 
 
 def gx_sources() -> dict[Path, str]:
@@ -125,28 +132,45 @@ async def test_dq_page_shows_the_rows_a_landed_batch_dropped_and_why(async_clien
     assert "e.g. 999.0, 1250.5" in dropped and "<code>no_price</code> <span class=\"sub\">(parse)</span>: 1 item" in dropped
 
 
-@pytest.fixture
-def built_docs(tmp_path, monkeypatch):
-    """Data Docs of a GX project of their own (so the gate's suite and stored results are not
-    touched), holding a passed and a failed run of a small suite, served as the report."""
-    import great_expectations as gx
-    import pandas as pd
+async def test_dq_page_gives_every_item_a_sync_did_not_land_its_reason(async_client, lambda_cloud):
+    """A real sync (Lambda's listing, with a CPU-only type and a GPU the registry does not know added):
+    the unknown GPU is a counted drop, the CPU-only type a counted skip, and /dq/ shows both."""
+    await asyncio.to_thread(sync.sync_provider, "lambda", run_id="manual__2026-11-26T12:00:00+00:00")
+    lam = row_of((await async_client.get("/dq/")).content.decode(), "lambda")
+    assert 'data-gate="landed"' in lam
+    assert "<code>unknown GPU &#x27;ZX9 PCIe&#x27;</code> <span class=\"sub\">(parse)</span>: 1 item" in lam
+    assert "skipped, no GPU offer: CPU-only instance type 1" in lam
+    assert re.search(r'data-gate-seconds="[0-9.]+">[0-9.]+ s</span> <span class="sub">\d+% of its sync \([0-9.]+ s\)', lam)
 
-    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
-    context = gx.get_context(mode="file", project_root_dir=str(tmp_path))
-    batch = context.data_sources.add_pandas("offers").add_dataframe_asset("batch").add_batch_definition_whole_dataframe("all")
-    suite = context.suites.add(gx.ExpectationSuite(name=quality.SUITE, expectations=[
-        gx.expectations.ExpectColumnValuesToBeBetween(column="price_per_hour", min_value=0, strict_min=True),
-        gx.expectations.ExpectColumnValuesToBeUnique(column="offer_id"),
-    ]))  # fmt: skip
-    gate = context.validation_definitions.add(gx.ValidationDefinition(name="gate", data=batch, suite=suite))
-    assert gate.run(batch_parameters={"dataframe": pd.DataFrame({"offer_id": ["a", "b"], "price_per_hour": [2.5, 1.9]})}).success
-    assert not gate.run(batch_parameters={"dataframe": pd.DataFrame({"offer_id": ["a", "a"], "price_per_hour": [2.5, -1]})}).success
-    context.build_data_docs()
-    docs = tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site"
-    assert (docs / "index.html").is_file()
-    monkeypatch.setattr(quality, "DOCS_DIR", docs)
-    return docs
+
+RUNS = ("scheduled__2026-11-26T12:00:00+00:00", "manual__2026-11-26T13:05:00.123456+00:00")
+
+
+def gated(provider: str, run_id: str, offer_ids: list[str]) -> quality.GateResult:
+    """A gate run over a small batch, and its gate report (run_at: the validation's run time, as a sync records it)."""
+    from offers.models import GateReport
+
+    at = datetime.now(timezone.utc)
+    rows = [store.row(Offer(provider=provider, offer_id=i, instance_type="1x H100", gpu_model="H100", gpu_vendor="NVIDIA",
+                            gpu_count=1, gpu_memory_gb=80, price_per_hour=Decimal("2.5"), region="Norway", observed_at=at))
+            for i in offer_ids]  # fmt: skip
+    result = quality.validate(rows, provider, quality.Baseline(None, "none"), run_id)
+    GateReport.objects.create(provider=provider, run_at=result.run_at, observed_at=at, outcome="landed" if result.success else "quarantined",
+                              success=result.success, items=len(rows), rows_in=len(rows), rows_landed=len(rows) if result.success else 0,
+                              rows_dropped=0, baseline_source="none", failures=result.failures,
+                              timings={"fetch": 0.2, "normalise": 0.05, "gate": 0.3, "land": 0.05, "cpu": 0.4})  # fmt: skip
+    return result
+
+
+@pytest.fixture
+def built_docs(gx_project, transactional_db):
+    """Two gate runs of vastai in the tests' GX project (a passed one, then one refused: a repeated
+    offer_id), each with its gate report, and the Data Docs built from them."""
+    passed = gated("vastai", RUNS[0], ["a", "b", "c"])
+    refused = gated("vastai", RUNS[1], ["a", "a", "b"])
+    assert passed.success and not refused.success
+    quality.build_docs()
+    return passed, refused
 
 
 def test_the_data_docs_render_fully_in_chromium_with_no_request_leaving_the_machine(live_webapp, built_docs, quarantined):
@@ -154,23 +178,29 @@ def test_the_data_docs_render_fully_in_chromium_with_no_request_leaving_the_mach
         page, seen = Watched.page(browser)
         page.goto(f"{live_webapp}/dq/")
         assert page.evaluate(CONTRAST_FAILURES) == []
-        runs_listed = page.locator("#validations-title + ul a")  # links into the docs: one per stored run
-        assert runs_listed.count() == 2
-        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", runs_listed.first.text_content())
+        vastai = page.locator("#dq-vastai")
+        assert vastai.locator(".gate-cost").text_content().startswith("0.30 s 50% of its sync (0.60 s)")
+        listed = page.locator("#validations-vastai + ul.validations li")  # the row's "2 validations" lead here
+        assert vastai.get_by_role("link", name="2 validations").get_attribute("href") == "#validations-vastai"
+        assert [li.locator("code").text_content() for li in listed.all()] == [RUNS[1], RUNS[0]]  # newest first
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", listed.first.locator("a").text_content())
         shot(page, "dq")
 
+        vastai.get_by_role("link", name="this run's validation").click()  # the latest gate run's: the refusal
+        page.wait_for_selector("text=Overview")
+        assert RUNS[1] in page.content() and "vastai" in page.locator("body").text_content()
+        shot(page, "dq-docs-validation")
+
+        page.goto(f"{live_webapp}/dq/")
         page.get_by_role("link", name="Great Expectations Data Docs").click()
         page.wait_for_url("**/dq/docs/")
         # bootstrap-table (jQuery, Bootstrap) draws the results table and its pager: the scripts ran
         page.wait_for_selector("text=/Showing 1 to \\d+ of \\d+ rows/")
-        runs = page.locator("#Validation-Results table tbody tr", has_text="offer_batch")
-        assert runs.count() == 2  # the passed and the failed run
+        runs = page.locator("#Validation-Results table tbody tr", has_text="offer_batches-vastai")
+        assert runs.count() == 2  # the passed and the refused run, each naming its sync run
+        assert sorted(run in runs.nth(i).text_content() for i in range(2) for run in RUNS) == [False, False, True, True]
         assert runs.locator("i.fas").count() == 2  # their status icons (Font Awesome)
         assert page.evaluate("document.fonts.check('900 16px \"Font Awesome 6 Free\"')")
         shot(page, "dq-docs-index")
-
-        runs.first.locator("td").first.click()
-        page.wait_for_selector("text=Overview")
-        shot(page, "dq-docs-validation")
         assert seen.external() == [], seen.external()
         assert seen.failed == [] and seen.errors == []

@@ -12,6 +12,7 @@ import json
 import random
 import time
 import uuid
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import httpx
@@ -96,6 +97,31 @@ async def test_a_price_change_reaches_subscribers_of_that_gpu_and_the_api(stack_
     record_property("price_change_to_websocket_seconds", round(latency, 2))
     with capsys.disabled():
         print(f"\n  e2e: price change -> sync -> Kafka -> Flink -> WebSocket in {latency:.1f} s")
+
+
+async def test_a_vendors_own_sync_brings_its_price_change_to_a_client_within_45_s_of_the_trigger(stack_replay, stack_api_key):
+    """The per-vendor DAG on its cadence (triggered here): no publish task; the relay sends the events at the commit."""
+    api, dag = AirflowApi(), "gpubroker_sync_vastai"
+    await asyncio.to_thread(sync, api)  # baseline: the recorded prices
+    before = api_price(H100_OFFER, stack_api_key)
+    body = copy.deepcopy(recording("vastai", "bundles.json"))
+    row = next(r for r in body["offers"] if str(r["id"]) == H100_OFFER)
+    row["dph_total"] = new = round(before * random.uniform(1.05, 1.5), 4)
+    stack_replay.put("vastai", "bundles.json", body)
+
+    client = await listen("provider:vastai", stack_api_key)
+    triggered = time.monotonic()
+    run_id = await asyncio.to_thread(api.trigger, dag)
+    update = await next_update(client, H100_OFFER, timeout=45)
+    received = time.monotonic()
+    await client.close()
+
+    assert update is not None, f"no price_update within 45 s of triggering {dag} ({api.task_instances(dag, run_id)})"
+    assert (update["old_price"], update["new_price"]) == (before, new)
+    landed_at = datetime.fromisoformat(update["landed_at"])  # the landing's commit time, stamped by the relay
+    assert 0 < (datetime.now(timezone.utc) - landed_at).total_seconds() < received - triggered + 1
+    assert await asyncio.to_thread(api.wait, dag, run_id, 120) == "success"
+    assert [t["task_id"] for t in api.task_instances(dag, run_id) if t["state"] == "success"] == ["sync_provider"]
 
 
 def test_flink_forwards_a_change_once_and_drops_a_repeat_of_the_same_observation():

@@ -1,4 +1,5 @@
-"""The data-quality gate (real GX), gate reports, baselines, quarantine and approval (real PostgreSQL, Redis)."""
+"""The data-quality gate (real GX), gate reports, baselines, quarantine and approval (real PostgreSQL, Redis):
+every item a sync does not land has its reason, and each validation is named by provider and sync run."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from gpubroker import quality, settings, store
 from gpubroker.schema import Offer
 from gpubroker_provider import sync
 from tests.conftest import REPLAY_KEY, recording
+from tests.dq_fixtures import gx_project, lambda_cloud  # noqa: F401 (fixtures)
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
 NO_BASELINE = quality.Baseline(None, "none")
+pytestmark = pytest.mark.usefixtures("gx_project")  # validations and Data Docs in a copy of the project
 
 
 def offer(offer_id="a", **changes) -> Offer:
@@ -46,8 +49,25 @@ BREAKS = {
 }
 
 
-def gate(offers: list[Offer], base: quality.Baseline = NO_BASELINE) -> quality.GateResult:
-    return quality.validate(rows(offers), "vastai", base)
+# Pricing terms the schema refuses (so built past it, as a faulty hook or a schema change could hand them
+# to the gate), each on one row of a batch whose other rows the rule applies to: reason -> (batch, bad row).
+RESERVED = {"pricing_type": "reserved", "commitment_months": 12, "spot_price": None}
+TERMS = {
+    "pricing_type_unknown": ({}, {"pricing_type": "weekly"}),
+    "interconnect_unknown": ({"interconnect": "nvlink"}, {"interconnect": "carrier pigeon"}),
+    "commitment_not_reserved": ({}, {"commitment_months": 12}),  # on an on-demand row
+    "commitment_missing": (RESERVED, RESERVED | {"commitment_months": None}),
+    "commitment_out_of_range": (RESERVED, RESERVED | {"commitment_months": 121}),
+}
+
+
+def unchecked(offer_id: str, **changes) -> Offer:
+    """A good offer with `changes` that are not validated."""
+    return offer(offer_id).model_copy(update=changes)
+
+
+def gate(offers: list[Offer], base: quality.Baseline = NO_BASELINE, run_id: str | None = None) -> quality.GateResult:
+    return quality.validate(rows(offers), "vastai", base, run_id)
 
 
 def test_a_clean_batch_lands_whole():
@@ -89,6 +109,25 @@ def test_a_batch_may_not_shrink_by_more_than_half_against_its_baseline():
     shrunk = gate(batch(4), quality.Baseline(10, "last_good"))
     assert [(f["reason"], f["observed"]) for f in shrunk.failures] == [("row_count_drop", 4)]
     assert not gate([], NO_BASELINE).success  # and never be empty
+
+
+@pytest.mark.parametrize("reason", TERMS)
+def test_a_row_with_pricing_terms_the_schema_refuses_is_dropped_with_its_reason(reason):
+    good, bad = TERMS[reason]
+    result = gate(batch(19, **good) + [unchecked("bad", **bad)])
+    assert result.success and list(result.keep) == [True] * 19 + [False]
+    assert {r: d["rows"] for r, d in result.dropped.items()} == {reason: 1}
+
+
+def test_pricing_terms_the_schema_accepts_pass_and_a_rule_s_share_is_of_the_rows_it_applies_to():
+    terms = [offer(f"r{i}", **RESERVED | {"commitment_months": m, "interconnect": i})
+             for i, m in (("nvlink", 1), ("infiniband", 36), (None, 120))]  # fmt: skip
+    assert gate(batch(17) + terms).dropped == {}
+    weekly = gate(batch(17) + [unchecked(f"w{i}", pricing_type="weekly") for i in range(3)])  # 15% > the 10% allowed
+    assert [(f["reason"], f["unexpected"], f["sample"]) for f in weekly.failures] == [("pricing_type_unknown", 3, ["weekly"] * 3)]
+    # the one row stating an interconnect states a wrong one: all the rule applies to
+    [failure] = gate(batch(19) + [unchecked("x", interconnect="carrier pigeon")]).failures
+    assert (failure["reason"], failure["unexpected"]) == ("interconnect_unknown", 1)
 
 
 def test_a_row_breaking_two_rules_is_counted_once_under_the_first():
@@ -185,6 +224,26 @@ def vastai(pg, pg_url, replay, isolated_redis, tmp_path, monkeypatch):
     return serve
 
 
+def test_an_item_of_an_unknown_gpu_and_a_cpu_only_one_are_in_the_gate_report_with_their_reasons(lambda_cloud, pg):
+    summary = sync.sync_provider("lambda", run_id="manual__2026-11-26T12:00:00+00:00")
+    [report] = quality.latest_reports(pg)
+    # the recording itself lists a Tesla M60, which the registry does not know either
+    assert report.parse_dropped == {"unknown GPU 'Tesla M60'": 1, "unknown GPU 'ZX9 PCIe'": 1}
+    assert summary["unknown_gpus"] == {"Tesla M60": 1, "ZX9 PCIe": 1}
+    assert report.parse_skipped == {"CPU-only instance type": 1}
+    assert report.items == summary["items"] and report.rows_landed == summary["landed"] > 0
+
+
+def test_the_sync_operator_names_the_gate_s_validation_by_its_dag_run(lambda_cloud, pg):
+    from gpubroker_provider.operators import SyncProviderOperator
+
+    run_id = "scheduled__2026-11-26T12:05:00+00:00"
+    SyncProviderOperator(task_id="sync_provider", provider="lambda").execute({"run_id": run_id})
+    [report] = quality.latest_reports(pg)
+    [kept] = (quality.RESULTS_DIR / quality.SUITE / run_id).glob("*/offer_batches-lambda.json")
+    assert kept.parent.name == f"{report.run_at:%Y%m%dT%H%M%S.%fZ}"
+
+
 def prices(pg) -> dict[str, Decimal]:
     return dict(pg.execute("SELECT offer_id, price_per_hour FROM offers WHERE provider = 'vastai'").fetchall())
 
@@ -264,6 +323,23 @@ def test_approving_a_batch_older_than_the_last_landing_is_refused(vastai, pg):
         sync.approve(old.id)
     with pytest.raises(quality.NotApprovable, match="no quarantined batch 999999"):
         sync.approve(999_999)
+
+
+def test_each_validation_is_kept_under_its_provider_and_the_sync_s_run_id_and_the_docs_name_them(vastai, pg):
+    vastai()
+    run_id = "scheduled__2026-11-26T12:00:00+00:00"
+    summary = sync.sync_provider("vastai", run_id=run_id)
+    [report] = quality.latest_reports(pg)
+    kept = quality.RESULTS_DIR / quality.SUITE / run_id / f"{report.run_at:%Y%m%dT%H%M%S.%fZ}" / "offer_batches-vastai.json"
+    result = json.loads(kept.read_text())  # the gate report's run_at is its validation's run time
+    assert result["meta"]["run_id"]["run_name"] == run_id and result["meta"]["active_batch_definition"]["data_asset_name"] == "vastai"
+    counted = next(r for r in result["results"] if r["expectation_config"]["meta"]["reason"] == "row_count_drop")
+    assert result["success"] and counted["result"]["observed_value"] == summary["offers"]
+
+    index = quality.build_docs().read_text()
+    assert run_id in index and "offer_batches-vastai" in index and "__none__" not in index
+    page = (quality.DOCS_DIR / "validations" / kept.relative_to(quality.RESULTS_DIR).with_suffix(".html")).read_text()
+    assert run_id in page and "vastai" in page  # the validation's own page: its run and its data asset
 
 
 def test_the_gx_data_docs_are_built_and_served_at_dq_docs(client):

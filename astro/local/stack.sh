@@ -198,6 +198,10 @@ airflow_password() {
 start_postgres() {
   stack_secrets
   if running postgres; then echo "  postgres: already running"; else run_postgres; fi
+  if [ "$(psql_admin -c 'SHOW track_commit_timestamp')" != on ]; then  # started by an older stack.sh
+    say "restarting PostgreSQL with track_commit_timestamp on"
+    stop_postgres && run_postgres
+  fi
   local role
   for role in gpubroker airflow; do
     psql_admin -c "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
@@ -228,7 +232,8 @@ max_connections = 200
 shared_buffers = 256MB
 EOF
   fi
-  pg pg_ctl -D "$PG_HOME/data" -l "$PG_HOME/postgres.log" -w -t 60 start >/dev/null \
+  # commit timestamps: the outbox relay stamps each event with its landing's commit time (landed_at)
+  pg pg_ctl -D "$PG_HOME/data" -l "$PG_HOME/postgres.log" -o "-c track_commit_timestamp=on" -w -t 60 start >/dev/null \
     || { tail -n 20 "$PG_HOME/postgres.log" >&2; die "PostgreSQL did not start"; }
   ln -sfn "$PG_HOME/postgres.log" "$LOGS/postgres.log"
   head -1 "$PG_HOME/data/postmaster.pid" >"$RUN/postgres.pid"
@@ -417,6 +422,7 @@ pipeline_key() {
 }
 
 SERVICES+=(alert-matcher)  # alert rules -> webhook requests (webapp/alerts/matcher.py)
+SERVICES+=(outbox-relay)  # each landing's events to Kafka as it commits (include/gpubroker/relay.py)
 start_webapp() {
   export GPUBROKER_STAGING_DIR=$STATE/staging
   (cd "$ROOT/webapp" && "$PY" manage.py migrate --no-input >"$LOGS/webapp-migrate.log" 2>&1) \
@@ -429,9 +435,11 @@ start_webapp() {
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
   start webapp "$PY" -m uvicorn --app-dir "$ROOT/webapp" gpubroker_web.asgi:application \
     --host 127.0.0.1 --port "${PORT[webapp]}" --workers "$GPUBROKER_WEB_WORKERS" --lifespan on --no-access-log \
-    --ws websockets --ws-max-size 1048576 --ws-ping-interval 20 --ws-ping-timeout 20
+    --ws websockets --ws-max-size 1048576 --ws-ping-interval 20 --ws-ping-timeout 20 \
+    --forwarded-allow-ips "${GPUBROKER_TRUSTED_PROXIES:-}"  # X-Forwarded-For believed only from these (astro/README.md)
   start feed-bridge "$PY" "$ROOT/webapp/manage.py" forward_events
   start alert-matcher "$PY" "$ROOT/webapp/manage.py" match_alerts
+  start outbox-relay "$PY" -m gpubroker.relay
   wait_for webapp 60 curl -sf "http://127.0.0.1:${PORT[webapp]}/readyz" -o /dev/null
 }
 

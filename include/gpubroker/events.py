@@ -66,16 +66,26 @@ def prune_published(conn: psycopg.Connection, days: float | None = None) -> int:
     return deleted.rowcount
 
 
+# The pending events in outbox order; an event with a `landed_at` field (offer_observed) gets its
+# landing's commit time there, as the UTC ISO-8601 text every event time is written in.
+_PENDING = """SELECT id, topic, key, CASE WHEN payload ? 'landed_at' THEN jsonb_set(payload, '{{landed_at}}',
+    to_jsonb(to_char({landed} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))) ELSE payload END::text
+FROM event_outbox WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"""
+
+
+def _landing_time(conn: psycopg.Connection) -> str:
+    """SQL for an outbox row's commit time: exact where PostgreSQL tracks commit timestamps (the local
+    stack and the compose file turn `track_commit_timestamp` on), else the row's insert time."""
+    on = conn.execute("SELECT current_setting('track_commit_timestamp') = 'on'").fetchone()[0]
+    return "COALESCE(pg_xact_commit_timestamp(xmin), created_at)" if on else "created_at"
+
+
 def _publish_batch(conn: psycopg.Connection, kafka: Producer) -> tuple[int, bool]:
     """One batch of at most PUBLISH_BATCH events: how many Kafka took, and whether to go on (a full
     batch went through, so more may be pending)."""
     delivered: list[int] = []
     with conn.transaction():
-        rows = conn.execute(
-            "SELECT id, topic, key, payload::text FROM event_outbox WHERE published_at IS NULL"
-            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-            (PUBLISH_BATCH,),
-        ).fetchall()
+        rows = conn.execute(_PENDING.format(landed=_landing_time(conn)), (PUBLISH_BATCH,)).fetchall()
         for row_id, topic, key, payload in rows:
 
             def on_delivery(error, _message, row_id=row_id):

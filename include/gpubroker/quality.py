@@ -15,13 +15,31 @@ A row failing several rules is counted once, under the first in this table.
 | `price_above_band` | price per GPU-hour > the band high | 0.9 |
 | `memory_not_in_registry` | GPU memory is none of the registry's sizes for the model | 0.9 |
 | `spot_above_on_demand` | spot price > on-demand price (rows with a spot price) | 0.9 |
+| `pricing_type_unknown` | `pricing_type` is none of `PricingType` (on_demand, spot, reserved) | 0.9 |
+| `interconnect_unknown` | `interconnect` is none of `Interconnect` (null, not stated by the vendor, passes) | 0.9 |
+| `commitment_not_reserved` | `commitment_months` is given on a row that is not `reserved` | 0.9 |
+| `commitment_missing` | a `reserved` row has no `commitment_months` | 0.9 |
+| `commitment_out_of_range` | `commitment_months` is outside the schema's bounds (1..120) | 0.9 |
 | `foreign_provider` | the row belongs to another provider than the batch | 1.0 |
+
+A rule's share is of the rows it applies to (GX's `mostly`): the rows with a value in its column
+(`interconnect_unknown`: the rows that state one; `spot_above_on_demand`: those with a spot price), and
+for `commitment_not_reserved` / `commitment_missing` the rows of the pricing types it names.
 
 **Batch-level** expectations refuse the batch: `duplicate_offer_id` (offer_id unique) and
 `row_count_drop` (at least half the baseline's rows, and at least one). A refused batch is
 quarantined: nothing of it lands, the provider's last good data stays served (and is marked stale).
 What the Offer schema already guarantees (required fields, price > 0, gpu_count 1..16, a region) is
-not checked again: every row reaching the gate is a validated `Offer`.
+not checked again: every row reaching the gate is a validated `Offer`. The pricing terms are, though,
+so that the suite (and its Data Docs) states what a landed row's `pricing_type`, `interconnect` and
+`commitment_months` may be.
+
+**Validations** are named for the Data Docs: each provider's batch is a GX data asset of its own
+(asset `<provider>`, batch `offer_batches-<provider>`, in an in-memory pandas data source), and each
+validation's run name is the sync's run id (the Airflow DAG run's; `local__<time>` outside Airflow),
+its run time the gate's `run_at`. Results are kept in the project's validation store under
+`validations/offer_batch/<run id>/<run time>/offer_batches-<provider>.json`, and the built Data
+Docs mirror that path (webapp/web/datadocs.py reads it back for `/dq/`).
 
 **Baseline** (what `row_count_drop` compares with): the rows of the provider's last landed batch
 (`provider_status.last_good_rows`). After `RESET_AFTER` consecutive quarantines it is re-established
@@ -37,7 +55,7 @@ async code with `LATEST_SQL` / `HISTORY_SQL` and `GateReport.from_row`.
 | --- | --- | --- |
 | `id` | bigint | |
 | `provider` | varchar(32) | provider slug |
-| `run_at` | timestamptz | when the gate ran |
+| `run_at` | timestamptz | when the gate ran (its validation's run time in the Data Docs) |
 | `observed_at` | timestamptz | when the batch was fetched |
 | `outcome` | varchar(16) | `landed`, `quarantined` or `approved` (an operator landed a quarantined batch) |
 | `success` | boolean | outcome is not `quarantined` |
@@ -45,14 +63,14 @@ async code with `LATEST_SQL` / `HISTORY_SQL` and `GateReport.from_row`.
 | `rows_in` | int | offers that reached the gate |
 | `rows_landed` | int | offers landed (0 when quarantined) |
 | `rows_dropped` | int | rows the gate dropped (would have dropped, when quarantined) |
-| `parse_dropped` | jsonb | vendor parse: `{reason: items}` that could not be parsed |
+| `parse_dropped` | jsonb | vendor parse: `{reason: items}` that could not be parsed, and `"unknown GPU 'X'": n` for each GPU name the registry does not know (n: times met; its items produced no offer) |
 | `parse_skipped` | jsonb | vendor parse: `{reason: items}` that are not GPU offers (CPU plans, storage, ...) |
 | `gate_dropped` | jsonb | gate: `{reason: {"rows": n, "sample": [values]}}` (reasons above) |
 | `failures` | jsonb | expectations that refused the batch: `[{reason, level, expectation, columns, mostly, unexpected, observed, sample}]` |
 | `baseline_rows` | int, null | the baseline `row_count_drop` used (null: none yet) |
 | `baseline_source` | varchar(16) | `last_good`, `re-established`, `none`; `approved` on an approval's report |
 | `quarantine_id` | bigint, null | the `quarantine` row of a refused or approved batch |
-| `timings` | jsonb | seconds per stage of the sync: `{fetch, normalise, gate, land}` (land: after the gate; the landing overlaps normalise), and `cpu`: the sync process's CPU seconds over them |
+| `timings` | jsonb | seconds per stage of the sync: `{fetch, normalise, gate, land}` (land: after the gate; the landing overlaps normalise), and `cpu`: the sync process's CPU seconds over them; `gate` against the four is the gate's cost, on `/dq/` and in bench/sync.py |
 """
 
 from __future__ import annotations
@@ -72,17 +90,19 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from gpubroker import gpus, settings, store
-from gpubroker.schema import OFFER_FIELDS
+from gpubroker.schema import OFFER_FIELDS, Interconnect, Offer, PricingType
 
 GX_ROOT = settings.GX_ROOT
 SUITE = "offer_batch"
-VALIDATION = "offer_batch_gate"
+DATASOURCE = "offer_batches"  # in memory: one data asset per provider, named by its slug
 MAX_DROP = 0.5  # a batch may shrink by at most half against its baseline
 RESET_AFTER = 3  # consecutive quarantines after which the baseline is re-established
 SAMPLE_ROWS = 5
 KEEP_RESULTS = timedelta(days=7)  # GX validation results older than this are not kept for the Data Docs
-# per failing expectation: every failing row's index (to drop it), a few values as a sample
-RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": SAMPLE_ROWS, "return_unexpected_index_query": False}
+# The suite runs for counts and a few sample values (what the Data Docs show); an expectation that
+# found failing rows runs again alone for every failing row's index (to drop them): see validate().
+COUNTS = {"result_format": "BASIC", "partial_unexpected_count": SAMPLE_ROWS}
+ROWS = {"result_format": "COMPLETE", "partial_unexpected_count": SAMPLE_ROWS, "return_unexpected_index_query": False}
 
 
 @dataclass(frozen=True)
@@ -106,7 +126,15 @@ class Rule:
         return getattr(gx.expectations, self.expectation)(**self.kwargs, **mostly, meta=meta)
 
 
+def _bounds(offer_field: str) -> dict[str, int]:
+    """A numeric Offer field's bounds as the schema states them, as GX's min_value/max_value."""
+    limits = {k: getattr(m, k) for m in Offer.model_fields[offer_field].metadata for k in ("ge", "le") if hasattr(m, k)}
+    return {"min_value": limits["ge"], "max_value": limits["le"]}
+
+
 _PAIR = "ExpectColumnPairValuesAToBeGreaterThanB"
+_RESERVED = {"type": "comparison", "column": {"name": "pricing_type"}, "operator": "==", "parameter": PricingType.RESERVED.value}
+_NOT_RESERVED = _RESERVED | {"operator": "!="}
 RULES: tuple[Rule, ...] = (
     # band columns (per GPU-hour, from the registry): see frame()
     Rule("price_below_band", _PAIR, {"column_A": "price_per_gpu_hour", "column_B": "band_low", "or_equal": True}, 0.9),
@@ -114,6 +142,11 @@ RULES: tuple[Rule, ...] = (
     Rule("memory_not_in_registry", "ExpectColumnValuesToBeInSet", {"column": "memory_matches_registry", "value_set": [True]}, 0.9),
     Rule("spot_above_on_demand", _PAIR, {"column_A": "price_per_hour", "column_B": "spot_price", "or_equal": True,
                                          "ignore_row_if": "either_value_is_missing"}, 0.9),  # fmt: skip
+    Rule("pricing_type_unknown", "ExpectColumnValuesToBeInSet", {"column": "pricing_type", "value_set": [p.value for p in PricingType]}, 0.9),
+    Rule("interconnect_unknown", "ExpectColumnValuesToBeInSet", {"column": "interconnect", "value_set": [i.value for i in Interconnect]}, 0.9),
+    Rule("commitment_not_reserved", "ExpectColumnValuesToBeNull", {"column": "commitment_months", "row_condition": _NOT_RESERVED}, 0.9),
+    Rule("commitment_missing", "ExpectColumnValuesToNotBeNull", {"column": "commitment_months", "row_condition": _RESERVED}, 0.9),
+    Rule("commitment_out_of_range", "ExpectColumnValuesToBeBetween", {"column": "commitment_months", **_bounds("commitment_months")}, 0.9),
     Rule("foreign_provider", "ExpectColumnValuesToBeInSet", {"column": "provider", "value_set": {"$PARAMETER": "provider"}}, 1.0),
     Rule("duplicate_offer_id", "ExpectColumnValuesToBeUnique", {"column": "offer_id"}),
     Rule("row_count_drop", "ExpectTableRowCountToBeBetween", {"min_value": {"$PARAMETER": "min_rows"}}),
@@ -132,31 +165,54 @@ def context():
 
 
 def write_suite() -> Path:
-    """(Re)generate the committed suite and validation definition from RULES."""
+    """(Re)generate the committed suite from RULES."""
     import great_expectations as gx
 
-    ctx = context()
-    suite = ctx.suites.add_or_update(gx.ExpectationSuite(name=SUITE, expectations=[r.build() for r in RULES]))
-    ctx.validation_definitions.add_or_update(gx.ValidationDefinition(name=VALIDATION, data=_batch_definition(ctx), suite=suite))
+    context().suites.add_or_update(gx.ExpectationSuite(name=SUITE, expectations=[r.build() for r in RULES]))
     return GX_ROOT / "gx" / "expectations" / f"{SUITE}.json"
 
 
-def _batch_definition(ctx):
-    source = ctx.data_sources.add_or_update_pandas("offer_batches")
-    asset = next((a for a in source.assets if a.name == "batch"), None) or source.add_dataframe_asset("batch")
-    return next((b for b in asset.batch_definitions if b.name == "whole"), None) or (
-        asset.add_batch_definition_whole_dataframe("whole")
-    )
+@cache
+def _project():
+    """The file context, once per process: the suite and the validation store the gate writes to."""
+    return context()
 
 
 @cache
-def _validation():
-    return context().validation_definitions.get(VALIDATION)
+def _suite():
+    return _project().suites.get(SUITE)
+
+
+@cache
+def _expectation(reason: str):
+    """The suite's expectation for one reason of RULES."""
+    return next(e for e in _suite().expectations if e.meta["reason"] == reason)
+
+
+@cache
+def _source():
+    """The pandas data source the batches belong to, held in memory (an ephemeral context): declaring
+    an asset per provider in the project instead would have every new vendor rewrite its config."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (DataContextConfig, InMemoryStoreBackendDefaults,
+                                                            ProgressBarsConfig)  # fmt: skip
+
+    memory = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+                               progress_bars=ProgressBarsConfig(globally=False), analytics_enabled=False)  # fmt: skip
+    return gx.get_context(mode="ephemeral", project_config=memory).data_sources.add_pandas(DATASOURCE)
+
+
+@cache
+def _batch_definition(provider: str):
+    """The provider's data asset, named by its slug, validated a whole DataFrame at a time."""
+    return _source().add_dataframe_asset(provider).add_batch_definition_whole_dataframe("whole")
 
 
 def warm() -> None:
-    """Import GX and load the suite now (a worker does it once, before forking task processes)."""
-    _validation()
+    """Import GX, load the suite and make the data source now (bench/ingest.py: as a task has them
+    after its first gate)."""
+    _suite()
+    _source()
 
 
 # --- the gate -----------------------------------------------------------------------------------
@@ -189,6 +245,8 @@ class GateResult:
     keep: Any  # numpy bool array: per row of the batch, whether it lands
     dropped: dict[str, dict[str, Any]] = field(default_factory=dict)  # reason -> {"rows", "sample"}
     failures: list[dict[str, Any]] = field(default_factory=list)  # expectations that refused the batch
+    run_id: str = ""  # the validation's run name in the Data Docs: the sync's run id
+    run_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))  # ... and its run time
 
     @property
     def rows(self) -> int:
@@ -230,26 +288,49 @@ def frame(rows: Sequence[tuple]):
     return df
 
 
-def validate(rows: Sequence[tuple], provider: str, base: Baseline) -> GateResult:
-    """Run the suite over one provider's batch (`store.row`s): which rows land, and whether it may land."""
+def validate(rows: Sequence[tuple], provider: str, base: Baseline, run_id: str | None = None) -> GateResult:
+    """Run the suite over one provider's batch (`store.row`s): which rows land, and whether it may land.
+    The validation is kept for the Data Docs, named by the provider and `run_id` (the sync's run id).
+
+    GX's cost is mostly per expectation and per metric it computes, little per row (the suite over 30
+    or 1,000 rows: 0.1-0.2 s of CPU), so the suite runs once for counts and samples (COUNTS) and only
+    an expectation that found failing rows runs again, alone, for their indices (ROWS): a clean batch,
+    the usual one, is not asked for lists it would not use (~40% less CPU than one COMPLETE run)."""
     import numpy as np
 
-    result = _validation().run(
-        batch_parameters={"dataframe": frame(rows)},
-        expectation_parameters={"min_rows": base.min_rows, "provider": [provider]},
-        result_format=RESULT_FORMAT,
-    )
+    run_at = datetime.now(timezone.utc)
+    run_id = (run_id or f"local__{run_at.isoformat()}").replace("/", "_")  # a folder of the validation store
+    batch = _batch_definition(provider).get_batch(batch_parameters={"dataframe": frame(rows)})
+    parameters = {"min_rows": base.min_rows, "provider": [provider]}
+    result = batch.validate(_suite(), expectation_parameters=parameters, result_format=COUNTS)
+    _store_for_docs(result, provider, run_id, run_at)
     by_reason = {r.expectation_config.meta["reason"]: r for r in result.results}
     keep, dropped = np.ones(len(rows), dtype=bool), {}
     for rule in ROW_RULES:
         found = by_reason[rule.reason].result
-        if failing := found.get("unexpected_index_list"):
-            before = int(keep.sum())
-            keep[np.asarray(failing, dtype=int)] = False
-            if newly := before - int(keep.sum()):
-                dropped[rule.reason] = {"rows": newly, "sample": _plain(found.get("partial_unexpected_list") or [])}
+        if not found.get("unexpected_count"):
+            continue
+        failing = batch.validate(_expectation(rule.reason), expectation_parameters=parameters, result_format=ROWS).result
+        before = int(keep.sum())
+        keep[np.asarray(failing["unexpected_index_list"], dtype=int)] = False
+        if newly := before - int(keep.sum()):
+            dropped[rule.reason] = {"rows": newly, "sample": _plain(found.get("partial_unexpected_list") or [])}
     failures = [_failure(rule, by_reason[rule.reason]) for rule in RULES if not by_reason[rule.reason].success]
-    return GateResult(success=not failures, keep=keep, dropped=dropped, failures=failures)
+    return GateResult(success=not failures, keep=keep, dropped=dropped, failures=failures, run_id=run_id, run_at=run_at)
+
+
+def _store_for_docs(result, provider: str, run_id: str, run_at: datetime) -> None:
+    """Store a validation result for the Data Docs, as GX's ValidationDefinition.run would (its run
+    under the sync's run id), at validations/<suite>/<run id>/<run time>/offer_batches-<provider>."""
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (ExpectationSuiteIdentifier,
+                                                                            ValidationResultIdentifier)  # fmt: skip
+
+    run = RunIdentifier(run_name=run_id, run_time=run_at)
+    result.meta.update(run_id=run, validation_time=run_at, provider=provider)
+    _project().validation_results_store.set(ValidationResultIdentifier(
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=SUITE), run_id=run, batch_identifier=result.batch_id
+    ), result)  # fmt: skip
 
 
 def _plain(value: Any) -> Any:

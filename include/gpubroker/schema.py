@@ -13,7 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator,
+                      model_validator)
 
 PRICE_QUANTUM = Decimal("0.0001")  # prices are stored as NUMERIC(12, 4) USD
 
@@ -52,11 +53,31 @@ class FormFactor(StrEnum):
     NVL = "NVL"
 
 
+class Interconnect(StrEnum):
+    """How the offer's GPUs talk to each other, as the vendor states it (None: not stated)."""
+
+    NVLINK = "nvlink"  # NVLink / NVSwitch within the machine (SXM boards, NVL pairs)
+    INFINIBAND = "infiniband"  # the machine's GPUs also on an InfiniBand fabric to other machines
+    ROCE = "roce"  # RDMA over Converged Ethernet between machines
+    INFINITY_FABRIC = "infinity_fabric"  # AMD Infinity Fabric (xGMI) within the machine
+    PCIE = "pcie"  # PCIe only
+
+
+class PricingType(StrEnum):
+    """How the price is bought: by the hour, interruptible, or committed for `commitment_months`."""
+
+    ON_DEMAND = "on_demand"
+    SPOT = "spot"
+    RESERVED = "reserved"
+
+
 class Offer(BaseModel):
     """One rentable GPU configuration at one vendor, in one region, at one moment.
 
-    Units: prices in USD per hour for the whole offer (all its GPUs), on-demand; memory and disk
-    in GB (10^9 bytes, as vendors advertise); `gpu_memory_gb` is per GPU.
+    Units: prices in USD per hour for the whole offer (all its GPUs), bought as `pricing_type` says
+    (on demand unless the vendor sells it otherwise; `spot_price` is an on-demand offer's interruptible
+    price where the vendor gives both); memory and disk in GB (10^9 bytes, as vendors advertise);
+    `gpu_memory_gb` is per GPU. A reserved offer states its `commitment_months`; no other does.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -80,9 +101,20 @@ class Offer(BaseModel):
     availability: Availability = Availability.UNKNOWN
     available_count: int | None = Field(default=None, ge=0)
     cpu_arch: str | None = None
+    interconnect: Interconnect | None = None
+    pricing_type: PricingType = PricingType.ON_DEMAND
+    commitment_months: int | None = Field(default=None, ge=1, le=120)  # reserved only: the term bought
+    # the cloud that runs the offer when the provider is a marketplace of clouds (an aggregator), e.g. "lambda"
+    cloud: str | None = Field(default=None, min_length=1, max_length=64)
     # fields the vendor did not state, filled in from the GPU registry (e.g. gpu_memory_gb from the model)
     inferred: tuple[str, ...] = ()
     observed_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _commitment_only_when_reserved(self) -> Offer:
+        if (self.pricing_type == PricingType.RESERVED) != (self.commitment_months is not None):
+            raise ValueError("commitment_months is given for reserved prices, and only for them")
+        return self
 
     @field_validator("inferred")
     @classmethod
@@ -147,7 +179,12 @@ class OfferObserved(_Event):
     available_count: int | None
     old_price: JsonPrice | None
     old_availability: Availability | None
+    interconnect: Interconnect | None = None
+    pricing_type: PricingType = PricingType.ON_DEMAND
+    commitment_months: int | None = None
     observed_at: UtcDatetime  # event time
+    # the landing's commit time: the outbox relay stamps it as it publishes (None in the outbox row)
+    landed_at: UtcDatetime | None = None
 
     @classmethod
     def of(cls, offer: Offer, old_price: Decimal | None = None, old_availability: Availability | None = None,
@@ -160,7 +197,8 @@ class OfferObserved(_Event):
             country=offer.country, continent=offer.continent, price_per_hour=offer.price_per_hour,
             price_per_gpu=(offer.price_per_hour / offer.gpu_count).quantize(PRICE_QUANTUM, ROUND_HALF_UP),
             spot_price=offer.spot_price, availability=offer.availability, available_count=offer.available_count,
-            old_price=old_price, old_availability=old_availability, observed_at=offer.observed_at,
+            old_price=old_price, old_availability=old_availability, interconnect=offer.interconnect,
+            pricing_type=offer.pricing_type, commitment_months=offer.commitment_months, observed_at=offer.observed_at,
         )  # fmt: skip
         return cls(**(fields | changes))
 
@@ -186,7 +224,11 @@ class PriceChange(_Event):
     change_percent: float
     direction: Literal["up", "down"]
     availability: Availability
+    interconnect: Interconnect | None = None
+    pricing_type: PricingType = PricingType.ON_DEMAND
+    commitment_months: int | None = None
     observed_at: UtcDatetime
+    landed_at: UtcDatetime | None = None  # the input's: when its landing committed
     detected_at: UtcDatetime
 
 
@@ -206,7 +248,11 @@ class AvailabilityChange(_Event):
     availability: Availability
     available_count: int | None
     price_per_hour: JsonPrice
+    interconnect: Interconnect | None = None
+    pricing_type: PricingType = PricingType.ON_DEMAND
+    commitment_months: int | None = None
     observed_at: UtcDatetime
+    landed_at: UtcDatetime | None = None  # the input's: when its landing committed
     detected_at: UtcDatetime
 
 

@@ -15,10 +15,11 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from gpubroker import gpus, regions
-from gpubroker.schema import Availability, FormFactor
+from gpubroker.schema import Availability, FormFactor, Interconnect, PricingType
 
 MAX_PER_PAGE = 500
 MAX_RESULTS = 10_000  # the deepest row paging reaches: page x per_page beyond it is refused
@@ -71,6 +72,21 @@ def _iso8601(value: Any) -> Any:
 Timestamp = Annotated[datetime, BeforeValidator(_iso8601)]
 
 
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise PydanticCustomError("nul_character", "must not contain a NUL character (\\x00)")
+    return text
+
+
+def text(max_length: int, min_length: int = 1) -> Any:
+    """Free text from a client (a query parameter, a JSON field, a WebSocket frame) of `min_length` to
+    `max_length` characters that PostgreSQL and Redis can take: a NUL character is refused here, a
+    lone surrogate (not UTF-8) by pydantic's length check. The pattern tells the OpenAPI document
+    (and so the contract fuzzer) that NUL is refused."""
+    return Annotated[str, Field(min_length=min_length, max_length=max_length, json_schema_extra={"pattern": r"^[^\x00]*$"}),
+                     AfterValidator(_no_nul)]  # fmt: skip
+
+
 # Names are enums, so the OpenAPI document says exactly what is accepted (and the contract fuzzer
 # can hold us to it); only GPU names stay free text, since the registry reads any vendor alias.
 Country = StrEnum("Country", {c: c for c in sorted(regions.CONTINENT_OF)})
@@ -86,11 +102,10 @@ class OfferQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    gpu: str | None = Field(None, min_length=1, max_length=64,
-                            description="GPU model, canonical or any vendor alias: H100, 'RTX 4090', 'H100 SXM'")  # fmt: skip
+    gpu: text(64) | None = Field(None, description="GPU model, canonical or any vendor alias: H100, 'RTX 4090', 'H100 SXM'")
     gpu_vendor: GpuVendor | None = None
     provider: list[str] | None = Field(None, description="provider slug; repeat for several: provider=vastai&provider=lambda")
-    region: str | None = Field(None, min_length=1, max_length=64, description="vendor region, case-insensitive")
+    region: text(64) | None = Field(None, description="vendor region, case-insensitive")
     country: Country | None = Field(None, description="ISO 3166 country code")
     continent: Continent | None = None
     min_gpu_count: GpuCount | None = None
@@ -103,6 +118,10 @@ class OfferQuery(BaseModel):
     spot: bool | None = Field(None, description="true: only offers with a spot price; false: only without")
     availability: list[Availability] | None = Field(None, description="repeat for several")
     form_factor: FormFactor | None = None
+    interconnect: list[Interconnect] | None = Field(None, description="GPU interconnect as the vendor states it; repeat for several")
+    pricing_type: list[PricingType] | None = Field(None, description="on_demand, spot or reserved; repeat for several")
+    max_commitment_months: int | None = Field(None, ge=0, le=120,
+                                              description="reserved offers committing at most this long (on-demand and spot: 0)")
     sort: Sort = Field(Sort.PRICE, description="a field, cheapest/smallest first; prefix '-' for descending")
     page: int = Field(1, ge=1, le=MAX_RESULTS, description=f"1-based; page x per_page may not pass {MAX_RESULTS} (400)")
     per_page: int = Field(50, ge=1, le=MAX_PER_PAGE)
@@ -139,7 +158,8 @@ class Search:
 _OFFER_COLUMNS = (
     "provider", "offer_id", "instance_type", "gpu_model", "gpu_form_factor", "gpu_vendor", "gpu_count",
     "gpu_memory_gb", "vcpus", "ram_gb", "disk_gb", "price_per_hour", "spot_price", "region", "country",
-    "continent", "availability", "available_count", "cpu_arch", "inferred", "observed_at", "first_seen", "last_seen",
+    "continent", "availability", "available_count", "cpu_arch", "interconnect", "pricing_type", "commitment_months", "cloud",
+    "inferred", "observed_at", "first_seen", "last_seen",
 )  # fmt: skip
 _PRICED = ("price_per_hour", "spot_price", "observed_at")
 _NOW = "SELECT * FROM offers"
@@ -205,6 +225,12 @@ def build(query: OfferQuery, known_providers: Collection[str]) -> Search:
         add("availability = ANY(%(availability)s)", availability=sorted({a.value for a in query.availability}))
     if query.form_factor:
         add("gpu_form_factor = %(form_factor)s", form_factor=query.form_factor.value)
+    if query.interconnect:
+        add("interconnect = ANY(%(interconnect)s)", interconnect=sorted({i.value for i in query.interconnect}))
+    if query.pricing_type:
+        add("pricing_type = ANY(%(pricing_type)s)", pricing_type=sorted({p.value for p in query.pricing_type}))
+    if query.max_commitment_months is not None:
+        add("COALESCE(commitment_months, 0) <= %(max_commitment_months)s", max_commitment_months=query.max_commitment_months)
     if query.at is not None:
         params["at"] = query.at
 

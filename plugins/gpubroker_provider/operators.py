@@ -15,7 +15,9 @@ class SyncProviderOperator(BaseOperator):
     Airflow connection), normalise, gate (Great Expectations), land or quarantine.
 
     Returns (XCom) the sync's summary: counts, where the key came from, seconds per stage; never the
-    offers. A quarantined batch fails the task at once: retrying cannot make bad data good.
+    offers. A quarantined batch fails the task at once: retrying cannot make bad data good. The DAG
+    run's id (read from the task context, whichever DAG runs it) names the gate's validation in the
+    Great Expectations Data Docs.
 
     :param provider: the vendor's slug, e.g. ``"vastai"``.
     :param approve_quarantine: id of a quarantined batch of this provider to land first (its
@@ -32,7 +34,7 @@ class SyncProviderOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict:
         try:
-            summary = sync.sync_provider(self.provider, self.approve_quarantine)
+            summary = sync.sync_provider(self.provider, self.approve_quarantine, run_id=context["run_id"])
         except sync.BatchQuarantined as refused:
             raise AirflowFailException(str(refused)) from None
         if summary["unknown_gpus"]:

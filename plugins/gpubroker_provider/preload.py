@@ -12,6 +12,8 @@ Only third-party modules: our own code (gpubroker, gpubroker_provider) is still 
 task, so a change to it takes effect at the next task without restarting a worker.
 """
 
+import sys
+
 import confluent_kafka  # noqa: F401
 import great_expectations  # noqa: F401
 import great_expectations.expectations  # noqa: F401
@@ -26,3 +28,10 @@ from airflow.providers.hashicorp.hooks.vault import VaultHook  # noqa: F401
 from airflow.sdk import BaseHook, BaseOperator, ObjectStoragePath  # noqa: F401
 from airflow.sdk.execution_time import task_runner  # noqa: F401
 from great_expectations.execution_engine import PandasExecutionEngine  # noqa: F401
+
+# Airflow's provider discovery (run by the imports above) reads our vendor table through
+# `get_provider_info`: forget our own modules again, so each task imports them as they are now.
+# (This module and its package stay: they are being imported.)
+for _name in [m for m in sys.modules if m.partition(".")[0] in ("gpubroker", "gpubroker_provider")]:
+    if _name not in (__name__, "gpubroker_provider"):
+        del sys.modules[_name]

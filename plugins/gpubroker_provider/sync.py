@@ -51,7 +51,7 @@ from gpubroker.breaker import Breaker, CircuitOpen
 from gpubroker.schema import OFFER_FIELDS, Offer
 from gpubroker_provider.hooks.base import Batch, VendorHook
 from gpubroker_provider.hooks.vault import VendorKey, vault_health, vendor_api_key
-from gpubroker_provider.vendors import vendor
+from gpubroker_provider.vendors import hook_class, vendor
 
 CHUNK_BYTES = 8 * 2**20  # staged responses parsed per call (bounds memory, not results)
 QUARANTINE_SAMPLE = 5
@@ -75,9 +75,10 @@ def stored(url: str) -> ObjectStoragePath:
     return ObjectStoragePath(url, conn_id=settings.STAGING_CONN_ID)
 
 
-def stage(provider: str, observed_at: datetime, pages: list) -> ObjectStoragePath:
-    """Write a raw payload as raw.jsonl (header line, then one response per line); returns its path."""
-    run = staging(provider, observed_at.strftime("%Y%m%dT%H%M%S%fZ"))
+def stage(provider: str, observed_at: datetime, pages: list, fetched_at: datetime | None = None) -> ObjectStoragePath:
+    """Write a raw payload as raw.jsonl (header line, then one response per line); returns its path.
+    The folder is named by when it was fetched (a dated list is observed at its date every day)."""
+    run = staging(provider, (fetched_at or observed_at).strftime("%Y%m%dT%H%M%S%fZ"))
     run.mkdir(parents=True, exist_ok=True)
     raw = run / "raw.jsonl"
     with raw.open("w") as out:
@@ -121,19 +122,22 @@ def vendor_hook(provider: str) -> tuple[VendorHook, str]:
     """The provider's hook with its key (Vault first, else its Airflow connection), and where the key came from."""
     row = vendor(provider)
     key = vendor_api_key(provider) if row.api_key_required else VendorKey(source="none")
-    return row.hook_class()(api_key=key.api_key), key.source
+    return hook_class(row.slug)(api_key=key.api_key), key.source
 
 
 def fetch(provider: str) -> tuple[ObjectStoragePath, str]:
     """Fetch the vendor's listing and stage it; returns the staged raw payload and the key's source."""
-    observed_at = datetime.now(timezone.utc)
+    fetched_at = datetime.now(timezone.utc)
     hook, source = vendor_hook(provider)
-    return stage(provider, observed_at, hook.fetch_raw()), source
+    pages = hook.fetch_raw()
+    return stage(provider, hook.observed_at(pages, fetched_at), pages, fetched_at), source
 
 
 @dataclass
 class Parsed:
-    """A normalised batch: its offers as COPY rows (`store.row`), and what the vendor parse counted."""
+    """A normalised batch: its offers as COPY rows (`store.row`), and what the vendor parse counted.
+    Nothing is lost without a reason: each vendor GPU name the registry does not know is also a drop
+    reason, "unknown GPU 'X'", counted each time the parse met it (its item or offer produced none)."""
 
     provider: str
     observed_at: datetime
@@ -159,14 +163,21 @@ class Parsed:
         for mine, theirs in ((self.dropped, batch.dropped), (self.skipped, batch.skipped),
                              (self.unknown_gpus, batch.unknown_gpus), (self.memory_mismatches, batch.memory_mismatches)):  # fmt: skip
             mine.update(theirs)
+        self.dropped.update({unknown_gpu(name): n for name, n in batch.unknown_gpus.items()})
         return rows
+
+
+def unknown_gpu(name: str) -> str:
+    """The drop reason of a vendor GPU name the registry does not know (memory the registry denies is
+    the gate's `memory_not_in_registry`)."""
+    return f"unknown GPU {name!r}"
 
 
 def normalise(raw: ObjectStoragePath, rows_to: Callable[[list[tuple]], object] = lambda rows: None) -> Parsed:
     """Parse a staged raw payload chunk by chunk (see the module docstring) into COPY rows, each
     chunk's rows also handed to `rows_to` as soon as they are parsed."""
     header, pages = staged_pages(raw)
-    hook = vendor(header["provider"]).hook_class()()
+    hook = hook_class(header["provider"])()
     parsed = Parsed(header["provider"], datetime.fromisoformat(header["observed_at"]))
     whole = type(hook).normalise is not VendorHook.normalise  # joins listings: every response at once
     chunk, size = [], 0
@@ -180,18 +191,18 @@ def normalise(raw: ObjectStoragePath, rows_to: Callable[[list[tuple]], object] =
     return parsed
 
 
-def normalise_gate_land(conn, provider: str, raw: ObjectStoragePath, base: quality.Baseline, timings: dict[str, float]
-                        ) -> tuple[Parsed, quality.GateResult, store.LandResult | None]:  # fmt: skip
+def normalise_gate_land(conn, provider: str, raw: ObjectStoragePath, base: quality.Baseline, timings: dict[str, float],
+                        run_id: str | None = None) -> tuple[Parsed, quality.GateResult, store.LandResult | None]:  # fmt: skip
     """normalise -> gate -> land, each chunk landing while the next one is parsed (store.Landing), in
     one transaction that commits, with the batch's gate report, only when the gate passes every row.
     A refused batch lands nothing (LandResult None: the caller quarantines it); one the gate passes
     without some of its rows is rolled back and its kept rows landed alone. `timings["land"]`: what
-    the landing took after the gate."""
+    the landing took after the gate. `run_id` names the gate's validation in the Data Docs."""
     with store.landing(conn, provider) as landing:
         with _timed(timings, "normalise"):
             parsed = normalise(raw, landing.add)
         with _timed(timings, "gate"):
-            gate = quality.validate(parsed.rows, provider, base)
+            gate = quality.validate(parsed.rows, provider, base, run_id)
         if gate.success and not gate.rows_dropped:
             with _timed(timings, "land"):
                 landed = landing.finish(parsed.observed_at)
@@ -219,17 +230,18 @@ def _timed(timings: dict[str, float], stage_name: str) -> Iterator[None]:
         timings["cpu"] = round(timings.get("cpu", 0.0) + time.process_time() - cpu, 3)
 
 
-def sync_provider(provider: str, approve_quarantine: int | None = None) -> dict:
+def sync_provider(provider: str, approve_quarantine: int | None = None, run_id: str | None = None) -> dict:
     """One provider end to end; returns its summary. A refused batch is kept (quarantine table, files,
     gate report) and then raises BatchQuarantined. `approve_quarantine`: a quarantined batch of this
-    provider to land first (`approve`)."""
+    provider to land first (`approve`). `run_id`: the sync's (Airflow's DAG run id), which names the
+    gate's validation in the Data Docs (`local__<time>` when None)."""
     approved = _approve_once(approve_quarantine) if approve_quarantine else None
     timings: dict[str, float] = {}
     with _timed(timings, "fetch"), Breaker(provider).guard():
         raw, key_source = fetch(provider)
     with store.connect() as conn:
         base = quality.baseline(conn, provider)
-        parsed, gate, landed = normalise_gate_land(conn, provider, raw, base, timings)
+        parsed, gate, landed = normalise_gate_land(conn, provider, raw, base, timings, run_id)
         if landed is None:
             quarantine_id = _quarantine(conn, raw, parsed, gate, base, timings)
             raise BatchQuarantined(f"{provider}: batch of {gate.rows} offers quarantined (id {quarantine_id}): {gate.reason}")
@@ -249,7 +261,7 @@ def _report(parsed: Parsed, gate: quality.GateResult, base: quality.Baseline, ou
         rows_in=gate.rows, rows_landed=landed, rows_dropped=gate.rows_dropped,
         parse_dropped=dict(parsed.dropped), parse_skipped=dict(parsed.skipped), gate_dropped=gate.dropped,
         failures=gate.failures, baseline_rows=base.rows, baseline_source=base.source,
-        quarantine_id=quarantine_id, timings=dict(timings),
+        quarantine_id=quarantine_id, timings=dict(timings), run_at=gate.run_at,
     )  # fmt: skip
 
 

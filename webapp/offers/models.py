@@ -6,7 +6,8 @@ Columns mirror `gpubroker.schema.Offer` field for field (a test keeps the two in
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from gpubroker.schema import Availability
+from gateway.plans import Plan
+from gpubroker.schema import Availability, Interconnect, PricingType
 
 
 class Offer(models.Model):
@@ -29,6 +30,11 @@ class Offer(models.Model):
     availability = models.CharField(max_length=16, choices=[(a.value, a.value) for a in Availability])
     available_count = models.IntegerField(null=True)
     cpu_arch = models.CharField(max_length=16, null=True)
+    interconnect = models.CharField(max_length=16, null=True, choices=[(i.value, i.value) for i in Interconnect])
+    pricing_type = models.CharField(max_length=16, default=PricingType.ON_DEMAND.value,
+                                    choices=[(p.value, p.value) for p in PricingType])
+    commitment_months = models.SmallIntegerField(null=True)
+    cloud = models.CharField(max_length=64, null=True)
     inferred = ArrayField(models.CharField(max_length=32), default=list, blank=True)
     observed_at = models.DateTimeField()
     first_seen = models.DateTimeField()
@@ -46,6 +52,7 @@ class Offer(models.Model):
             models.Index(fields=["provider", "price_per_hour"], name="offers_provider_price_idx"),
             models.Index(fields=["region"], name="offers_region_idx"),
             models.Index(fields=["price_per_hour"], name="offers_price_idx"),
+            models.Index(fields=["pricing_type", "gpu_model"], name="offers_pricing_gpu_idx"),
         ]
 
 
@@ -180,14 +187,24 @@ class WebhookDelivery(models.Model):
 
 
 class WebhookAllowedHost(models.Model):
-    """A webhook host exempt from the internal-address check (e.g. a receiver on the private network).
+    """A webhook host exempt from the internal-address check (e.g. a receiver on the private network),
+    for one owner: an API key's alert rules (`key`), the alert rules of a plan's keys (`plan`), or,
+    with neither, the operator's own webhooks (those without an alert rule: DAG-run conf, producers
+    on gpubroker.webhooks). Never for anyone else.
 
     Read by every delivery, so adding one needs no restart: `manage.py webhook_allowlist add HOST`.
     """
 
-    host = models.CharField(max_length=253, unique=True)  # lower-case host name or IP literal
+    host = models.CharField(max_length=253)  # lower-case host name or IP literal
+    key = models.ForeignKey("gateway.ApiKey", null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_hosts")
+    plan = models.CharField(max_length=16, null=True, blank=True, choices=[(p.value, p.value) for p in Plan])
     note = models.TextField(blank=True, default="")
     added_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "webhook_allowlist"
+        constraints = [
+            models.UniqueConstraint(fields=["host", "key", "plan"], name="webhook_allowlist_once", nulls_distinct=False),
+            models.CheckConstraint(condition=models.Q(key__isnull=True) | models.Q(plan__isnull=True),
+                                   name="webhook_allowlist_one_owner"),
+        ]  # fmt: skip

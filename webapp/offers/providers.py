@@ -10,22 +10,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import redis
 from redis.exceptions import RedisError
 
 from gpubroker import breaker, health, settings
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 from gpubroker_web import db
 
+LIST_MAX_AGE = timedelta(days=30)  # a price list older than this is flagged stale
 _STATUS_SQL = """
 SELECT v.provider, s.last_good_at, COALESCE(s.stale, false) AS stale, s.stale_reason,
-       COALESCE(c.offers, 0) AS offer_count, q.reason AS quarantine_reason, q.created_at AS quarantine_at
+       COALESCE(c.offers, 0) AS offer_count, c.observed_at, q.reason AS quarantine_reason, q.created_at AS quarantine_at
 FROM unnest(%(providers)s::text[]) AS v(provider)
 LEFT JOIN provider_status s USING (provider)
-LEFT JOIN (SELECT provider, count(*) FILTER (WHERE availability <> 'unavailable') AS offers
+LEFT JOIN (SELECT provider, count(*) FILTER (WHERE availability <> 'unavailable') AS offers, max(observed_at) AS observed_at
            FROM offers GROUP BY provider) c USING (provider)
 LEFT JOIN LATERAL (SELECT reason, created_at FROM quarantine WHERE quarantine.provider = v.provider
                    ORDER BY created_at DESC LIMIT 1) q ON true
@@ -69,21 +70,33 @@ async def statuses_and_breakers() -> tuple[list[dict[str, Any]], dict[str, break
     rows, (checks, breakers) = await asyncio.gather(
         db.fetch(_STATUS_SQL, {"providers": sorted(VENDORS)}), asyncio.to_thread(_redis_state)
     )
-    out = []
+    now, out = datetime.now(timezone.utc), []
     for row in rows:
-        slug = row["provider"]
+        slug, vendor = row["provider"], VENDORS[row["provider"]]
         check = checks.get(slug, {})
         snapshot = breakers.get(slug)
+        as_of = row["observed_at"].date() if vendor.source == "list" and row["observed_at"] else None
+        stale, stale_reason = _staleness(row, as_of, now)
         out.append({
-            "slug": slug, "name": VENDORS[slug].name, "mode": VENDORS[slug].mode,
+            "slug": slug, "name": vendor.name, "source": vendor.source, "source_url": vendor.source_url,
+            "as_of": as_of, "cadence_seconds": vendor.cadence, "next_sync_at": vendor.next_sync_after(now),
             "health": check.get("status"), "latency_ms": check.get("latency_ms"),
             "checked_at": datetime.fromisoformat(check["checked_at"]) if "checked_at" in check else None,
             "breaker_state": snapshot.state.value if snapshot else breaker.State.CLOSED.value,
-            "last_good_sync": row["last_good_at"], "offer_count": row["offer_count"], "stale": row["stale"],
-            "stale_reason": row["stale_reason"] or None,
+            "last_good_sync": row["last_good_at"], "offer_count": row["offer_count"], "stale": stale,
+            "stale_reason": stale_reason,
             "last_quarantine_reason": row["quarantine_reason"], "last_quarantine_at": row["quarantine_at"],
         })  # fmt: skip
     return out, breakers
+
+
+def _staleness(row: dict[str, Any], as_of: date | None, now: datetime) -> tuple[bool, str | None]:
+    """Stale: its latest batch was quarantined (older data served), or its price list is past LIST_MAX_AGE."""
+    if row["stale"]:
+        return True, row["stale_reason"] or None
+    if as_of is not None and now.date() - as_of > LIST_MAX_AGE:
+        return True, f"price list of {as_of:%Y-%m-%d} is more than {LIST_MAX_AGE.days} days old"
+    return False, None
 
 
 def warnings(providers: list[dict[str, Any]], only: list[str] | None = None) -> list[str]:
@@ -92,7 +105,9 @@ def warnings(providers: list[dict[str, Any]], only: list[str] | None = None) -> 
     for p in providers:
         if only is not None and p["slug"] not in only:
             continue
-        if p["stale"]:
+        if p["stale"] and p["as_of"] is not None and p["stale_reason"].startswith("price list of"):
+            said.append(f"{p['slug']}: {p['stale_reason']}")
+        elif p["stale"]:
             since = f", serving data last good at {p['last_good_sync']:%Y-%m-%d %H:%M} UTC" if p["last_good_sync"] else ""
             said.append(f"{p['slug']}: latest batch quarantined{since} ({(p['stale_reason'] or '')[:160]})")
         if p["health"] in ("down", "degraded"):

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gpubroker import search
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 from gpubroker_web import db
 from offers import providers
 
@@ -30,3 +30,12 @@ async def offer_page(query: search.OfferQuery, data_version: int | None = None) 
         "warnings": found.warnings + providers.warnings(statuses, found.providers),
         "generated_at": now, "data_version": data_version, "at": query.at,
     }  # fmt: skip
+
+
+async def offer_terms(provider: str, offer_id: str) -> dict[str, Any] | None:
+    """How an offer's prices are bought and its GPUs connected, as last seen (`schemas.OfferHistory`
+    carries them beside its prices): {pricing_type, commitment_months, interconnect}; None: no such offer."""
+    return await db.fetch_one(
+        "SELECT pricing_type, commitment_months, interconnect FROM offers WHERE provider = %s AND offer_id = %s",
+        (provider, offer_id),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from ninja import Field, Schema
@@ -53,6 +53,10 @@ class OfferOut(Schema):
     availability: str
     available_count: int | None
     cpu_arch: str | None
+    interconnect: str | None = Field(description="nvlink, infiniband, roce, infinity_fabric or pcie; null when the vendor does not say")
+    pricing_type: str = Field(description="on_demand, spot or reserved")
+    commitment_months: int | None = Field(description="the term a reserved price commits to; null otherwise")
+    cloud: str | None = Field(description="the cloud that runs the offer, when the provider resells several clouds")
     inferred: list[str] = Field(description="fields filled in from the GPU registry, not stated by the vendor")
     observed_at: datetime = Field(description="when the vendor's listing was read")
     data_age_seconds: int = Field(description="seconds between observed_at and generated_at")
@@ -81,6 +85,9 @@ class PricePoint(Schema):
 class OfferHistory(Schema):
     provider: str
     offer_id: str
+    pricing_type: str = Field(description="on_demand, spot or reserved: how the offer's prices are bought (as last seen)")
+    commitment_months: int | None = Field(description="the term a reserved price commits to; null otherwise")
+    interconnect: str | None = Field(description="nvlink, infiniband, roce, infinity_fabric or pcie; null when the vendor does not say")
     since: datetime | None
     until: datetime | None
     items: list[PricePoint] = Field(description="every price the offer had, oldest first")
@@ -96,14 +103,21 @@ class CheapestOut(Schema):
 class ProviderOut(Schema):
     slug: str
     name: str
-    mode: str = Field(description='"api": the vendor\'s live API; "static": a dated published price list')
+    source: Literal["api", "page", "list"] = Field(
+        description='how its prices are read: "api" its price API, "page" its public price page, "list" a dated price '
+        "list (only where the vendor publishes neither)")
+    source_url: str = Field(description="where the prices are read: the API call's URL, the page, the list's origin")
+    as_of: date | None = Field(description="a list's publication date: its offers are observed then (null for api/page)")
+    cadence_seconds: int = Field(description="seconds between scheduled syncs (marketplaces 300, clouds 3600, lists 86400)")
+    next_sync_at: datetime = Field(description="when its next scheduled sync starts")
     health: str | None = Field(description="healthy, degraded or down (latest health check); null before one ran")
     latency_ms: int | None = Field(description="latency of the latest health check")
     checked_at: datetime | None
     breaker_state: str = Field(description="closed, half_open or open")
     last_good_sync: datetime | None = Field(description="when a batch of it last passed the data-quality gate")
     offer_count: int = Field(description="offers currently listed (not unavailable)")
-    stale: bool = Field(description="true: its latest batch was quarantined and older data is served")
+    stale: bool = Field(description="true: its latest batch was quarantined and older data is served, or its price "
+                        "list is older than 30 days")
     stale_reason: str | None
     last_quarantine_reason: str | None
     last_quarantine_at: datetime | None

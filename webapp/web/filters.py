@@ -11,10 +11,10 @@ from django.http import QueryDict
 from pydantic import ValidationError
 
 from gpubroker import gpus, regions, search
-from gpubroker.schema import Availability, FormFactor
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.schema import Availability, FormFactor, Interconnect, PricingType
+from gpubroker.vendors import VENDORS
 
-MULTIPLE = ("provider", "availability")  # repeated parameters
+MULTIPLE = ("provider", "availability", "interconnect", "pricing_type")  # repeated parameters
 SORTS = {
     "price": "Price, cheapest first", "-price": "Price, dearest first",
     "price_per_gpu": "Price per GPU, cheapest first", "-price_per_gpu": "Price per GPU, dearest first",
@@ -22,6 +22,9 @@ SORTS = {
     "gpu_memory": "GPU memory, smallest first", "-last_seen": "Seen most recently", "last_seen": "Seen longest ago",
 }  # fmt: skip
 ANY = ("", "Any")
+PRICING_LABELS = {PricingType.ON_DEMAND: "On demand", PricingType.SPOT: "Spot", PricingType.RESERVED: "Reserved"}
+INTERCONNECT_LABELS = {Interconnect.NVLINK: "NVLink", Interconnect.INFINIBAND: "InfiniBand", Interconnect.ROCE: "RoCE",
+                       Interconnect.INFINITY_FABRIC: "Infinity Fabric", Interconnect.PCIE: "PCIe"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,14 @@ CONTROLS = (
             hint="none selected: all; Ctrl or Shift to pick several"),
     Control("max_price_per_gpu", "Max USD per GPU-hour", "number", attrs=_number("0.01", "0.01")),
     Control("availability", "Availability", "checks", tuple((a.value, a.value.capitalize()) for a in Availability)),
+    Control("pricing_type", "Pricing", "checks", tuple((p.value, PRICING_LABELS[p]) for p in PricingType)),
     Control("sort", "Sort by", "select", tuple(SORTS.items())),
     Control("gpu_vendor", "GPU vendor", "select", (ANY, *((v, v) for v in search.GPU_VENDORS)), more=True),
     Control("form_factor", "Form factor", "select", (ANY, *((f.value, f.value) for f in FormFactor)), more=True),
+    Control("interconnect", "Interconnect", "checks", tuple((i.value, INTERCONNECT_LABELS[i]) for i in Interconnect),
+            hint="none ticked: any, including offers that do not say", more=True),
+    Control("max_commitment_months", "Max commitment (months)", "number", hint="reserved offers; 0: none",
+            more=True, attrs=_number("0", maximum="120")),
     Control("min_gpu_count", "Min GPUs", "number", more=True, attrs=_number("1", maximum="16")),
     Control("max_gpu_count", "Max GPUs", "number", more=True, attrs=_number("1", maximum="16")),
     Control("min_gpu_memory_gb", "Min memory per GPU (GB)", "number", more=True, attrs=_number("0")),
