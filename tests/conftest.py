@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -164,23 +165,25 @@ def stack_api_key() -> str:
 
 @pytest.fixture(scope="module")
 def stack_webhook_allowlist():
-    """Allow-list hosts as webhook targets in the running stack's database, for one test module;
-    hosts that were not allowed before are removed again afterwards."""
-    added: list[str] = []
+    """Allow-list hosts as webhook targets in the running stack's database, for one test module: for
+    the operator's own webhooks, or for the alert rules of API key `key`; entries that were not there
+    before are removed again afterwards."""
+    added: list[int] = []
 
-    def allow(host: str) -> None:
+    def allow(host: str, key: str | None = None) -> None:
+        digest = hashlib.sha256(key.encode()).hexdigest() if key else None
         with store.connect() as conn:
             row = conn.execute(
-                "INSERT INTO webhook_allowlist (host, note, added_at) VALUES (%s, 'tests', now())"
-                " ON CONFLICT (host) DO NOTHING RETURNING host",
-                (host,),
+                "INSERT INTO webhook_allowlist (host, key_id, note, added_at)"
+                " VALUES (%s, (SELECT id FROM api_keys WHERE digest = %s), 'tests', now()) ON CONFLICT DO NOTHING RETURNING id",
+                (host, digest),
             ).fetchone()
         if row:
-            added.append(host)
+            added.append(row[0])
 
     yield allow
     with store.connect() as conn:
-        conn.execute("DELETE FROM webhook_allowlist WHERE host = ANY(%s)", (added,))
+        conn.execute("DELETE FROM webhook_allowlist WHERE id = ANY(%s)", (added,))
 
 
 # A Redis database of the tests' own (GPUBROKER_TEST_REDIS_DB lets two test runs share one Redis).

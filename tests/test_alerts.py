@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import ipaddress
 import json
 import time
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from confluent_kafka import Consumer, Producer
+from django.core.management import call_command
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from gpubroker import settings, webhooks
@@ -125,13 +127,33 @@ def test_no_spelling_of_an_internal_ipv4_address_is_accepted(live_webapp, unlimi
     assert answer.status_code == 400, (host, answer.text)
 
 
-async def test_the_allowlist_lets_a_local_receiver_be_a_target(api):
-    from offers.models import WebhookAllowedHost
+@sync_to_async
+def allow(host: str, *owner: str) -> None:
+    """Allow-list a host as an operator does: `manage.py webhook_allowlist add HOST [--key K | --plan P]`."""
+    call_command("webhook_allowlist", "add", host, *owner, stdout=io.StringIO())
 
+
+async def test_the_allowlist_lets_a_local_receiver_be_a_target(api, unlimited_key):
     assert (await api.post("/api/v1/alerts", json=H100_RULE | {"webhook_url": "http://127.0.0.1:9/hook"})).status_code == 400
-    await sync_to_async(WebhookAllowedHost.objects.create)(host="127.0.0.1", note="test receiver")
+    await allow("127.0.0.1", "--key", unlimited_key[:12])
     assert (await api.post("/api/v1/alerts", json=H100_RULE | {"webhook_url": "http://127.0.0.1:9/hook"})).status_code == 201
     assert (await api.post("/api/v1/alerts", json=H100_RULE | {"webhook_url": "http://10.0.0.1:9/hook"})).status_code == 400
+
+
+async def test_an_allow_listed_host_is_a_target_only_for_its_owner(webapp):
+    """An entry belongs to a key, a plan, or the operator's own webhooks: nobody else may aim a rule at it."""
+    mine, other_pro, enterprise = [await sync_to_async(make_key)(plan) for plan in ("pro", "pro", "enterprise")]
+
+    async def create(key: str) -> int:
+        return (await webapp.post("/api/v1/alerts", json=H100_RULE | {"webhook_url": "http://10.1.2.3:9/hook"},
+                                  headers=auth(key))).status_code  # fmt: skip
+
+    await allow("10.1.2.3")  # the operator's own webhooks (no alert rule)
+    assert [await create(k) for k in (mine, other_pro, enterprise)] == [400, 400, 400]
+    await allow("10.1.2.3", "--key", mine[:12])
+    assert [await create(k) for k in (mine, other_pro, enterprise)] == [201, 400, 400]
+    await allow("10.1.2.3", "--plan", "enterprise")
+    assert [await create(k) for k in (other_pro, enterprise)] == [400, 201]
 
 
 # --- matching on real Kafka and PostgreSQL ------------------------------------------------------
@@ -320,11 +342,11 @@ def receiver():
     r.server.should_exit = True
 
 
-async def test_a_match_is_delivered_signed_with_its_rules_secret_and_listed_with_its_attempts(api, receiver, pg_url, topics):
+async def test_a_match_is_delivered_signed_with_its_rules_secret_and_listed_with_its_attempts(api, unlimited_key, receiver,
+                                                                                            pg_url, topics):  # fmt: skip
     from alerts import matcher
-    from offers.models import WebhookAllowedHost
 
-    await sync_to_async(WebhookAllowedHost.objects.create)(host="127.0.0.1", note="test receiver")
+    await allow("127.0.0.1", "--key", unlimited_key[:12])
     created = (await api.post("/api/v1/alerts", json={"gpu": "H100", "webhook_url": receiver.url})).json()
     receiver.received.clear()
     receiver.statuses[:] = [503]
@@ -350,11 +372,11 @@ async def test_a_match_is_delivered_signed_with_its_rules_secret_and_listed_with
     assert delivery["latency_ms"] >= 0 and delivery["error"] == ""
 
 
-async def test_a_delivery_the_target_refuses_is_listed_as_failing_with_its_last_answer(api, receiver, pg_url, topics):
+async def test_a_delivery_the_target_refuses_is_listed_as_failing_with_its_last_answer(api, unlimited_key, receiver, pg_url,
+                                                                                      topics):  # fmt: skip
     from alerts import matcher
-    from offers.models import WebhookAllowedHost
 
-    await sync_to_async(WebhookAllowedHost.objects.create)(host="127.0.0.1", note="test receiver")
+    await allow("127.0.0.1", "--key", unlimited_key[:12])
     created = (await api.post("/api/v1/alerts", json={"gpu": "H100", "webhook_url": receiver.url})).json()
     receiver.statuses[:] = [500, 502]
 
@@ -372,6 +394,33 @@ async def test_a_delivery_the_target_refuses_is_listed_as_failing_with_its_last_
     await sync_to_async(deliver)()
     [delivery] = (await api.get(f"/api/v1/alerts/{created['id']}/deliveries")).json()["items"]
     assert (delivery["status"], delivery["attempts"], delivery["response_code"]) == ("failing", 2, 502)
+
+
+def test_an_allow_listed_receiver_gets_only_its_owners_webhooks_and_shows_the_owner_a_status_and_short_excerpt(
+        transactional_db, receiver, pg, live_webapp):  # fmt: skip
+    owner, other = make_key("pro"), make_key("pro")
+    call_command("webhook_allowlist", "add", "127.0.0.1", "--key", owner[:12], stdout=io.StringIO())
+    answer = "refused: " + "internal detail " * 20 + "sk_live_do_not_leak"
+    receiver.received.clear()
+    receiver.statuses[:], receiver.bodies[:] = [500], [answer.encode()]
+
+    def send(key: str) -> None:  # a rule of `key` aimed at the receiver (another key's: made when it was allowed)
+        hook = webhooks.Webhook(f"msg_{key[-8:]}", receiver.url, "price_change", {}, rule(key, webhook_url=receiver.url))
+        webhooks.deliver(pg, hook, "whsec_unused", attempts=1)
+
+    with pytest.raises(webhooks.DeliveryFailed, match="HTTP 500"):
+        send(owner)
+    with pytest.raises(webhooks.WebhookRefused, match="internal address"):
+        send(other)
+    assert len(receiver.received) == 1  # the other key's webhook never left
+
+    from alerts.models import AlertMatch, AlertRule
+
+    owned = AlertRule.objects.get(key__prefix=owner[:12])
+    AlertMatch.objects.create(rule=owned, event_id="e1", event_type="price_change", webhook_id=f"msg_{owner[-8:]}", request={})
+    shown = httpx.get(f"{live_webapp}/api/v1/alerts/{owned.id}/deliveries", headers=auth(owner)).json()["items"]
+    assert [(d["status"], d["response_code"], d["error"]) for d in shown] == [("failing", 500, answer[: webhooks.EXCERPT_CHARS])]
+    assert "sk_live" not in str(pg.execute("SELECT error FROM webhook_delivery").fetchall())
 
 
 def test_a_deleted_rule_or_a_borrowed_secret_is_refused_at_delivery(transactional_db, pg):

@@ -214,7 +214,7 @@ async def test_provider_status_lists_every_vendor(offers):
     body = (await offers.get("/api/v1/providers")).json()
     assert [p["slug"] for p in body["items"]] == sorted(VENDORS)
     vast = next(p for p in body["items"] if p["slug"] == "vastai")
-    assert (vast["name"], vast["mode"], vast["offer_count"], vast["stale"]) == ("Vast.ai", "api", 5, False)
+    assert (vast["name"], vast["source"], vast["offer_count"], vast["stale"]) == ("Vast.ai", "api", 5, False)
     assert vast["last_good_sync"].startswith("2026-11-26T12:00") and vast["last_quarantine_reason"] == "row count dropped"
     assert body["vault"] is None  # no health check has run
 
@@ -241,7 +241,8 @@ offer_specs = st.lists(
         "gpu": st.sampled_from(GPUS), "region": st.sampled_from(REGIONS), "provider": st.sampled_from(PROVIDERS),
         "price": st.decimals(Decimal("0.05"), Decimal("40"), places=2), "gpu_count": st.sampled_from([1, 2, 4, 8]),
         "gpu_memory_gb": st.sampled_from([24.0, 40.0, 80.0]), "availability": st.sampled_from(["available", "unavailable"]),
-        "spot": st.booleans(),
+        "spot": st.booleans(), "interconnect": st.sampled_from([None, "nvlink", "infiniband", "pcie"]),
+        "pricing": st.sampled_from([("on_demand", None), ("spot", None), ("reserved", 12), ("reserved", 36)]),
     }),
     max_size=20,
 )  # fmt: skip
@@ -251,6 +252,9 @@ queries = st.fixed_dictionaries({}, optional={
     "min_gpu_count": st.sampled_from([1, 2, 4]), "max_gpu_count": st.sampled_from([4, 8]),
     "min_gpu_memory_gb": st.sampled_from([0, 30, 60]), "availability": st.sampled_from(["available", "unavailable"]),
     "spot": st.booleans(), "sort": st.sampled_from(["price", "-price", "price_per_gpu", "-price_per_gpu", "gpu_memory"]),
+    "interconnect": st.lists(st.sampled_from(["nvlink", "infiniband", "pcie", "roce"]), min_size=1, max_size=2),
+    "pricing_type": st.lists(st.sampled_from(["on_demand", "spot", "reserved"]), min_size=1, max_size=2),
+    "max_commitment_months": st.sampled_from([0, 12, 36]),
 })  # fmt: skip
 SORT_KEY = {
     "price": lambda s: s["price"], "price_per_gpu": lambda s: s["price"] / s["gpu_count"],
@@ -267,7 +271,10 @@ def expected_ids(specs: list[dict], q: dict) -> list[str]:
                 and q.get("min_gpu_count", 0) <= s["gpu_count"] <= q.get("max_gpu_count", 16)
                 and s["gpu_memory_gb"] >= q.get("min_gpu_memory_gb", 0)
                 and s["availability"] == q.get("availability", s["availability"])
-                and s["spot"] == q.get("spot", s["spot"]))  # fmt: skip
+                and s["spot"] == q.get("spot", s["spot"])
+                and (s["interconnect"] in q["interconnect"] if "interconnect" in q else True)
+                and s["pricing"][0] in q.get("pricing_type", [s["pricing"][0]])
+                and (s["pricing"][1] or 0) <= q.get("max_commitment_months", 120))  # fmt: skip
 
     sort = q.get("sort", "price")
     key = SORT_KEY[sort.lstrip("-")]
@@ -285,7 +292,8 @@ async def test_filter_sort_and_paging_match_a_plain_python_model(api, isolated_r
     specs = [s | {"id": f"o{i:02d}"} for i, s in enumerate(specs)]
     rows = [offer_row(s["id"], s["gpu"], s["provider"], s["region"], str(s["price"]), gpu_count=s["gpu_count"],
                       gpu_memory_gb=s["gpu_memory_gb"], availability=s["availability"],
-                      spot_price=s["price"] / 2 if s["spot"] else None) for s in specs]  # fmt: skip
+                      spot_price=s["price"] / 2 if s["spot"] else None, interconnect=s["interconnect"],
+                      pricing_type=s["pricing"][0], commitment_months=s["pricing"][1]) for s in specs]  # fmt: skip
     await sync_to_async(lambda: (Offer.objects.all().delete(), Offer.objects.bulk_create(rows)))()
     await landed(isolated_redis)  # cached answers of the old data retire
     params = {k: (v if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in query.items()}

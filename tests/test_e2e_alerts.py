@@ -3,7 +3,8 @@ price is lowered on the replay server, the data sync runs in Airflow; Flink's ch
 alert matcher (`manage.py match_alerts`, a stack service), whose request on gpubroker.webhooks the
 delivery DAG sends to a local receiver, signed with the rule's own secret.
 
-The receiver listens on loopback, allow-listed in the stack's database for the module.
+The receiver listens on loopback, allow-listed in the stack's database for the module, for the
+test's API key only (an allow-list entry has one owner).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ H100_OFFER = "18013001"  # vastai, 8x H100 SXM
 
 
 @pytest.fixture(scope="module")
-def receiver(stack_webhook_allowlist):
+def receiver(stack_webhook_allowlist, stack_api_key):
     r = Receiver()
-    stack_webhook_allowlist("127.0.0.1")
+    stack_webhook_allowlist("127.0.0.1", stack_api_key)
     yield r
     r.server.should_exit = True
 

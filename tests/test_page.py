@@ -1,10 +1,12 @@
 """The page at `/` in headless Chromium (tests/browser.py), served by the whole ASGI application on
 pytest-django's database: first render on the server, filters through the API, the history and
-24 h charts, the API key, and what a keyboard or screen-reader user needs. Screenshots go to
-.stack/test-artifacts/. The live update from a synced price change: tests/test_page_e2e.py."""
+24 h charts, the API key, what a keyboard or screen-reader user needs, and feed strings holding
+quotes and markup shown as text. Screenshots go to .stack/test-artifacts/. The live update from a
+synced price change: tests/test_page_e2e.py."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -29,17 +31,19 @@ def browser():
 
 @pytest.fixture
 def site(live_webapp):
-    """The application with six offers (three H100, two A100, one L4), the H100 at vastai with three
-    prices in its history, and an hour of 1-minute statistics for H100."""
+    """The application with six offers (three H100, two A100, one L4; one reserved for 12 months with
+    NVLink, one spot with InfiniBand), the H100 at vastai with three prices in its history, and an
+    hour of 1-minute statistics for H100."""
     from analytics.models import GpuPriceAggregate
     from offers.models import Offer, PriceHistory
 
     Offer.objects.bulk_create([
         offer_row("h100-a", price="1.95", observed_at=NOW + timedelta(hours=5)),
         offer_row("h100-b", provider="lambda", price="2.49", region="us-east-1", country="US"),
-        offer_row("h100-c", provider="runpod", price="8.00", gpu_count=4, vcpus=64, ram_gb=512),
+        offer_row("h100-c", provider="runpod", price="8.00", gpu_count=4, vcpus=64, ram_gb=512, pricing_type="reserved",
+                  commitment_months=12, interconnect="nvlink"),
         offer_row("a100-a", gpu="A100", price="1.10"),
-        offer_row("a100-b", gpu="A100", provider="lambda", price="1.29"),
+        offer_row("a100-b", gpu="A100", provider="lambda", price="1.29", pricing_type="spot", interconnect="infiniband"),
         offer_row("l4-a", gpu="L4", gpu_memory_gb=24, price="0.44"),
     ])  # fmt: skip
     PriceHistory.objects.bulk_create([
@@ -192,3 +196,52 @@ def test_the_page_loads_under_200_kb_of_javascript_and_nothing_from_elsewhere(si
     assert 0 < sum(scripts) < JS_BUDGET
     assert seen.external() == [] and seen.errors == []
     shot(page, "page")
+
+
+def cells(page, field: str) -> dict[str, str]:
+    return dict(page.locator("#offers tbody tr").evaluate_all(
+        f"rs => rs.map(r => [r.dataset.offerId, r.querySelector('[data-field={field}]').textContent])"))  # fmt: skip
+
+
+def test_rows_show_the_pricing_and_the_interconnect_on_the_server_and_live(site, browser):
+    page, seen = Watched.page(browser)
+    page.goto(f"{site}/")
+    expected = {"pricing": {"h100-c": "Reserved 12 mo", "a100-b": "Spot", "l4-a": "On demand"},
+                "interconnect": {"h100-c": "NVLink", "a100-b": "InfiniBand", "l4-a": ""}}  # nothing when not stated
+    for field, wanted in expected.items():
+        assert {k: v for k, v in cells(page, field).items() if k in wanted} == wanted, field
+    page.get_by_label("Sort by").select_option("-price")
+    page.get_by_role("button", name="Show offers").click()  # rows built by the script from the API's answer
+    page.wait_for_function("document.querySelector('#offers tbody tr').dataset.offerId === 'h100-c'")
+    for field, wanted in expected.items():
+        assert {k: v for k, v in cells(page, field).items() if k in wanted} == wanted, field
+    assert seen.errors == []
+
+
+HOSTILE = """Oslo "quoted" & 'single' <img src=x onerror="window.__pwned=1"><b data-injected="1">bold</b>"""
+
+
+def test_feed_strings_with_quotes_and_markup_are_shown_as_text_never_parsed(site, browser, isolated_redis):
+    """The ticker builds DOM nodes: a feed entry whose every string holds quotes and markup (even
+    where the bridge's schema would allow none, such as a time) adds no element and no attribute."""
+    from feed import hub
+
+    page, seen = Watched.page(browser)
+    page.goto(f"{site}/")
+    page.wait_for_selector("body[data-feed=live]")
+    at = '2026-11-26T12:00:00Z" data-injected="1'
+    change = {"provider": HOSTILE, "offer_id": HOSTILE, "gpu": HOSTILE, "gpu_count": HOSTILE, "region": HOSTILE,
+              "old_price": 2, "new_price": 1.5, "price_per_gpu": 1.5, "change_percent": -25, "direction": HOSTILE,
+              "observed_at": at}  # fmt: skip
+    anomaly = {"provider": HOSTILE, "gpu": HOSTILE, "reason": HOSTILE, "price_per_gpu": 0.5, "old_price": 2, "observed_at": at}
+    for kind, data in (("price_update", change), ("anomaly_alert", anomaly)):
+        isolated_redis.xadd(hub.STREAM, {"kind": kind, "event_id": kind, "channels": "price_updates", "data": json.dumps(data)})
+    page.wait_for_function("document.querySelectorAll('#ticker li').length === 2")
+    shot(page, "page-ticker-hostile-strings")
+    assert page.locator("#ticker [data-injected], #ticker img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#ticker time").evaluate_all("ts => ts.map(t => t.getAttribute('datetime'))") == [at, at]
+    assert page.locator("#ticker b").evaluate_all("bs => bs.map(b => b.textContent)") == [HOSTILE, HOSTILE]
+    texts = page.locator("#ticker li").all_text_contents()
+    assert all(texts[i].count(HOSTILE) == n for i, n in ((0, 3), (1, 4))), texts  # anomaly: provider, gpu, reason
+    assert seen.errors == []

@@ -35,11 +35,12 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 class Receiver:
-    """A local webhook endpoint: answers with the queued statuses (then 200) and keeps what it got;
-    `/endless` answers 200 with a body that never ends."""
+    """A local webhook endpoint: answers with the queued statuses (then 200) and bodies (then none),
+    and keeps what it got; `/endless` answers 200 with a body that never ends."""
 
     def __init__(self):
         self.statuses: list[int] = []
+        self.bodies: list[bytes] = []
         self.received: list[dict] = []
         app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"]), Route("/endless", self.endless, methods=["POST"])])
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
@@ -53,7 +54,8 @@ class Receiver:
         body = await request.body()
         self.received.append({"headers": dict(request.headers), "body": body})
         status = self.statuses.pop(0) if self.statuses else 200
-        return Response(status_code=status, headers={"location": self.url} if 300 <= status < 400 else None)
+        return Response(self.bodies.pop(0) if self.bodies else b"", status_code=status,
+                        headers={"location": self.url} if 300 <= status < 400 else None)  # fmt: skip
 
     async def endless(self, request: Request) -> Response:
         await request.body()

@@ -16,14 +16,20 @@ Where a webhook may go (a webhook URL comes from users and from anyone who can w
   (IPv4-mapped, 6to4, Teredo, NAT64). The connection then goes to that checked address, with the
   original Host header, TLS SNI and certificate check (so a DNS answer that changes between the
   check and the connection, or between attempts, cannot redirect the request).
-- Allow-list: the only exemption from the address checks. GPUBROKER_WEBHOOK_ALLOWLIST plus the
-  `webhook_allowlist` table (`manage.py webhook_allowlist add HOST`), read at each delivery.
+- Allow-list: the only exemption from the address checks, and each entry has one owner (the
+  `webhook_allowlist` table, `manage.py webhook_allowlist add HOST [--key K | --plan P]`, read at
+  each delivery): an API key (its alert rules), a plan (the alert rules of its keys), or nobody:
+  the operator's own webhooks, which have no alert rule (DAG-run conf, other producers on the
+  topic), with GPUBROKER_WEBHOOK_ALLOWLIST. A key holder can never aim a rule at a host allowed for
+  someone else.
 Alert webhooks (`alert_rule_id` in the request, webapp/alerts/) are signed with their rule's own
 secret, read from `alert_rules` at delivery (the secret never travels on Kafka); the request's URL
 must be the rule's, and a deleted rule's webhooks are refused.
 Per attempt: redirects are not followed (a 3xx is a failed delivery), at most 64 KiB of the
 response is read (raw, never decompressed), and the whole attempt — connect, TLS, send, read —
-has a 10 s deadline. Environment proxies are ignored (they would bypass the pinned address).
+has a 10 s deadline. Environment proxies are ignored (they would bypass the pinned address). The
+delivery log keeps the status and a short excerpt of a refusing answer (`EXCERPT_CHARS`), all its
+owner is shown (`GET /api/v1/alerts/{id}/deliveries`).
 """
 
 from __future__ import annotations
@@ -52,11 +58,12 @@ from gpubroker import settings
 
 __all__ = [
     "DeliveryFailed", "HostUnresolved", "Pinned", "Webhook", "WebhookRefused", "WebhookRequest", "allowed_hosts",
-    "check_url", "deliver", "from_kafka_message", "not_public", "pin", "sign", "stable_id", "system_resolver",
+    "check_url", "deliver", "excerpt", "from_kafka_message", "not_public", "pin", "sign", "stable_id", "system_resolver",
 ]  # fmt: skip
 
 TIMEOUT_SECONDS = 10.0  # the whole attempt
 MAX_RESPONSE_BYTES = 64 * 1024
+EXCERPT_CHARS = 64  # of a refusing answer's body, kept in the delivery log
 ATTEMPTS = 5
 EventType = Literal["price_update", "price_change", "availability_change", "anomaly", "health_update", "quarantine",
                     "test"]
@@ -205,10 +212,16 @@ def pin(url: str, allowed: Collection[str] = frozenset(), resolver: Resolver = s
     return Pinned(parsed, addresses[0])
 
 
-def allowed_hosts(conn: psycopg.Connection) -> set[str]:
-    """Hosts exempt from the internal-address check: the setting plus the `webhook_allowlist` table."""
-    rows = conn.execute("SELECT host FROM webhook_allowlist").fetchall()
-    return set(settings.WEBHOOK_ALLOWLIST) | {host.lower() for (host,) in rows}
+def allowed_hosts(conn: psycopg.Connection, key_id: int | None = None) -> set[str]:
+    """Hosts exempt from the internal-address check for one owner: the alert rules of API key
+    `key_id` (entries of that key or of its plan), or, with None, the operator's own webhooks
+    (GPUBROKER_WEBHOOK_ALLOWLIST and the entries without an owner)."""
+    if key_id is None:
+        rows = conn.execute("SELECT host FROM webhook_allowlist WHERE key_id IS NULL AND plan IS NULL").fetchall()
+        return set(settings.WEBHOOK_ALLOWLIST) | {host.lower() for (host,) in rows}
+    rows = conn.execute("SELECT a.host FROM webhook_allowlist a JOIN api_keys k ON k.id = %s"
+                        " WHERE a.key_id = k.id OR a.plan = k.plan", (key_id,)).fetchall()  # fmt: skip
+    return {host.lower() for (host,) in rows}
 
 
 # --- what a webhook is -----------------------------------------------------------------------
@@ -303,15 +316,22 @@ def already_delivered(conn: psycopg.Connection, webhook_id: str) -> bool:
     return row.fetchone() is not None
 
 
-def rule_secret(conn: psycopg.Connection, hook: Webhook) -> str:
-    """The signing secret of an alert webhook's rule; WebhookRefused when the rule is gone or the
-    request's URL is not the rule's (a message on the topic cannot borrow a rule's secret)."""
-    row = conn.execute("SELECT webhook_url, secret FROM alert_rules WHERE id = %s", (hook.alert_rule_id,)).fetchone()
+def rule_owner(conn: psycopg.Connection, hook: Webhook) -> tuple[str, int]:
+    """The signing secret and the API key of an alert webhook's rule; WebhookRefused when the rule
+    is gone or the request's URL is not the rule's (a message on the topic cannot borrow a rule's
+    secret, nor its owner's allow-list)."""
+    row = conn.execute("SELECT webhook_url, secret, key_id FROM alert_rules WHERE id = %s", (hook.alert_rule_id,)).fetchone()
     if row is None:
         raise WebhookRefused(f"alert rule {hook.alert_rule_id} no longer exists")
     if row[0] != hook.url:
         raise WebhookRefused(f"webhook URL is not the one of alert rule {hook.alert_rule_id}")
-    return row[1]
+    return row[1], row[2]
+
+
+def excerpt(body: bytes) -> str:
+    """The start of an answer's body as its owner is shown it: `EXCERPT_CHARS` printable characters."""
+    text = body[: EXCERPT_CHARS * 4].decode(errors="replace")
+    return "".join(c if c.isprintable() else " " for c in text)[:EXCERPT_CHARS]
 
 
 def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int = ATTEMPTS, backoff: float = 1.0,
@@ -325,13 +345,14 @@ def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int 
     """
     if already_delivered(conn, hook.webhook_id):
         return {"webhook_id": hook.webhook_id, "status": "already delivered", "attempts": 0}
+    owner = None
     if hook.alert_rule_id is not None:
         try:
-            secret = rule_secret(conn, hook)
+            secret, owner = rule_owner(conn, hook)
         except WebhookRefused as refused:
             _log(conn, hook, 1, None, 0, f"refused: {refused}", False)
             raise
-    allowed = allowed_hosts(conn)
+    allowed = allowed_hosts(conn, owner)
     tries = 0
 
     def attempt() -> int:
@@ -357,8 +378,7 @@ def deliver(conn: psycopg.Connection, hook: Webhook, secret: str, attempts: int 
             _log(conn, hook, tries, None, int((time.monotonic() - started) * 1000), why, False)
             raise _Retry(why) from None
         ok = 200 <= status < 300
-        text = received[:200].decode(errors="replace")
-        _log(conn, hook, tries, status, int((time.monotonic() - started) * 1000), "" if ok else text, ok)
+        _log(conn, hook, tries, status, int((time.monotonic() - started) * 1000), "" if ok else excerpt(received), ok)
         if status >= 500 or status == 429:
             raise _Retry(f"HTTP {status}")
         if 300 <= status < 400:

@@ -3,9 +3,11 @@
 
 An API key is required (401 without); each key sees only its own rules (404 for anyone else's).
 At creation the target URL gets the static SSRF checks of the delivery path (gpubroker.webhooks
-check_url, with the same allow-list), the GPU any alias, and the key's plan its rule limit
-(gateway.plans.ALERT_RULES; 403 past it). The signing secret is answered once, at creation.
-Every change is announced on the PostgreSQL channel `alert_rules`, which the matcher listens to.
+check_url, exempting only hosts allow-listed for this key or its plan), the GPU any alias, and the
+key's plan its rule limit (gateway.plans.ALERT_RULES; 403 past it). The signing secret is answered
+once, at creation. A delivery shows its owner the target's status and a short excerpt of a refusing
+answer, nothing more. Every change is announced on the PostgreSQL channel `alert_rules`, which the
+matcher listens to.
 """
 
 from __future__ import annotations
@@ -64,10 +66,10 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def _checked_url(url: str) -> str:
+def _checked_url(url: str, key_id: int) -> str:
     connection.ensure_connection()
     try:
-        webhooks.check_url(url, webhooks.allowed_hosts(connection.connection))
+        webhooks.check_url(url, webhooks.allowed_hosts(connection.connection, key_id))
     except webhooks.WebhookRefused as refused:
         raise HttpError(400, str(refused)) from None
     return url
@@ -86,7 +88,7 @@ def create_rule(request: HttpRequest, rule: schemas.RuleIn):
     verify each webhook's `webhook-signature` with it (Standard Webhooks)."""
     client = _client(request)
     values = rule.model_dump() | {
-        "gpu": _gpu(rule.gpu), "webhook_url": _checked_url(rule.webhook_url),
+        "gpu": _gpu(rule.gpu), "webhook_url": _checked_url(rule.webhook_url, client.key_id),
         "providers": None if rule.providers is None else sorted({p.value for p in rule.providers}),
         "region": rule.region and rule.region.lower(), "country": rule.country and rule.country.value,
         "continent": rule.continent and rule.continent.value,

@@ -8,7 +8,7 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-from gpubroker import search
+from gpubroker import search, webhooks
 from offers.api import Provider
 
 COOLDOWN_DEFAULT = 300  # seconds
@@ -19,10 +19,10 @@ class RuleIn(Schema):
     """An alert rule: every condition given must hold. It watches anomalies when `anomaly` is true,
     offers becoming available when `becomes_available` is true, price changes when neither is."""
 
-    name: str = Field("", max_length=100, description="your label for the rule")
-    gpu: str | None = Field(None, min_length=1, max_length=64, description="GPU model, any alias: H100, 'RTX 4090'")
+    name: search.text(100, 0) = Field("", description="your label for the rule")
+    gpu: search.text(64) | None = Field(None, description="GPU model, any alias: H100, 'RTX 4090'")
     providers: list[Provider] | None = Field(None, max_length=64, description="provider slugs (any of them)")
-    region: str | None = Field(None, min_length=1, max_length=64, description="vendor region, case-insensitive")
+    region: search.text(64) | None = Field(None, description="vendor region, case-insensitive")
     country: search.Country | None = Field(None, description="ISO 3166 country code")
     continent: search.Continent | None = None
     max_price: search.Price | None = Field(None, description="USD per hour for the whole offer, at most")
@@ -31,7 +31,7 @@ class RuleIn(Schema):
                                        description="the price fell by at least this many percent")  # fmt: skip
     anomaly: bool = Field(False, description="match price anomalies (z-score or sudden drop)")
     becomes_available: bool = Field(False, description="match offers becoming available (or appearing)")
-    webhook_url: str = Field(min_length=1, max_length=2000, description="public http(s) URL to POST matches to")
+    webhook_url: search.text(2000) = Field(description="public http(s) URL to POST matches to")
     cooldown_seconds: int = Field(COOLDOWN_DEFAULT, ge=0, le=COOLDOWN_MAX,
                                   description="after a webhook, the rule stays quiet this long")  # fmt: skip
 
@@ -75,7 +75,8 @@ class DeliveryOut(Schema):
     response_code: int | None = Field(description="HTTP status of the last attempt (none: no answer)")
     latency_ms: int | None = Field(description="duration of the last attempt, ms")
     last_attempt_at: datetime | None
-    error: str = Field(description="why the last attempt failed, if it did")
+    error: str = Field(description="why the last attempt failed, if it did: our reason, or the start of the "
+                                   f"target's answer (at most {webhooks.EXCERPT_CHARS} printable characters)")
 
 
 class DeliveryList(Schema):

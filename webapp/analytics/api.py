@@ -35,7 +35,7 @@ def canonical(gpu: str) -> str:
 
 
 class AnomalyQuery(Schema):
-    gpu: str | None = Field(None, max_length=64, description="GPU model, canonical or any alias")
+    gpu: search.text(64, 0) | None = Field(None, description="GPU model, canonical or any alias")
     provider: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,32}$", description="provider slug, e.g. vastai")
     since: search.Timestamp | None = Field(None, description="observed at or after this time (ISO 8601 with timezone)")
     limit: int = Field(50, ge=1, le=500)

@@ -21,20 +21,29 @@ timestamp}, subscribed, unsubscribed, pong, offers_list, providers_list, resumed
 in the feed (send it back as `last_event_id` / SSE `Last-Event-ID` to resume):
   price_update (PriceChange), availability_update (AvailabilityChange), anomaly_alert (Anomaly),
   health_update (ProviderEvent: health changes and quarantines).
+
+Error codes (the socket stays open after each): invalid_json, invalid_message (names the field,
+e.g. `get_offers: filters.region: ...`), unknown_type, binary_frame, frame_too_large, bad_channel,
+too_many_subscriptions, bad_query (a name GPUBroker does not know, paging past the end),
+unavailable (the database cannot answer now: retry), unknown_session, feed_unavailable, events_lost.
+Close codes: 4008 (too slow to keep up), 1012 (the feed restarts: reconnect and resume), 1009 (a
+frame over 1 MiB), 4401/4429/4503 (the gateway, where the server cannot refuse a connect in HTTP:
+bad key, rate limit, PostgreSQL unavailable for a key the worker has not seen; retry).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from gpubroker import gpus, settings
+from gpubroker import gpus, search, settings
 from gpubroker.schema import Anomaly, AvailabilityChange, PriceChange, ProviderEvent
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 
 PRICE_UPDATES, HEALTH, AVAILABILITY = "price_updates", "health_status", "availability"
 KINDS = ("provider", "gpu", "region")
@@ -45,6 +54,24 @@ MAX_FRAME_BYTES = 64 * 1024  # larger client frames get an error (the server clo
 
 class BadChannel(ValueError):
     """A channel nobody can subscribe to: unknown kind, provider, GPU or region."""
+
+
+_EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+_STREAM_ID_MAX = 2**64 - 1  # each half of a Redis stream id
+
+
+def event_id(text: str) -> str:
+    """An event's feed position as a client sends it back (`last_event_id`, SSE `Last-Event-ID`):
+    `<ms>-<seq>` in ASCII digits, each below 2^64 (a Redis stream id); ValueError otherwise."""
+    if not _EVENT_ID.fullmatch(text) or any(int(half) > _STREAM_ID_MAX for half in text.split("-")):
+        raise ValueError("an event id is two whole numbers below 2^64 joined by '-', as the feed sent it, e.g. 1764158400000-0")
+    return text
+
+
+EventId = Annotated[str, AfterValidator(event_id)]
+Channel = search.text(200)
+SessionId = search.text(64)
+Echo = search.text(200, 0) | Annotated[int, Field(ge=-(2**63), lt=2**63)] | float  # what a pong can carry back
 
 
 def now() -> str:
@@ -83,7 +110,7 @@ class _Message(BaseModel):
 
 class Subscribe(_Message):
     type: Literal["subscribe", "unsubscribe"]
-    channels: list[str] = Field(min_length=1, max_length=MAX_SUBSCRIPTIONS)
+    channels: list[Channel] = Field(min_length=1, max_length=MAX_SUBSCRIPTIONS)
 
     @model_validator(mode="before")
     @classmethod
@@ -96,14 +123,22 @@ class Subscribe(_Message):
 
 class Ping(_Message):
     type: Literal["ping"]
-    timestamp: Any = None
+    timestamp: Echo | None = None
 
 
 class GetOffers(_Message):
+    """`filters` are the REST search's parameters; `page` and `per_page` may sit beside them."""
+
     type: Literal["get_offers"]
-    filters: dict[str, Any] = Field(default_factory=dict)
-    page: int = 1
-    per_page: int = 50
+    filters: search.OfferQuery = Field(default_factory=search.OfferQuery)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paging_beside_filters(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("filters", {}), dict):
+            paging = {name: data[name] for name in ("page", "per_page") if name in data}
+            return {**data, "filters": {**data.get("filters", {}), **paging}}
+        return data
 
 
 class GetProviders(_Message):
@@ -112,8 +147,8 @@ class GetProviders(_Message):
 
 class Resume(_Message):
     type: Literal["resume"]
-    session_id: str = Field(min_length=1, max_length=64)
-    last_event_id: str | None = Field(None, pattern=r"^\d+-\d+$")
+    session_id: SessionId
+    last_event_id: EventId | None = None
 
 
 ClientMessage = TypeAdapter(Annotated[Subscribe | Ping | GetOffers | GetProviders | Resume, Field(discriminator="type")])

@@ -1,8 +1,10 @@
 """The one NinjaAPI (OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs): routers and error answers.
 
-Every error is JSON `{"detail": "..."}` saying what is wrong: 400 names GPUBroker does not know, 422
-malformed parameters (with `errors`, one per parameter), 503 (with Retry-After) when PostgreSQL is
-unreachable or nothing has landed yet. 401 and 429 come from the gateway (webapp/gateway/asgi.py).
+Every error is JSON `{"detail": "..."}` saying what is wrong: 422 for malformed parameters (with
+`errors`, one per parameter: a wrong type, out of bounds, text holding NUL or a lone surrogate), 400
+for names GPUBroker does not know, and 503 (with Retry-After) when PostgreSQL is unreachable or
+fails the query, or nothing has landed yet (gpubroker_web.responses.refusal, shared with the page
+and the live feed). 401 and 429 come from the gateway (webapp/gateway/asgi.py).
 """
 
 from __future__ import annotations
@@ -11,13 +13,11 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from gpubroker.search import BadQuery
-from gpubroker_web import db
+from gpubroker_web import db, responses
 from gpubroker_web.responses import json_response
 from alerts.api import router as alerts_router
 from analytics.api import router as analytics_router
 from offers.api import router as offers_router
-from offers.queries import NoData
 
 api = NinjaAPI(
     title="GPUBroker API",
@@ -31,27 +31,29 @@ api.add_router("/", analytics_router)
 api.add_router("/", alerts_router)
 
 
-@api.exception_handler(BadQuery)
-def bad_query(request: HttpRequest, error: BadQuery):
-    return json_response({"detail": str(error)}, status=400)
+def _parameter(loc: tuple) -> str:
+    """The parameter an error is about, as the client wrote it: `availability` for a query or path
+    parameter (a repeated one's position dropped), a field's path in a JSON body (`providers.2`)."""
+    source, *where = loc
+    if source == "body":  # where[0] is the view's argument, not part of the JSON
+        return ".".join(map(str, where[1:])) or "body"
+    return next((part for part in reversed(where) if isinstance(part, str)), source)
 
 
 @api.exception_handler(ValidationError)
 def invalid(request: HttpRequest, error: ValidationError):
-    errors = [{"parameter": ".".join(str(p) for p in e["loc"][1:] or e["loc"]), "message": e["msg"]} for e in error.errors]
+    errors = [{"parameter": _parameter(e["loc"]), "message": e["msg"]} for e in error.errors]
     detail = "; ".join(f"{e['parameter']}: {e['message']}" for e in errors)
     return json_response({"detail": detail, "errors": errors}, status=422)
 
 
-@api.exception_handler(db.DatabaseUnavailable)
-def database_unavailable(request: HttpRequest, error: db.DatabaseUnavailable):
-    return json_response({"detail": "the database is unavailable; retry shortly"}, status=503,
-                         Retry_After=str(db.RETRY_AFTER_SECONDS))  # fmt: skip
+def refused(request: HttpRequest, error: Exception):
+    answer = responses.refusal(error)
+    return json_response({"detail": answer.detail}, status=answer.status, **answer.headers)
 
 
-@api.exception_handler(NoData)
-def no_data(request: HttpRequest, error: NoData):
-    return json_response({"detail": str(error)}, status=503, Retry_After=str(db.RETRY_AFTER_SECONDS))
+for failure in responses.REFUSED:
+    api.add_exception_handler(failure, refused)
 
 
 @api.exception_handler(HttpError)

@@ -2,7 +2,8 @@
 
 Async views over plain SQL (gpubroker_web.db); answers are rendered once with orjson and marked
 cacheable, so the gateway serves repeats from its two-tier cache. Bad parameters are 4xx with a
-message (ninja's 422 for shapes, 400 for names GPUBroker does not know or paging past the end).
+message (422 for shapes, text with NUL included; 400 for names GPUBroker does not know or paging past
+the end); views raise, and gpubroker_web/api.py's handlers answer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 
 from gpubroker import gpus, search
-from gpubroker_provider.vendors import VENDORS
+from gpubroker.vendors import VENDORS
 from gpubroker_web import db
 from gpubroker_web.responses import PRICING_TTL, STATIC_TTL, json_response
 from offers import providers, queries, schemas
@@ -33,6 +34,7 @@ class OfferQuery(search.OfferQuery):
 
 
 HISTORY_LIMIT = 10_000
+OfferId = search.text(200)  # as the vendor names it (offers.offer_id)
 
 
 def _version(request: HttpRequest) -> int | None:
@@ -56,11 +58,11 @@ class HistoryQuery(Schema):
 
 @router.get("/offers/{provider}/{offer_id}/history", response={200: schemas.OfferHistory, 404: schemas.Error, **schemas.ERRORS},
             summary="Every price one offer had")  # fmt: skip
-async def offer_history(request: HttpRequest, provider: str, offer_id: str, query: Query[HistoryQuery]):
+async def offer_history(request: HttpRequest, provider: str, offer_id: OfferId, query: Query[HistoryQuery]):
     if provider not in VENDORS:
         raise HttpError(404, f"unknown provider {provider!r}")
-    known = await db.fetch_one("SELECT 1 AS ok FROM offers WHERE provider = %s AND offer_id = %s", (provider, offer_id))
-    if known is None:
+    terms = await queries.offer_terms(provider, offer_id)
+    if terms is None:
         raise HttpError(404, f"no offer {offer_id!r} at {provider}")
     rows = await db.fetch(
         "SELECT price_per_hour, spot_price, observed_at FROM price_history WHERE provider = %(p)s AND offer_id = %(o)s"
@@ -68,7 +70,7 @@ async def offer_history(request: HttpRequest, provider: str, offer_id: str, quer
         " AND (%(until)s::timestamptz IS NULL OR observed_at <= %(until)s) ORDER BY observed_at LIMIT %(limit)s",
         {"p": provider, "o": offer_id, "since": query.since, "until": query.until, "limit": HISTORY_LIMIT},
     )  # fmt: skip
-    return json_response({"provider": provider, "offer_id": offer_id, "since": query.since, "until": query.until,
+    return json_response({"provider": provider, "offer_id": offer_id, **terms, "since": query.since, "until": query.until,
                           "items": rows, "generated_at": datetime.now(timezone.utc)}, max_age=PRICING_TTL)  # fmt: skip
 
 

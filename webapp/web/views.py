@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -21,56 +22,76 @@ from django.views.static import serve
 
 from analytics import queries as analytics
 from gpubroker import quality, search, settings
-from gpubroker_web import db
+from gpubroker_web import responses
 from offers import providers, queries
 from web import datadocs, filters, quality_report
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TICKER_ANOMALIES = 10
+# How an offer's pricing and GPU interconnect are written, on the server's rows and the live ones
+LABELS = {"pricing_type": filters.PRICING_LABELS, "interconnect": filters.INTERCONNECT_LABELS}
+CONTROL_NAMES = {c.name for c in filters.CONTROLS}
 
 
 def _links() -> dict[str, str]:
     return {"dq": reverse("dq"), "docs": "/api/v1/docs", "airflow": settings.AIRFLOW_URL}
 
 
-def _unavailable() -> HttpResponse:
-    response = HttpResponse("The database is unavailable; retry shortly.", status=503, content_type="text/plain")
-    response["Retry-After"] = str(db.RETRY_AFTER_SECONDS)
+def _with_headers(response: HttpResponse, headers: dict[str, str]) -> HttpResponse:
+    for name, value in headers.items():
+        response[name] = value
     return response
 
 
+async def _panels(now: datetime) -> dict[str, Any]:
+    """The side panels and the GPU table: provider status, the ticker's anomalies, GPUs of the last 24 h."""
+    statuses, gpus, anomalies = await asyncio.gather(
+        providers.statuses(), analytics.gpu_overview(now), analytics.anomalies(None, None, None, TICKER_ANOMALIES)
+    )
+    return {"providers": statuses, "by_slug": {p["slug"]: p for p in statuses}, "gpus": gpus, "anomalies": anomalies}
+
+
+def _unmarked(errors: dict[str, str]) -> str | None:
+    """Bad parameters the form has no control to mark (such as `page`), named for the status line."""
+    return "; ".join(f"{name}: {message}" for name, message in errors.items() if name not in CONTROL_NAMES) or None
+
+
+def _pager(given: dict[str, Any], query: search.OfferQuery | None) -> dict[str, str]:
+    """The previous and next page's query strings (the page number as parsed, never as given)."""
+    if query is None:
+        return {}
+    at = given | {"page": str(query.page)}
+    return {"prev_query": filters.page_query(at, -1), "next_query": filters.page_query(at, +1)}
+
+
 async def index(request: HttpRequest) -> HttpResponse:
+    """The page for any query string: 400 with the bad filters marked, 503 (Retry-After) when the
+    database cannot answer (any error it raises: gpubroker_web.responses.refusal), never a 500."""
     given = filters.values(request.GET)
     query, errors = filters.parse(given)
-    now = datetime.now(timezone.utc)
-    page, problem, status = None, None, 200 if query else 400
-    try:
-        statuses, gpus, anomalies = await asyncio.gather(
-            providers.statuses(), analytics.gpu_overview(now), analytics.anomalies(None, None, None, TICKER_ANOMALIES)
-        )
-        if query:
-            page = await queries.offer_page(query)
-    except search.BadQuery as bad:
-        problem, status = str(bad), 400
-    except queries.NoData as empty:
-        problem = str(empty)
-    except db.DatabaseUnavailable:
-        return _unavailable()
     context = {
-        "page": page, "problem": problem, "errors": errors, "values": filters.DEFAULTS | given,
+        "page": None, "problem": _unmarked(errors), "errors": errors, "values": filters.DEFAULTS | given,
         "controls": filters.CONTROLS, "more_open": filters.more_open(given, errors), "gpu_names": filters.GPU_NAMES,
-        "providers": statuses, "by_slug": {p["slug"]: p for p in statuses}, "gpus": gpus, "anomalies": anomalies,
-        "prev_query": filters.page_query(given, -1), "next_query": filters.page_query(given, +1), "links": _links(),
-        "config": {"api": "/api/v1", "ws": "/ws/providers/"},
+        "providers": [], "by_slug": {}, "gpus": [], "anomalies": [], "labels": LABELS, "links": _links(),
+        **_pager(given, query), "config": {"api": "/api/v1", "ws": "/ws/providers/", "labels": LABELS},
     }  # fmt: skip
-    return render(request, "web/index.html", context, status=status)
+    status, headers = 200 if query else 400, {}
+    try:
+        context |= await _panels(datetime.now(timezone.utc))
+        if query:
+            context["page"] = await queries.offer_page(query)
+    except responses.REFUSED as failure:
+        answer = responses.refusal(failure)
+        context["problem"], status, headers = answer.detail, answer.status, answer.headers
+    return _with_headers(render(request, "web/index.html", context, status=status), headers)
 
 
 async def data_quality(request: HttpRequest) -> HttpResponse:
     try:
         reports = await quality_report.providers()
-    except db.DatabaseUnavailable:
-        return _unavailable()
+    except responses.REFUSED as failure:
+        answer = responses.refusal(failure)
+        return _with_headers(HttpResponse(f"{answer.detail}.", status=answer.status, content_type="text/plain"), answer.headers)
     built = (quality.DOCS_DIR / "index.html").is_file()
     context = {"reports": reports, "docs_built": built, "validations": datadocs.validation_pages() if built else [],
                "any_quarantine": any(r["quarantines"] for r in reports), "links": _links()}  # fmt: skip

@@ -24,3 +24,6 @@ export const percent = (value) => (value == null ? "" : `${value > 0 ? "+" : val
 
 /** `14:03` local time of an ISO timestamp. */
 export const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+
+/** `Reserved 12 mo`, `Spot`, `On demand`: `labels` maps pricing types to words (web/filters.py, via the page's config). */
+export const pricing = (o, labels) => `${labels[o.pricing_type] ?? o.pricing_type}${o.commitment_months ? ` ${o.commitment_months} mo` : ""}`;

@@ -4,7 +4,7 @@
 import { apiKey, ApiError, get, reportQuota } from "./api.js";
 import { draw } from "./chart.js";
 import { follow } from "./feed.js";
-import { age, clock, decimal, machine, percent, usd } from "./format.js";
+import { age, clock, decimal, machine, percent, pricing, usd } from "./format.js";
 
 const config = JSON.parse(document.getElementById("page-config").textContent);
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -26,6 +26,8 @@ function fill(row, o) {
   set("price_per_hour", usd(o.price_per_hour));
   set("price_per_gpu", usd(o.price_per_gpu));
   set("spot_price", usd(o.spot_price));
+  set("pricing", pricing(o, config.labels.pricing_type));
+  set("interconnect", config.labels.interconnect[o.interconnect] ?? "");
   set("availability", o.availability);
   set("label", `${o.provider} ${o.offer_id}`);
   $('[data-field="age"]', row).setAttribute("datetime", o.observed_at);
@@ -96,17 +98,27 @@ setInterval(() => {
 }, 30000);
 
 // --- live feed ----------------------------------------------------------------------------------
-function tick(className, html) {
-  const item = document.createElement("li");
-  item.className = className;
-  item.innerHTML = html;
+// Ticker entries are built from DOM nodes and text: whatever an event's strings hold (quotes,
+// markup), they are shown as text and never parsed as HTML.
+function element(tag, text, attributes = {}) {
+  const node = document.createElement(tag);
+  node.textContent = String(text);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  return node;
+}
+
+const when = (iso) => element("time", clock(iso), { datetime: iso });
+const bold = (text) => element("b", text);
+
+function tick(className, ...parts) {
+  const item = Object.assign(document.createElement("li"), { className });
+  item.append(...parts); // strings become text nodes
   const ticker = $("#ticker");
   ticker.prepend(item);
   while (ticker.children.length > TICKER_SIZE) ticker.lastElementChild.remove();
 }
 
-const text = (value) => Object.assign(document.createElement("span"), { textContent: String(value) }).innerHTML;
-const when = (iso) => `<time datetime="${text(iso)}">${clock(iso)}</time>`;
+const DIRECTIONS = ["up", "down"];
 
 const handlers = {
   price_update(change) {
@@ -118,14 +130,14 @@ const handlers = {
       $('[data-field="age"]', row).textContent = age((Date.now() - Date.parse(change.observed_at)) / 1000);
       row.classList.remove("changed-up", "changed-down");
       void row.offsetWidth; // restart the highlight
-      row.classList.add(`changed-${change.direction}`);
+      if (DIRECTIONS.includes(change.direction)) row.classList.add(`changed-${change.direction}`);
     }
-    tick(change.direction, `${when(change.observed_at)} <b>${text(change.provider)}</b> ${text(change.gpu_count)}× ${text(change.gpu)}
-      (${text(change.region)}): ${usd(change.old_price)} → ${usd(change.new_price)} per hour (${percent(change.change_percent)})`);
+    tick(change.direction, when(change.observed_at), " ", bold(change.provider), ` ${change.gpu_count}× ${change.gpu} (${change.region}): `
+      + `${usd(change.old_price)} → ${usd(change.new_price)} per hour (${percent(change.change_percent)})`);
   },
   anomaly_alert(a) {
-    tick("anomaly", `${when(a.observed_at)} Anomaly (${text(a.reason)}): <b>${text(a.provider)}</b> ${text(a.gpu)}
-      ${usd(a.price_per_gpu)}/GPU-hour${a.old_price != null ? `, was ${usd(a.old_price)} per hour` : ""}`);
+    tick("anomaly", when(a.observed_at), ` Anomaly (${a.reason}): `, bold(a.provider), ` ${a.gpu} ${usd(a.price_per_gpu)}/GPU-hour`
+      + (a.old_price != null ? `, was ${usd(a.old_price)} per hour` : ""));
   },
   availability_update(change) {
     const row = rowOf(change.provider, change.offer_id);
@@ -140,7 +152,7 @@ const handlers = {
         $("[data-health]", badges).dataset.health = event.status;
       }
     }
-    if (event.type === "quarantine") tick("anomaly", `${when(event.timestamp)} <b>${text(event.provider)}</b>: latest batch quarantined`);
+    if (event.type === "quarantine") tick("anomaly", when(event.timestamp), " ", bold(event.provider), ": latest batch quarantined");
   },
 };
 
