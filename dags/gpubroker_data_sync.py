@@ -3,14 +3,14 @@
 
 **The one place to sync any vendor on demand** (UI "Trigger", or the REST API): conf
 `{"providers": ["vastai"]}` (all of them by default). Scheduled syncs run per vendor, each on its own
-cadence (`gpubroker_sync_<vendor>`: marketplaces every 5 minutes, clouds hourly, lists daily); this
-DAG runs the same task for every vendor asked: one task per provider (`sync_provider`, mapped, pool
-`vendor_api`) fetches the vendor's listing under its circuit breaker (API key from Vault, else the
-vendor's Airflow connection), stages it, normalises it to the offer schema, runs the Great
-Expectations gate and lands what passes in PostgreSQL in one transaction. Each landing's
-`offer_observed` events leave for `gpubroker.price-updates` as soon as it commits (the outbox relay,
-woken by PostgreSQL NOTIFY), and `refresh_cache` then warms the webapp's cache. Every gate run is kept
-in `gate_reports` (rows in, landed, dropped by reason).
+cadence (`gpubroker_sync_<vendor>`: marketplaces every 5 minutes, clouds hourly, lists daily). Here the
+vendors asked are split into at most 8 groups of about equal recent cost (`sync_providers`, mapped,
+pool `vendor_api`: one wave), and each group's task syncs its vendors one after another, each end to
+end: fetch under its circuit breaker (API key from Vault, else the vendor's Airflow connection), stage,
+normalise to the offer schema, the Great Expectations gate, and land what passes in PostgreSQL in one
+transaction. Each landing's `offer_observed` events leave for `gpubroker.price-updates` as soon as it
+commits (the outbox relay, woken by PostgreSQL NOTIFY), and `refresh_cache` then warms the webapp's
+cache. Every gate run is kept in `gate_reports` (rows in, landed, dropped by reason).
 
 **The gate never locks a provider out.** Rows failing a row-level expectation are dropped with a
 reason and the rest lands, unless a rule's `mostly` is passed; a batch-level check (row count
@@ -21,15 +21,14 @@ its task fails red while the other providers land. The baseline is re-establishe
 quarantines in a row; an operator can also land a quarantined batch at once: conf
 `{"approve_quarantine": ID}` (or `gpubroker quarantine approve ID`).
 
-**Why one task per provider, and why it is fast.** A provider's failure (vendor down, bad batch)
-fails its own task only; nothing waits for another vendor. The task is the whole chain, not
-fetch and land as two tasks: half the task processes, and no offers handed between tasks (what
-another process may read later, a quarantined batch, is named by its staging URL). Airflow's
-workers import Great Expectations, pandas and the client libraries once, before they fork task
-processes (`[scheduler] mp_forkserver_preload` for the LocalExecutor, Celery's `imports` for the
-CeleryExecutor; module `gpubroker_provider.preload`). The run's wall time is then the slowest
-provider's own sync plus a fixed overhead (the `providers` task, the scheduler's hops between tasks
-and `refresh_cache`); on 2 cores the providers' task processes share the CPU (bench/sync.py).
+**Why groups, and why a vendor's failure delays no other.** A task process costs its start-up, the
+scheduler's hops and the execution API's calls: with 50 vendors that overhead, one process each, is
+most of a full sync on 2 cores. A group's task syncs every vendor of it whatever one of them does,
+then fails naming each that failed; its retry syncs only those (the others settled: a gate report
+since the run started), and a quarantined batch is never retried. What another process may read
+later (a quarantined batch) is named by its staging URL, never a local path. Airflow's workers import
+Great Expectations, pandas and the client libraries once, before they fork task processes
+(`gpubroker_provider.preload`). bench/sync.py times the run as a user sees it, from the REST trigger.
 Events go through a transactional outbox: if Kafka is down they wait and go out once it is back.
 """
 
@@ -43,7 +42,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from gpubroker.vendors import VENDORS
 from gpubroker_provider import sync
 from gpubroker_provider.assets import QUARANTINES
-from gpubroker_provider.operators import SyncProviderOperator
+from gpubroker_provider.operators import SyncProvidersOperator
 
 
 @dag(
@@ -76,8 +75,8 @@ def gpubroker_data_sync():
     def providers(params: dict | None = None) -> list[dict]:
         return sync.plan(list(params["providers"]), params.get("approve_quarantine"))
 
-    landed = SyncProviderOperator.partial(
-        task_id="sync_provider", pool="vendor_api", map_index_template="{{ task.provider }}"
+    landed = SyncProvidersOperator.partial(
+        task_id="sync_providers", pool="vendor_api", map_index_template="{{ task.providers | join(', ') }}"
     ).expand_kwargs(providers())
 
     @task(trigger_rule="all_done")  # each landing already retired the old answers: warm the new ones

@@ -40,11 +40,16 @@ def when(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-SYNC_TASK = "sync_provider"  # one mapped task per provider, in the order asked for
+SYNC_TASK = "sync_providers"  # mapped over groups of providers (at most 8): one provider per group here
 
 
 def ti(tis: list[dict], task_id: str, index: int = -1) -> dict:
     return next(t for t in tis if t["task_id"] == task_id and t["map_index"] == index)
+
+
+def synced(tis: list[dict], group: str) -> dict:
+    """The sync task of the group named `group` (its providers, comma-separated)."""
+    return next(t for t in tis if t["task_id"] == SYNC_TASK and t["rendered_map_index"] == group)
 
 
 @pytest.mark.parametrize("dag_id", ["gpubroker_health_checks", "gpubroker_cache_warming", "gpubroker_dq_report"])
@@ -74,8 +79,8 @@ def test_a_bad_batch_is_quarantined_while_the_others_land_and_an_approval_param_
         row["dph_total"] *= 1000  # far outside every GPU's plausible band
     stack_replay.put("vastai", "bundles.json", bad)
     state, tis, dag_run = run(api, SYNC, {"providers": ["vastai", "lambda"]})
-    syncs = {t["map_index"]: (t["state"], t["try_number"]) for t in tis if t["task_id"] == SYNC_TASK}
-    assert syncs == {0: ("failed", 1), 1: ("success", 1)}  # vastai fails red at once (no retry), lambda lands
+    syncs = {t["rendered_map_index"]: (t["state"], t["try_number"]) for t in tis if t["task_id"] == SYNC_TASK}
+    assert syncs == {"vastai": ("failed", 1), "lambda": ("success", 1)}  # vastai fails red at once (no retry), lambda lands
     assert ti(tis, "announce_quarantines")["state"] == "success"  # and the DQ report is asked for
     assert vastai_prices(stack_api_key) == good  # nothing of the bad batch landed; the last good data stays served
     warnings = vastai_warnings(stack_api_key)
@@ -128,19 +133,19 @@ def health_checks_paused(api: AirflowApi):
 
 
 def test_a_vendor_timing_out_does_not_delay_the_others(api, stack_replay, capsys):
-    def vastai_landed_after(tis, dag_run, index) -> float:
-        land = ti(tis, SYNC_TASK, index)
+    def vastai_landed_after(tis, dag_run) -> float:
+        land = synced(tis, "vastai")
         assert land["state"] == "success"
         return (when(land["end_date"]) - when(dag_run["start_date"])).total_seconds()
 
     state, tis, dag_run = run(api, SYNC, {"providers": ["vastai"]})
-    alone = vastai_landed_after(tis, dag_run, 0)
+    alone = vastai_landed_after(tis, dag_run)
 
     with health_checks_paused(api):  # their probes would take the queued faults
         stack_replay.faults("lambda", *[{"delay": 6}] * 4)  # every attempt of lambda's fetch times out (5 s)
         state, tis, dag_run = run(api, SYNC, {"providers": ["lambda", "vastai"]})
-    assert ti(tis, SYNC_TASK, 0)["try_number"] >= 2  # lambda (map index 0)
-    beside_a_slow_vendor = vastai_landed_after(tis, dag_run, 1)
+    assert synced(tis, "lambda")["try_number"] >= 2
+    beside_a_slow_vendor = vastai_landed_after(tis, dag_run)
     with capsys.disabled():
         print(f"\n  vastai landed {alone:.1f} s after the run started alone, {beside_a_slow_vendor:.1f} s beside a timing-out lambda")
     assert beside_a_slow_vendor < alone + 15  # lambda's 4 x 5 s timeouts and its 30 s retry delay are not waited for
@@ -173,5 +178,6 @@ def test_the_full_sync_runs_green_on_the_celery_executor(celery_airflow, stack_r
     state, tis, _ = run(celery_airflow, SYNC, timeout=300)
     syncs = [t for t in tis if t["task_id"] == SYNC_TASK]
     assert state == "success", [(t["task_id"], t["map_index"], t["state"]) for t in tis if t["state"] != "success"]
-    assert len(syncs) == len(VENDORS) and {t["state"] for t in syncs} == {"success"}
+    assert {t["state"] for t in syncs} == {"success"}
+    assert sorted(p for t in syncs for p in t["rendered_map_index"].split(", ")) == sorted(VENDORS)  # every vendor once
     assert celery_tasks_received() - before >= len(tis) - 1  # every task (but a skipped one) went through a Celery worker

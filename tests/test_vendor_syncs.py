@@ -44,4 +44,4 @@ def test_any_vendor_can_be_synced_now_from_one_manual_dag(dags):
     manual = dags.dags["gpubroker_data_sync"]
     assert manual.schedule is None and not manual.timetable.can_be_scheduled  # triggered, never scheduled
     assert manual.params["providers"] == sorted(VENDORS)
-    assert {t.task_id for t in manual.tasks} == {"providers", "sync_provider", "refresh_cache", "announce_quarantines"}
+    assert {t.task_id for t in manual.tasks} == {"providers", "sync_providers", "refresh_cache", "announce_quarantines"}

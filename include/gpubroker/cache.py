@@ -11,6 +11,7 @@ rendered by the one code path that serves users. It uses the pipeline's API key
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import httpx
@@ -21,6 +22,7 @@ from gpubroker import settings
 
 VERSION = "gpubroker:cache:version"
 WARM_TIMEOUT_SECONDS = 10.0
+WARM_CONCURRENCY = 4  # requests in flight: two per webapp worker
 log = logging.getLogger(__name__)
 
 
@@ -46,12 +48,16 @@ def warm(conn: psycopg.Connection, base_url: str | None = None, api_key: str | N
     """GET every hot path from the webapp; returns path -> HTTP status (0: the webapp did not answer)."""
     key = api_key if api_key is not None else settings.WEBAPP_API_KEY
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    statuses = {}
+    paths = hot_paths(conn)
     with httpx.Client(base_url=base_url or settings.WEBAPP_URL, headers=headers, timeout=WARM_TIMEOUT_SECONDS) as http:
-        for path in hot_paths(conn):
+
+        def status(path: str) -> int:
             try:
-                statuses[path] = http.get(path).status_code
+                return http.get(path).status_code
             except httpx.HTTPError as error:
                 log.warning("warming %s failed: %s", path, type(error).__name__)
-                statuses[path] = 0
-    return statuses
+                return 0
+
+        # a few at once: the webapp's workers compute them in parallel (one path per model: ~100)
+        with ThreadPoolExecutor(max_workers=WARM_CONCURRENCY) as pool:
+            return dict(zip(paths, pool.map(status, paths)))

@@ -40,3 +40,26 @@ class SyncProviderOperator(BaseOperator):
         if summary["unknown_gpus"]:
             self.log.warning("%s: GPU names not in the registry: %s", self.provider, summary["unknown_gpus"])
         return summary
+
+
+class SyncProvidersOperator(BaseOperator):
+    """Sync several providers in one task, one after another (`sync.sync_providers`): a manual sync of
+    every vendor as one wave of task processes. A retry syncs only the providers that did not settle.
+
+    :param providers: the vendors' slugs, e.g. ``["vastai", "lambda"]``.
+    :param approvals: quarantined batches to land first, by provider, e.g. ``{"vastai": 12}``.
+    """
+
+    template_fields = ("providers",)
+    ui_color = "#d6eaf8"
+
+    def __init__(self, *, providers: list[str], approvals: dict[str, int] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.providers = providers
+        self.approvals = approvals or {}
+
+    def execute(self, context: Any) -> dict:
+        try:
+            return sync.sync_providers(self.providers, context["run_id"], context["dag_run"].start_date, self.approvals)
+        except sync.BatchQuarantined as refused:
+            raise AirflowFailException(str(refused)) from None

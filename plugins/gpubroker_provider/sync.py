@@ -46,7 +46,7 @@ import orjson
 import redis
 from airflow.sdk import ObjectStoragePath
 
-from gpubroker import cache, events, health, quality, settings, store, telemetry, webhooks
+from gpubroker import cache, daily, events, health, quality, settings, store, telemetry, webhooks
 from gpubroker.breaker import Breaker, CircuitOpen
 from gpubroker.schema import OFFER_FIELDS, Offer
 from gpubroker_provider.hooks.base import Batch, VendorHook
@@ -237,7 +237,7 @@ def sync_provider(provider: str, approve_quarantine: int | None = None, run_id: 
     gate's validation in the Data Docs (`local__<time>` when None)."""
     approved = _approve_once(approve_quarantine) if approve_quarantine else None
     timings: dict[str, float] = {}
-    with _timed(timings, "fetch"), Breaker(provider).guard():
+    with health.sync_call(provider), _timed(timings, "fetch"), Breaker(provider).guard():
         raw, key_source = fetch(provider)
     with store.connect() as conn:
         base = quality.baseline(conn, provider)
@@ -314,13 +314,74 @@ def _approve_once(quarantine_id: int) -> dict | None:
         return None
 
 
+GROUPS = 8  # task instances of a manual sync of every vendor: the vendor_api pool's slots, one wave
+
+
+class SyncFailed(RuntimeError):
+    """Some providers of a group could not be synced (the others were): retried, they are synced again."""
+
+
 def plan(providers: list[str], approve_quarantine: int | None = None) -> list[dict]:
-    """The sync's task arguments, one per provider; the approved batch's provider is synced (after the approval) too."""
-    wanted = {p: None for p in providers}
-    if approve_quarantine:
-        with store.connect() as conn:
+    """The manual sync's task arguments: the providers in at most GROUPS groups of about equal cost
+    (each provider's recent sync time, the longest first, onto the least loaded group), so a sync of
+    every vendor is one wave of task processes, not one process (and its start-up) per vendor. The
+    approved batch's provider is synced (after the approval) too."""
+    wanted = dict.fromkeys(providers)
+    with store.connect() as conn:
+        if approve_quarantine:
             wanted[quality.approvable(conn, approve_quarantine).provider] = approve_quarantine
-    return [{"provider": p, "approve_quarantine": q} for p, q in wanted.items()]
+        cost = recent_seconds(conn, list(wanted))
+    groups: list[list[str]] = [[] for _ in range(min(GROUPS, len(wanted)))]
+    load = [0.0] * len(groups)
+    for provider in sorted(wanted, key=lambda p: (-cost.get(p, 1.0), p)):
+        least = load.index(min(load))
+        groups[least].append(provider)
+        load[least] += cost.get(provider, 1.0)
+    return [{"providers": group, "approvals": {p: wanted[p] for p in group if wanted[p]}} for group in groups]
+
+
+def recent_seconds(conn, providers: list[str]) -> dict[str, float]:
+    """Each provider's median fetch..land seconds over its last 5 gate reports."""
+    rows = conn.execute(
+        """SELECT provider, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) FROM (
+               SELECT provider, COALESCE((timings->>'fetch')::float, 0) + COALESCE((timings->>'normalise')::float, 0)
+                   + COALESCE((timings->>'gate')::float, 0) + COALESCE((timings->>'land')::float, 0) AS seconds,
+                   row_number() OVER (PARTITION BY provider ORDER BY run_at DESC) AS recent
+               FROM gate_reports WHERE provider = ANY(%s)) r
+           WHERE recent <= 5 GROUP BY provider""",
+        (providers,),
+    ).fetchall()
+    return {provider: seconds for provider, seconds in rows}
+
+
+def sync_providers(providers: list[str], run_id: str, since: datetime, approvals: dict[str, int] | None = None) -> dict:
+    """Sync a group's providers one after another; {provider: summary}. Providers that a try of this run
+    already settled (landed, or quarantined) are not synced again; the others all are, whatever one of
+    them does, and SyncFailed then names each that failed (BatchQuarantined when each was quarantined)."""
+    approvals = approvals or {}
+    with store.connect() as conn:
+        settled = settled_since(conn, providers, since)
+    summaries, failures, quarantined = {}, [], []
+    for provider in (p for p in providers if p not in settled):
+        try:
+            summaries[provider] = sync_provider(provider, approvals.get(provider), run_id=run_id)
+        except BatchQuarantined as refused:
+            quarantined.append(str(refused))
+        except Exception as failure:  # one provider's failure is reported, never another's: at the end
+            log.warning("%s: sync failed: %s", provider, failure)
+            failures.append(f"{provider}: {type(failure).__name__}: {failure}")
+    if failures:
+        raise SyncFailed("; ".join(failures + quarantined))
+    if quarantined:
+        raise BatchQuarantined("; ".join(quarantined))
+    return summaries
+
+
+def settled_since(conn, providers: list[str], since: datetime) -> set[str]:
+    """Providers with a gate report (landed, approved or quarantined) since `since`."""
+    rows = conn.execute("SELECT DISTINCT provider FROM gate_reports WHERE provider = ANY(%s) AND run_at >= %s",
+                        (providers, since)).fetchall()  # fmt: skip
+    return {provider for (provider,) in rows}
 
 
 # --- health, publishing, cache, reports, webhooks -------------------------------------------------
@@ -401,3 +462,13 @@ def deliver_webhooks(requests: list[dict], default_id: str) -> list[dict]:
     if failures:
         raise webhooks.DeliveryFailed("; ".join(failures))
     return results
+
+
+def daily_report(day: str | None, run_after: datetime) -> dict:
+    """Write the daily analytics report (gpubroker.daily) of `day` (YYYY-MM-DD), by default of the UTC
+    day before the run's `run_after`; replaces any earlier report of that day."""
+    report_day = daily.parse_day(day) if day else daily.day_before(run_after)
+    with store.connect() as conn:
+        written = daily.build(conn, report_day)
+    _show_new_data()
+    return written.as_dict()
