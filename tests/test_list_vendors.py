@@ -98,3 +98,29 @@ async def test_the_providers_api_says_a_lists_date_and_flags_it_stale_past_30_da
 def _url(connection) -> str:
     db = connection.settings_dict
     return f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+async def test_the_page_and_dq_show_a_lists_date_and_its_staleness(listed, api):
+    published = (datetime.now(timezone.utc) - timedelta(days=45)).date()
+    listed(published.isoformat())
+    batch = ExampleListHook().fetch_batch()
+
+    @sync_to_async
+    def land_and_report() -> None:
+        from django.db import connection
+
+        from gpubroker import quality
+
+        with store.connect(_url(connection)) as conn:
+            store.land(conn, SLUG, batch.offers, batch.offers[0].observed_at)
+            quality.record(conn, quality.GateReport(
+                provider=SLUG, observed_at=batch.offers[0].observed_at, outcome="landed", items=1, rows_in=1,
+                rows_landed=1, rows_dropped=0, baseline_rows=1, baseline_source="first"))  # fmt: skip
+
+    await land_and_report()
+    page = (await api.get("/")).text
+    assert f"price list of {published:%Y-%m-%d}" in page
+    dq = (await api.get("/dq/")).text
+    row = dq[dq.index(f'id="dq-{SLUG}"'):]
+    row = row[: row.index("</tr>")]
+    assert f"price list of {published:%Y-%m-%d}" in row and "data-stale" in row  # 45 days: flagged stale

@@ -21,6 +21,7 @@ from gpubroker.vendors import VENDORS
 from gpubroker_web import db
 
 LIST_MAX_AGE = timedelta(days=30)  # a price list older than this is flagged stale
+LIST_PREFIX = "price list of"  # how a list's date is shown: "price list of 2026-11-01"
 _STATUS_SQL = """
 SELECT v.provider, s.last_good_at, COALESCE(s.stale, false) AS stale, s.stale_reason,
        COALESCE(c.offers, 0) AS offer_count, c.observed_at, q.reason AS quarantine_reason, q.created_at AS quarantine_at
@@ -94,9 +95,16 @@ def _staleness(row: dict[str, Any], as_of: date | None, now: datetime) -> tuple[
     """Stale: its latest batch was quarantined (older data served), or its price list is past LIST_MAX_AGE."""
     if row["stale"]:
         return True, row["stale_reason"] or None
-    if as_of is not None and now.date() - as_of > LIST_MAX_AGE:
-        return True, f"price list of {as_of:%Y-%m-%d} is more than {LIST_MAX_AGE.days} days old"
+    if reason := list_too_old(as_of, now):
+        return True, reason
     return False, None
+
+
+def list_too_old(as_of: date | None, now: datetime) -> str | None:
+    """Why a price list published on `as_of` is stale (older than LIST_MAX_AGE), or None."""
+    if as_of is not None and now.date() - as_of > LIST_MAX_AGE:
+        return f"{LIST_PREFIX} {as_of:%Y-%m-%d} is more than {LIST_MAX_AGE.days} days old"
+    return None
 
 
 def warnings(providers: list[dict[str, Any]], only: list[str] | None = None) -> list[str]:
@@ -105,7 +113,7 @@ def warnings(providers: list[dict[str, Any]], only: list[str] | None = None) -> 
     for p in providers:
         if only is not None and p["slug"] not in only:
             continue
-        if p["stale"] and p["as_of"] is not None and p["stale_reason"].startswith("price list of"):
+        if p["stale"] and p["as_of"] is not None and p["stale_reason"].startswith(LIST_PREFIX):
             said.append(f"{p['slug']}: {p['stale_reason']}")
         elif p["stale"]:
             since = f", serving data last good at {p['last_good_sync']:%Y-%m-%d %H:%M} UTC" if p["last_good_sync"] else ""

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from gpubroker.vendors import VENDORS
 from gpubroker_web import db
+from offers import providers as providers_status
 from web import datadocs
 
 HISTORY = 10
@@ -34,7 +35,7 @@ STAGES = ("fetch", "normalise", "gate", "land")  # a sync's own stages (gate_rep
 _REPORT_SQL = """
 SELECT v.provider, s.last_good_at, s.last_good_rows, COALESCE(s.stale, false) AS stale, s.stale_reason,
        g.outcome, g.run_at, g.rows_in, g.rows_landed, g.rows_dropped, g.gate_dropped, g.parse_dropped,
-       g.parse_skipped, g.failures, g.baseline_rows, g.baseline_source, g.timings,
+       g.parse_skipped, g.failures, g.baseline_rows, g.baseline_source, g.timings, g.observed_at,
        COALESCE(n.quarantines, 0) AS quarantines, COALESCE(h.history, '[]'::json) AS history
 FROM unnest(%(providers)s::text[]) AS v(provider)
 LEFT JOIN provider_status s USING (provider)
@@ -69,10 +70,12 @@ async def providers() -> list[dict[str, Any]]:
 
 
 def _report(row: dict[str, Any], pages: list[dict[str, Any]]) -> dict[str, Any]:
-    gated = row["outcome"] is not None
+    gated, vendor = row["outcome"] is not None, VENDORS[row["provider"]]
+    as_of = row["observed_at"].date() if vendor.source == "list" and gated else None  # a list is observed at its date
     gate_fields = ("outcome", "run_at", "rows_in", "rows_landed", "rows_dropped", "baseline_rows", "baseline_source")
     return {
-        "slug": row["provider"], "name": VENDORS[row["provider"]].name,
+        "slug": row["provider"], "name": vendor.name, "source": vendor.source, "as_of": as_of,
+        "list_stale": providers_status.list_too_old(as_of, datetime.now(timezone.utc)),
         "gate": {k: row[k] for k in gate_fields} if gated else None, "cost": _cost(row["timings"]) if gated else None,
         "validations": pages[:VALIDATIONS], "validation_count": len(pages),
         "docs_page": next((p["path"] for p in pages if gated and p["at"] == row["run_at"]), None),
