@@ -62,3 +62,12 @@ def test_the_vendor_docs_are_generated_from_the_code():
     from gpubroker_provider.vendor_docs import render
 
     assert (ROOT / "plugins" / "VENDORS.md").read_text() == render(), "run: python -m gpubroker_provider.vendor_docs > plugins/VENDORS.md"
+
+
+def test_the_readme_lists_every_vendor_with_its_source_and_cadence():
+    from gpubroker_provider.vendor_docs import with_readme_table
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme == with_readme_table(readme), "run: python -m gpubroker_provider.vendor_docs --readme"
+    for row in VENDORS.values():
+        assert f"| {row.name} (`{row.slug}`) | {row.source} |" in readme
