@@ -1,12 +1,16 @@
-"""Reads of the stream's results (tables `anomalies`, `gpu_price_aggregates`) and of the current offers,
-as plain async SQL (gpubroker_web.db). Prices are USD per GPU per hour unless named per hour.
+"""Reads of the stream's results (tables `anomalies`, `gpu_price_aggregates`), of the current offers and
+of the daily report (`daily_gpu_prices`, `daily_provider_stats`: gpubroker.daily), as plain async SQL
+(gpubroker_web.db). Prices are USD per GPU per hour unless named per hour.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import asyncio
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+from gpubroker import daily
+from gpubroker.vendors import VENDORS
 from gpubroker_web import db
 
 ANOMALY_COLUMNS = ("event_id, provider, offer_id, gpu, gpu_form_factor, region, price_per_hour, price_per_gpu, mean,"
@@ -78,3 +82,49 @@ ORDER BY window_start, value
 async def gpu_series(gpu: str, since: datetime, by: Literal["all", "provider", "continent"]) -> list[dict[str, Any]]:
     sql = _SERIES_ALL if by == "all" else _SERIES_BY.format(by=by)
     return await db.fetch(sql, {"gpu": gpu, "since": since})
+
+
+# The daily report (tables written by gpubroker.daily; every report has a row per provider of the
+# vendor table): the day asked for, or the latest, when it was made, and the days of the reports around it.
+_DAILY_DAY = """
+WITH chosen AS (SELECT coalesce(%(day)s::date, (SELECT max(day) FROM daily_provider_stats)) AS day)
+SELECT c.day, (SELECT max(generated_at) FROM daily_provider_stats s WHERE s.day = c.day) AS generated_at,
+       (SELECT max(day) FROM daily_provider_stats s WHERE s.day < c.day) AS previous_date,
+       (SELECT min(day) FROM daily_provider_stats s WHERE s.day > c.day) AS next_date
+FROM chosen c
+"""
+_DAILY_GPUS = """
+SELECT gpu, offers, cheapest_price_per_gpu, cheapest_provider, cheapest_offer_id, median_price_per_gpu, cheapest_change_1d,
+       cheapest_change_7d, median_change_1d, median_change_7d, anomalies_zscore, anomalies_drop
+FROM daily_gpu_prices WHERE day = %(day)s ORDER BY gpu
+"""
+_DAILY_PROVIDERS = """
+SELECT provider, offers, observations, observed_available, observed_unavailable, availability_percent, health_checks,
+       healthy_checks, degraded_checks, down_checks, healthy_percent, syncs, syncs_landed, syncs_quarantined,
+       landed_percent, anomalies
+FROM daily_provider_stats WHERE day = %(day)s ORDER BY provider
+"""
+
+
+async def daily_report(day: date | None) -> dict[str, Any] | None:
+    """The report of `day` (the latest when None), or None when there is none."""
+    found = (await db.fetch(_DAILY_DAY, {"day": day}))[0]
+    if found["generated_at"] is None:
+        return None
+    gpus, providers = await asyncio.gather(db.fetch(_DAILY_GPUS, found), db.fetch(_DAILY_PROVIDERS, found))
+    for row in providers:
+        row["name"] = VENDORS[row["provider"]].name if row["provider"] in VENDORS else row["provider"]
+    return {
+        "date": found["day"], "generated_at": found["generated_at"], "gpus": gpus, "movers": daily.movers(gpus),
+        "providers": providers, "anomalies": {"zscore": sum(g["anomalies_zscore"] for g in gpus),
+                                              "drop": sum(g["anomalies_drop"] for g in gpus)},
+        "previous_date": found["previous_date"], "next_date": found["next_date"],
+    }  # fmt: skip
+
+
+def no_report(day: date | None) -> str:
+    """Why there is no report to show, and what makes one."""
+    if day is None:
+        return "no daily report yet: the gpubroker_analytics DAG writes one each day, shortly after 00:00 UTC"
+    return (f"no daily report for {day}: the gpubroker_analytics DAG writes one per day "
+            f'(trigger it with {{"date": "{day}"}} for this one)')

@@ -1,5 +1,6 @@
 """The human pages: `/` (live offers), `/dq/` (data quality per provider), `/dq/docs/` (GX Data Docs,
-offline), and the static files they load (`/static/web/...`, `/dq/vendor/...`).
+offline), `/analytics/daily` (the daily report), and the static files they load (`/static/web/...`,
+`/dq/vendor/...`).
 
 `/` renders its first view on the server with the same query function as `GET /api/v1/offers`
 (`offers.queries.offer_page`), so it shows data before any script runs; the page's script then
@@ -21,7 +22,7 @@ from django.utils._os import safe_join
 from django.views.static import serve
 
 from analytics import queries as analytics
-from gpubroker import quality, search, settings
+from gpubroker import daily, quality, search, settings
 from gpubroker_web import responses
 from offers import providers, queries
 from web import datadocs, filters, quality_report
@@ -34,7 +35,7 @@ CONTROL_NAMES = {c.name for c in filters.CONTROLS}
 
 
 def _links() -> dict[str, str]:
-    return {"dq": reverse("dq"), "docs": "/api/v1/docs", "airflow": settings.AIRFLOW_URL}
+    return {"dq": reverse("dq"), "daily": reverse("analytics-daily"), "docs": "/api/v1/docs", "airflow": settings.AIRFLOW_URL}
 
 
 def _with_headers(response: HttpResponse, headers: dict[str, str]) -> HttpResponse:
@@ -96,6 +97,24 @@ async def data_quality(request: HttpRequest) -> HttpResponse:
     context = {"reports": reports, "docs_built": built, "validations": datadocs.validation_pages() if built else [],
                "any_quarantine": any(r["quarantines"] for r in reports), "links": _links()}  # fmt: skip
     return render(request, "web/dq.html", context)
+
+
+async def daily_analytics(request: HttpRequest) -> HttpResponse:
+    """The daily report of `?date=YYYY-MM-DD` (the latest without): 400 for a malformed date, 404 for
+    a day without a report, 503 when the database cannot answer; each with the page and its form."""
+    given = request.GET.get("date", "")
+    context, status, headers = {"report": None, "date": given, "problem": None, "links": _links()}, 200, {}
+    try:
+        day = daily.parse_day(given) if given else None
+        context["report"] = await analytics.daily_report(day)
+        if context["report"] is None:
+            context["problem"], status = analytics.no_report(day), 404
+    except daily.NotADay as bad:
+        context["problem"], context["invalid"], status = f"date: {bad}", True, 400
+    except responses.REFUSED as failure:
+        answer = responses.refusal(failure)
+        context["problem"], status, headers = answer.detail, answer.status, answer.headers
+    return _with_headers(render(request, "web/analytics.html", context, status=status), headers)
 
 
 def data_docs(request: HttpRequest, page: str = "") -> HttpResponse:

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
+from django.template.defaultfilters import floatformat
 
 register = template.Library()
 
@@ -49,6 +50,15 @@ def decimal(value: float) -> str:
 def _decimal(value: float) -> str:
     """As JavaScript's `toFixed(1)`: the exact binary value, halves rounded up."""
     return str(int(value)) if float(value).is_integer() else f"{Decimal(float(value)).quantize(Decimal('0.1'), ROUND_HALF_UP):f}"
+
+
+@register.filter
+def change(percent: float | Decimal | None) -> str:
+    """`+2.50%`, `-4%`, `0%`: a change in percent with its sign (2 decimals unless whole); "–" for none."""
+    if percent is None:
+        return "–"
+    text = floatformat(percent, -2)
+    return f"+{text}%" if percent > 0 else f"{text}%"
 
 
 @register.filter
