@@ -9,12 +9,13 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
 from gpubroker import health
-from tests.webapp_fixtures import landed, make_key, offer_row
+from tests.webapp_fixtures import landed, locked, make_key, offer_row
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,6 +115,35 @@ async def test_repeats_are_served_from_the_cache_until_a_landing_bumps_the_versi
     await landed(isolated_redis)
     fresh = await api.get("/api/v1/offers", params={"gpu": "H100"})
     assert fresh.headers["x-cache"] == "origin" and fresh.json()["items"][0]["price_per_hour"] == 1.99
+
+
+@pytest.fixture
+def served(live_webapp) -> tuple[str, str]:
+    """The application over real HTTP with two offers, and an unlimited key: (base URL, key)."""
+    from offers.models import Offer
+
+    Offer.objects.bulk_create([offer_row("h1", price="2.50"), offer_row("r1", "RTX4090", price="0.35")])
+    return live_webapp, make_key("unlimited")
+
+
+async def test_a_client_hanging_up_does_not_fail_the_others_waiting_on_the_same_answer(served, pg_url):
+    """Over real HTTP: the first client's request computes the answer (its query waits on a lock),
+    three more wait on that computation, the first hangs up; the three still get the answer."""
+    url, key = served
+    path, port = "/api/v1/offers?gpu=H100", int(url.rsplit(":", 1)[1])
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=30) as http:
+        with locked(pg_url, "offers"):
+            _, first = await asyncio.open_connection("127.0.0.1", port)
+            first.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\r\n".encode())
+            await first.drain()
+            await asyncio.sleep(0.5)  # its computation waits for the lock
+            others = [asyncio.ensure_future(http.get(path)) for _ in range(3)]
+            await asyncio.sleep(0.5)  # they wait on the same computation
+            first.close()  # the first client hangs up
+            await asyncio.sleep(1.0)  # and the server hears it
+        answers = await asyncio.gather(*others)
+    assert [(a.status_code, a.headers["x-cache"]) for a in answers] == [(200, "origin")] * 3, answers[0].text
+    assert {a.json()["items"][0]["offer_id"] for a in answers} == {"h1"}
 
 
 async def test_cached_answers_go_out_gzipped_to_clients_that_accept_gzip(api):

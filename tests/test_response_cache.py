@@ -126,3 +126,19 @@ def test_xfetch_probability_follows_the_paper():
         hits = sum(recompute_early(100.0, delta, 100.0 - gap, 1.0, rng.random) for _ in range(20_000))
         assert abs(hits / 20_000 - math.exp(-gap / delta)) < 0.02
     assert recompute_early(100.0, 0.0, 100.0, 1.0, rng.random)  # expired: always
+
+
+async def test_the_asker_that_started_a_computation_going_away_leaves_it_to_the_others(l1):
+    """Single-flight: the first asker's task cancelled (its client hung up) must neither cancel the
+    computation nor hand the askers waiting on it an error."""
+    now, origin = [1.0], Origin(seconds=0.2)
+    c = cache(l1, now)
+    first = asyncio.ensure_future(c.get("/leaving", 3, origin))
+    await asyncio.sleep(0.05)  # the computation is under way
+    others = [asyncio.ensure_future(c.get("/leaving", 3, origin)) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    first.cancel()
+    answers = await asyncio.gather(*others)
+    assert first.cancelled() and origin.calls == 1
+    assert {(entry.status, entry.body, tier) for entry, tier in answers} == {(200, b'{"n": 1}', "origin")}
+    assert (await c.get("/leaving", 3, origin))[1] == "l2"  # and it was stored for the next asker

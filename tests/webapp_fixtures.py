@@ -4,6 +4,8 @@ on pytest-django's database and the tests' own Redis database, with API keys of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -52,6 +54,23 @@ def offer_row(offer_id: str, gpu="H100", provider="vastai", region="Norway", pri
     return Offer(**(values | fields))
 
 
+@contextlib.contextmanager
+def locked(pg_url: str, *tables: str, seconds: int = 30) -> Iterator[None]:
+    """The tables locked by another session (ACCESS EXCLUSIVE) while the block runs: every query of
+    them waits, as behind a long migration or a stuck transaction. PostgreSQL ends that session after
+    `seconds` at the latest, so a test stuck on the lock (the fault it tests) fails instead of hanging."""
+    from gpubroker import store
+
+    conn = store.connect(pg_url)
+    try:
+        conn.execute(f"SET idle_in_transaction_session_timeout = '{seconds}s'")
+        conn.execute("BEGIN")
+        conn.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        conn.close()  # rolls the lock back (quietly, should PostgreSQL have ended the session already)
+
+
 @pytest.fixture
 async def webapp(transactional_db, isolated_redis):
     """An httpx client for the whole ASGI application, as client 127.0.0.1 without a key."""
@@ -82,10 +101,10 @@ async def api(webapp, unlimited_key):
     return webapp
 
 
-@pytest.fixture
-def live_webapp(transactional_db, isolated_redis):
-    """The whole application served over real HTTP by uvicorn (in a thread, its own event loop);
-    yields its base URL."""
+@contextlib.contextmanager
+def serving(trusted_proxies: str = "") -> Iterator[str]:
+    """The whole application served over real HTTP by uvicorn (in a thread, its own event loop), as
+    the stack runs it: `--forwarded-allow-ips` is `trusted_proxies` (the stack's default: none)."""
     import threading
     import time
 
@@ -95,12 +114,23 @@ def live_webapp(transactional_db, isolated_redis):
     from gpubroker_web.asgi import application
 
     runtime.reset()
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+                            forwarded_allow_ips=trusted_proxies)  # fmt: skip
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.01)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
-    runtime.reset()
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        runtime.reset()
+
+
+@pytest.fixture
+def live_webapp(transactional_db, isolated_redis):
+    """The whole application served over real HTTP by uvicorn (`serving`); yields its base URL."""
+    with serving() as url:
+        yield url

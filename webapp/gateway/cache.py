@@ -12,7 +12,8 @@ Stampedes are prevented twice:
   delta is how long the last computation took; the closer to expiry and the slower the computation,
   the likelier, so one reader refreshes before the entry expires for everyone.
 - Single-flight: concurrent misses for one key in a process share one computation, and across
-  processes a short Redis lock lets one compute while the others wait for its result in L1.
+  processes a short Redis lock lets one compute while the others wait for its result in L1. The
+  computation belongs to none of its askers: one of them going away does not cancel it.
 
 Why not a library: none of the kept caches (cachetools, aiocache, django's cache) does XFetch, and
 the L2 needs per-entry expiry + delta next to an LRU bound: an OrderedDict is the whole LRU.
@@ -127,7 +128,7 @@ class TwoTierCache:
         self.redis = client
         self.local = local or LocalTier()
         self.beta, self.clock, self.rand = beta, clock, rand
-        self.inflight: dict[str, asyncio.Future[tuple[Entry, str]]] = {}
+        self.inflight: dict[str, asyncio.Task[tuple[Entry, str]]] = {}
         self.computations = 0  # how many times `compute` ran (for tests and metrics)
 
     def _fresh(self, entry: Entry, expiry: float, version: int | None) -> bool:
@@ -153,25 +154,41 @@ class TwoTierCache:
             return entry, "l2"
         return await self.refresh(key, version, compute, held)
 
+    async def stored(self, key: str, version: int | None) -> tuple[Entry, str] | None:
+        """An answer L2 or L1 holds for `key` at `version` and before its expiry (XFetch does not
+        apply: nobody is asked to recompute early), and its tier; None when neither holds one."""
+        held = self.local.get(key, self.clock())
+        if held and (version is None or held[0].version == version):
+            return held[0], "l2"
+        if self.redis is None or version is None:
+            return None
+        entry = await self._l1_get(key, version)
+        if entry is None or entry.version != version:
+            return None
+        self.local.put(key, entry, self.clock())
+        return entry, "l1"
+
     async def refresh(self, key: str, version: int | None, compute: Compute,
                       held: tuple[Entry, float] | None) -> tuple[Entry, str]:  # fmt: skip
-        """`get` after `lookup` found no fresh answer (`held`: what L2 holds) from L1 or `compute`."""
+        """`get` after `lookup` found no fresh answer (`held`: what L2 holds) from L1 or `compute`.
+
+        The fill runs as a task of its own that every asker awaits shielded: the one who started it
+        may be cancelled (its client hung up) without cancelling the answer the others wait for.
+        """
         if key in self.inflight:  # someone in this process is already fetching it
             if held and (version is None or held[0].version == version):
                 return held[0], "l2"  # refreshing early: serve the current entry meanwhile
             return await asyncio.shield(self.inflight[key])
-        future: asyncio.Future[tuple[Entry, str]] = asyncio.get_running_loop().create_future()
-        self.inflight[key] = future
-        try:
-            result = await self._fill(key, version, compute)
-            future.set_result(result)
-            return result
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-            raise
-        finally:
+        fill = asyncio.ensure_future(self._fill(key, version, compute))
+        self.inflight[key] = fill
+        fill.add_done_callback(lambda done: self._landed(key, done))
+        return await asyncio.shield(fill)
+
+    def _landed(self, key: str, fill: asyncio.Task[tuple[Entry, str]]) -> None:
+        if self.inflight.get(key) is fill:
             del self.inflight[key]
+        if not fill.cancelled():
+            fill.exception()  # retrieved: no "never retrieved" warning when every asker left
 
     async def _fill(self, key: str, version: int | None, compute: Compute) -> tuple[Entry, str]:
         shared = self.redis is not None and version is not None

@@ -3,16 +3,26 @@
 circuit_breaker_state (0 closed, 1 half-open, 2 open), circuit_breaker_{failures,successes,rejections}_total,
 provider_request_latency_seconds (histogram of calls made through the breaker), provider_weight,
 provider_health (1 healthy, 0.5 degraded, 0 down), gpubroker_data_age_seconds (since the last landing).
+
+`/metrics` is not rate-limited, so what it reads (PostgreSQL and Redis) is read at most once every
+`STATE_SECONDS` per worker, by one scrape for all that arrive meanwhile. While PostgreSQL is down
+the last state read is exposed (ages keep growing), or none before the first: /metrics still answers,
+and waits for PostgreSQL (at most the pool's 2 s) once every `STATE_SECONDS` at most.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from gpubroker import breaker
+from gpubroker_web import db
 from offers import providers
+
+STATE_SECONDS = 5.0
 
 STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 HEALTH_VALUE = {"healthy": 1.0, "degraded": 0.5, "down": 0.0}
@@ -53,6 +63,35 @@ class ProviderCollector:
         yield from (state, failures, successes, rejections, latency, weight, health, age)
 
 
+class _State:
+    """The providers' state in this event loop (a worker's): one read at a time, a new one at most
+    every STATE_SECONDS (whether the last succeeded or not), the last one PostgreSQL answered kept."""
+
+    def __init__(self):
+        self.read: tuple[list[dict], dict[str, breaker.Snapshot]] = ([], {})
+        self.reading: asyncio.Task | None = None
+        self.started = float("-inf")  # monotonic seconds
+
+    async def current(self) -> tuple[list[dict], dict[str, breaker.Snapshot]]:
+        if self.reading is None or (self.reading.done() and time.monotonic() - self.started >= STATE_SECONDS):
+            self.started = time.monotonic()
+            self.reading = asyncio.ensure_future(providers.statuses_and_breakers())
+        try:
+            self.read = await asyncio.shield(self.reading)
+        except db.DatabaseUnavailable:
+            pass  # PostgreSQL is down: the state as it stood when it last answered
+        return self.read
+
+
+_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _State] = weakref.WeakKeyDictionary()
+
+
+def forget() -> None:
+    """Drop every loop's remembered state (tests: `runtime.reset`)."""
+    _states.clear()
+
+
 async def collector() -> ProviderCollector:
-    statuses, snapshots = await providers.statuses_and_breakers()
+    loop = asyncio.get_running_loop()
+    statuses, snapshots = await (_states.get(loop) or _states.setdefault(loop, _State())).current()
     return ProviderCollector(statuses, snapshots, time.time())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections import OrderedDict
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -16,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from gateway import keys, metrics
+from gateway import keys, metrics, providers_metrics
 from gateway.cache import TwoTierCache
 from gateway.plans import Plan
 from gateway.ratelimit import Limiter
@@ -24,14 +25,47 @@ from gpubroker import settings
 from gpubroker_web import db
 
 KEY_CACHE_SECONDS = 60.0  # a revoked key stops working at the next request anyway (key epoch)
-KEY_CACHE_ENTRIES = 10_000
+KEY_CACHE_ENTRIES = 10_000  # keys PostgreSQL knows, per worker
+UNKNOWN_KEY_ENTRIES = 1_000  # digests it did not know: a bound of their own, so they never push known keys out
+ADDRESSES = 10_000  # addresses refused for sending too many unknown keys, remembered per worker
+
+
+class Lookups(OrderedDict):
+    """An LRU of what was looked up when: key -> (value, monotonic seconds), at most `size` entries."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def keep(self, key: str, value) -> None:
+        self[key] = (value, time.monotonic())
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)  # the least recently used one, never the lot
+
+    def recent(self, key: str, seconds: float) -> tuple | None:
+        """(value, when) when `key` was kept in the last `seconds` (and marked used), else None."""
+        found = self.get(key)
+        if found is None or time.monotonic() - found[1] >= seconds:
+            return None
+        self.move_to_end(key)
+        return found
 
 
 class KeyDirectory:
-    """API key digest -> client, cached in process; the whole cache drops when the key epoch moves."""
+    """API key digest -> client, cached in process; drops what it knows when the key epoch moves.
+
+    Keys PostgreSQL knows and digests it did not are kept apart, each an LRU of its own: a flood of
+    random keys only churns the second, and every known key stays recalled with no await. A flood
+    from one address is stopped before PostgreSQL: unknown keys count against the address's free
+    window (gateway.asgi), and once that is full the address's unseen keys are refused unlooked-up
+    until it frees (`refuse`, `refused_for`).
+    """
 
     def __init__(self):
-        self.known: dict[str, tuple[keys.Client | None, float]] = {}
+        self.known = Lookups(KEY_CACHE_ENTRIES)
+        self.unknown = Lookups(UNKNOWN_KEY_ENTRIES)
+        self.refused: OrderedDict[str, float] = OrderedDict()  # address -> monotonic seconds it is refused until
         self.epoch: int | None = None
 
     def outdated(self) -> bool:
@@ -44,17 +78,13 @@ class KeyDirectory:
         None when it was not (nor for unknown or revoked keys: `lookup` answers those)."""
         if self.outdated():
             return None
-        found = self._recent(keys.digest(key))
+        found = self.known.recent(keys.digest(key), KEY_CACHE_SECONDS)
         return found[0] if found else None
-
-    def _recent(self, digest: str) -> tuple[keys.Client | None, float] | None:
-        """What the last lookup of this digest found, when it was made in the last KEY_CACHE_SECONDS."""
-        found = self.known.get(digest)
-        return found if found and time.monotonic() - found[1] < KEY_CACHE_SECONDS else None
 
     async def lookup(self, key: str) -> keys.Client | None:
         if self.outdated():
             self.known.clear()
+            self.unknown.clear()
             self.epoch = limiter().shared.key_epoch
         digest = keys.digest(key)
         if recent := self._recent(digest):
@@ -62,14 +92,34 @@ class KeyDirectory:
         try:
             row = await db.fetch_one("SELECT id, plan FROM api_keys WHERE digest = %s AND revoked_at IS NULL", (digest,))
         except db.DatabaseUnavailable:
-            if found := self.known.get(digest):  # PostgreSQL is down: the last answer stands, however old
+            if found := self.known.get(digest) or self.unknown.get(digest):  # the last answer stands, however old
                 return found[0]
             raise
-        client = None if row is None else keys.Client(f"key:{row['id']}", Plan(row["plan"]), row["id"])
-        if len(self.known) >= KEY_CACHE_ENTRIES:
-            self.known.clear()
-        self.known[digest] = (client, time.monotonic())
+        if row is None:
+            self.unknown.keep(digest, None)
+            return None
+        client = keys.Client(f"key:{row['id']}", Plan(row["plan"]), row["id"])
+        self.known.keep(digest, client)
         return client
+
+    def _recent(self, digest: str) -> tuple | None:
+        """What the last lookup of this digest found, when it was made in the last KEY_CACHE_SECONDS."""
+        return self.known.recent(digest, KEY_CACHE_SECONDS) or self.unknown.recent(digest, KEY_CACHE_SECONDS)
+
+    def refuse(self, address: str, seconds: float) -> None:
+        """No lookups for `address`'s unseen keys for `seconds` (its window is full of unknown keys)."""
+        self.refused[address] = time.monotonic() + seconds
+        self.refused.move_to_end(address)
+        if len(self.refused) > ADDRESSES:
+            self.refused.popitem(last=False)
+
+    def refused_for(self, address: str) -> float:
+        """Seconds `address`'s unseen keys are still refused for (0: look them up)."""
+        until = self.refused.get(address)
+        if until is None or (left := until - time.monotonic()) <= 0:
+            self.refused.pop(address, None)
+            return 0.0
+        return left
 
 
 class _Loop:
@@ -108,9 +158,10 @@ def _here() -> _Loop:
 
 
 def reset() -> None:
-    """Forget every client and cached answer (tests: after pointing settings at another Redis)."""
+    """Forget every client, cached answer and provider state (tests: after pointing settings at another Redis)."""
     global _keys, _last
     _loops.clear()
+    providers_metrics.forget()
     _last = (None, None)
     _keys = KeyDirectory()
 

@@ -2,6 +2,8 @@
 
 Run with several uvicorn workers (`--workers N`): each is one process with its own event loop,
 database pool and Redis client; rate limits, the L1 cache and the data version are shared in Redis.
+Behind a reverse proxy, name it with `--forwarded-allow-ips` (the local stack and compose pass
+GPUBROKER_TRUSTED_PROXIES; astro/README.md), or every anonymous client shares the proxy's window.
 """
 
 import os
@@ -19,6 +21,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from gateway.asgi import Gateway  # noqa: E402
 from feed.routing import websocket_urlpatterns  # noqa: E402
+from gpubroker_web import db  # noqa: E402
+
+db.bound_django_queries()  # the ORM routes' queries end within the request path's statement timeout
 
 application = Gateway(
     ProtocolTypeRouter(

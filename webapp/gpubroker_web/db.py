@@ -4,7 +4,10 @@ Views run plain SQL on it instead of Django's ORM: the ORM is synchronous, and u
 would hop to a thread (sync_to_async), which serialises requests and costs a thread switch each.
 The pool connects to the database Django is configured with (so tests use pytest-django's database),
 opens on first use in the running event loop, and fails fast: a PostgreSQL outage becomes
-`DatabaseUnavailable` (the API answers 503 with Retry-After) within `TIMEOUT_SECONDS`.
+`DatabaseUnavailable` (the API answers 503 with Retry-After) within `TIMEOUT_SECONDS`, and so does a
+query that runs past `STATEMENT_TIMEOUT_SECONDS` (the seed's 5 s for a request; PostgreSQL cancels it,
+waiting for a lock included), so no worker hangs on one. The ORM routes (alerts) get the same bound in
+the web server (`bound_django_queries`); migrations and management commands keep theirs unbounded.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 MIN_SIZE, MAX_SIZE = 1, 8
 TIMEOUT_SECONDS = 2.0
+STATEMENT_TIMEOUT_SECONDS = 5
 RETRY_AFTER_SECONDS = 5
+BOUNDED = f"-c statement_timeout={STATEMENT_TIMEOUT_SECONDS * 1000}"  # libpq `options`: set at connect
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -35,8 +40,16 @@ def conninfo() -> str:
     db = settings.DATABASES["default"]
     return psycopg.conninfo.make_conninfo(
         dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"], host=db["HOST"], port=db["PORT"],
-        connect_timeout=2, application_name="gpubroker-webapp", options="-c timezone=UTC",
+        connect_timeout=2, application_name="gpubroker-webapp", options=f"-c timezone=UTC {BOUNDED}",
     )  # fmt: skip
+
+
+def bound_django_queries() -> None:
+    """Give Django's connections of this process the request path's statement timeout (the web
+    server calls it at start; a query cancelled by it is Django's OperationalError, answered 503)."""
+    options = settings.DATABASES["default"].setdefault("OPTIONS", {})
+    if BOUNDED not in options.get("options", ""):
+        options["options"] = f"{options.get('options', '')} {BOUNDED}".strip()
 
 
 async def pool() -> AsyncConnectionPool:
@@ -58,7 +71,8 @@ async def close() -> None:
 
 
 async def fetch(sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Rows of one query as dicts; DatabaseUnavailable when PostgreSQL cannot be reached."""
+    """Rows of one query as dicts; DatabaseUnavailable when PostgreSQL cannot be reached or the query
+    ran past the statement timeout (psycopg's QueryCanceled is an OperationalError)."""
     try:
         async with (await pool()).connection() as conn:
             cursor = await conn.execute(sql, params)

@@ -4,8 +4,9 @@ offline), `/analytics/daily` (the daily report), and the static files they load 
 
 `/` renders its first view on the server with the same query function as `GET /api/v1/offers`
 (`offers.queries.offer_page`), so it shows data before any script runs; the page's script then
-asks the API (one request per user action) and follows the WebSocket. These paths are outside
-/api/v1/ and /ws/, so the gateway does not count them against a plan.
+asks the API (one request per user action) and follows the WebSocket. The gateway meters `/` like
+the API (the caller's plan window; only the default first view, already computed, is free) and
+serves `/dq/` from its cache for a few seconds (webapp/gateway/asgi.py).
 """
 
 from __future__ import annotations
