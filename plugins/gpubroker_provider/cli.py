@@ -10,6 +10,10 @@
                                                     batches the data-quality gate refused (pending unless --all)
   gpubroker quarantine approve ID                   land a quarantined batch as it was refused; it becomes
                                                     the provider's baseline (database: GPUBROKER_DATABASE_URL)
+  gpubroker sync --provider NAME [--provider NAME ...] [--run-id ID]
+                                                    sync providers end to end as gpubroker_data_sync does,
+                                                    without Airflow (connections: AIRFLOW_CONN_*); their
+                                                    summaries as one JSON object
 
 Bad input (unknown provider, unreadable file, wrong format, a batch that cannot be approved) gets
 one line on stderr and exit 2;
@@ -162,6 +166,18 @@ def cmd_quarantine_approve(args: argparse.Namespace, out) -> None:
           "it is now the provider's baseline", file=sys.stderr)  # fmt: skip
 
 
+def cmd_sync(args: argparse.Namespace, out) -> None:
+    from gpubroker_provider import sync
+
+    providers = [vendor(slug).slug for slug in dict.fromkeys(args.provider)]  # an unknown slug is bad input
+    started = datetime.now(timezone.utc)
+    try:
+        summaries = sync.sync_providers(providers, args.run_id or f"local__{started.isoformat()}", started)
+    except (sync.SyncFailed, sync.BatchQuarantined) as failed:
+        raise CliError(str(failed), UNREACHABLE) from None
+    print(json.dumps(summaries), file=out)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="gpubroker", description="GPU offers across vendors, normalised.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -185,6 +201,10 @@ def parser() -> argparse.ArgumentParser:
     approve = quarantine.add_parser("approve", help="land a quarantined batch (operator override of the gate)")
     approve.add_argument("id", type=int)
     approve.set_defaults(run=cmd_quarantine_approve)
+    syncing = commands.add_parser("sync", help="sync providers end to end, as the gpubroker_data_sync DAG does")
+    syncing.add_argument("--provider", action="append", required=True, help="a vendor's slug (repeat for several)")
+    syncing.add_argument("--run-id", help="names the gate's validations in the Data Docs (default local__<time>)")
+    syncing.set_defaults(run=cmd_sync)
     return root
 
 

@@ -23,6 +23,7 @@ from ninja.errors import HttpError
 from alerts import schemas
 from alerts.matcher import CHANNEL
 from alerts.models import AlertRule
+from gateway.callers import keyed
 from gateway.keys import Client
 from gateway.models import ApiKey
 from gateway.plans import ALERT_RULES
@@ -39,11 +40,7 @@ FIELDS = list(schemas.RuleOut.model_fields)
 
 
 def _client(request: HttpRequest) -> Client:
-    """The API key's owner (set by the gateway); 401 for the anonymous free tier."""
-    client = getattr(request, "scope", {}).get("state", {}).get("gpubroker", {}).get("client")
-    if client is None or client.key_id is None:
-        raise HttpError(401, "alert rules belong to an API key: send `Authorization: Bearer <key>`")
-    return client
+    return keyed(request, "alert rules")
 
 
 def _own(request: HttpRequest, rule_id: int) -> AlertRule:

@@ -10,6 +10,7 @@ class ApiKey(models.Model):
     plan = models.CharField(max_length=16, choices=[(p.value, p.value) for p in Plan])
     digest = models.CharField(max_length=64, unique=True)  # hex SHA-256 of the whole key
     prefix = models.CharField(max_length=12)  # the key's first characters, to recognise it in lists
+    admin = models.BooleanField(db_default=False)  # may call /api/v1/admin/... (webapp/admin_api)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -17,4 +18,4 @@ class ApiKey(models.Model):
         db_table = "api_keys"
 
     def __str__(self) -> str:
-        return f"{self.prefix}… {self.name} ({self.plan})"
+        return f"{self.prefix}… {self.name} ({self.plan}{', admin' if self.admin else ''})"

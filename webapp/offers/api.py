@@ -19,6 +19,7 @@ from ninja.errors import HttpError
 
 from gpubroker import gpus, search
 from gpubroker.vendors import VENDORS
+from gateway.callers import data_version
 from gpubroker_web import db
 from gpubroker_web.responses import PRICING_TTL, STATIC_TTL, json_response
 from offers import providers, queries, schemas
@@ -33,12 +34,7 @@ class OfferQuery(search.OfferQuery):
     provider: list[Provider] | None = Field(None, description="provider slug; repeat for several: provider=vastai&provider=lambda")
 
 
-HISTORY_LIMIT = 10_000
 OfferId = search.text(200)  # as the vendor names it (offers.offer_id)
-
-
-def _version(request: HttpRequest) -> int | None:
-    return request.scope.get("state", {}).get("gpubroker", {}).get("data_version") if hasattr(request, "scope") else None
 
 
 @router.get("/offers", response={200: schemas.OfferPage, **schemas.ERRORS}, summary="Search GPU offers")
@@ -48,7 +44,7 @@ async def list_offers(request: HttpRequest, query: Query[OfferQuery]):
     `warnings` says when a filter was read differently (a GPU alias) and when a provider in the
     answer is served from stale data or is unhealthy. With `at`, prices are those of that moment.
     """
-    return json_response(await queries.offer_page(query, _version(request)), max_age=PRICING_TTL)
+    return json_response(await queries.offer_page(query, data_version(request)), max_age=PRICING_TTL)
 
 
 class HistoryQuery(Schema):
@@ -61,17 +57,10 @@ class HistoryQuery(Schema):
 async def offer_history(request: HttpRequest, provider: str, offer_id: OfferId, query: Query[HistoryQuery]):
     if provider not in VENDORS:
         raise HttpError(404, f"unknown provider {provider!r}")
-    terms = await queries.offer_terms(provider, offer_id)
-    if terms is None:
+    history = await queries.offer_history(provider, offer_id, query.since, query.until)
+    if history is None:
         raise HttpError(404, f"no offer {offer_id!r} at {provider}")
-    rows = await db.fetch(
-        "SELECT price_per_hour, spot_price, observed_at FROM price_history WHERE provider = %(p)s AND offer_id = %(o)s"
-        " AND (%(since)s::timestamptz IS NULL OR observed_at >= %(since)s)"
-        " AND (%(until)s::timestamptz IS NULL OR observed_at <= %(until)s) ORDER BY observed_at LIMIT %(limit)s",
-        {"p": provider, "o": offer_id, "since": query.since, "until": query.until, "limit": HISTORY_LIMIT},
-    )  # fmt: skip
-    return json_response({"provider": provider, "offer_id": offer_id, **terms, "since": query.since, "until": query.until,
-                          "items": rows, "generated_at": datetime.now(timezone.utc)}, max_age=PRICING_TTL)  # fmt: skip
+    return json_response(history, max_age=PRICING_TTL)
 
 
 @router.get("/gpus/{gpu}/cheapest", response={200: schemas.CheapestOut, 404: schemas.Error, **schemas.ERRORS},

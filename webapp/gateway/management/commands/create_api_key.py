@@ -1,4 +1,5 @@
-"""`manage.py create_api_key --plan pro --name NAME`: a new key, printed once as the last line of stdout."""
+"""`manage.py create_api_key --plan pro --name NAME [--admin]`: a new key, printed once as the last line
+of stdout. `--admin` gives it the admin scope (`/api/v1/admin/...`: warm the cache, sync vendors)."""
 
 from django.core.management.base import BaseCommand
 
@@ -13,11 +14,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--plan", required=True, choices=[p.value for p in Plan])
         parser.add_argument("--name", required=True, help="who or what the key is for")
+        parser.add_argument("--admin", action="store_true", help="may call /api/v1/admin/... (warm, sync)")
 
-    def handle(self, plan: str, name: str, **options):
+    def handle(self, plan: str, name: str, admin: bool, **options):
         key = keys.new_key()
-        row = ApiKey.objects.create(name=name, plan=plan, digest=keys.digest(key), prefix=key[:12])
+        row = ApiKey.objects.create(name=name, plan=plan, digest=keys.digest(key), prefix=key[:12], admin=admin)
         self.stdout.write(f"created key {row.id} ({row.prefix}…) for {name!r}: plan {plan}, "
-                          f"{LIMITS[Plan(plan)]} requests per {WINDOW_SECONDS} s")  # fmt: skip
+                          f"{LIMITS[Plan(plan)]} requests per {WINDOW_SECONDS} s{', admin scope' if admin else ''}")  # fmt: skip
         self.stdout.write("store it now, it is not shown again; send it as `Authorization: Bearer <key>`:")
         self.stdout.write(key)
