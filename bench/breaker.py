@@ -15,9 +15,10 @@ import time
 
 import redis
 
+from gpubroker import settings
 from gpubroker.breaker import Breaker, snapshot_all
 
-URL = "redis://127.0.0.1:6379/12"
+URL = settings.REDIS_URL.rsplit("/", 1)[0] + "/12"  # the stack's Redis (its credentials), database 12
 
 
 def lua(calls: int) -> None:

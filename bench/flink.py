@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "flink"))
 import cluster  # noqa: E402  flink/cluster.py
 
 CONF = ROOT / ".stack" / "flink" / "conf"
-KAFKA = {"bootstrap.servers": settings.KAFKA_BOOTSTRAP}
+KAFKA = settings.kafka_config()
 
 
 def event(i: int, price: float, hour: int, old_price: float | None) -> tuple[bytes, bytes, str]:
@@ -131,7 +131,7 @@ def kafka_alone(topic: str, count: int) -> float:
 def topics(*names: str):
     admin = AdminClient(KAFKA)
     made = {n: f"bench.{n}.{uuid.uuid4().hex[:10]}" for n in names}
-    for future in admin.create_topics([NewTopic(t, 3, 1) for t in made.values()]).values():
+    for future in admin.create_topics([NewTopic(t, 3) for t in made.values()]).values():
         future.result(30)
     try:
         yield made

@@ -68,8 +68,7 @@ def summary(name: str, values: list[float], goal_ms: float) -> str:
 # --- 1. landings --------------------------------------------------------------------------------
 def kafka_tail() -> Consumer:
     """A consumer of gpubroker.price-updates positioned at its end now."""
-    consumer = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": f"bench-{uuid.uuid4()}",
-                         "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(settings.kafka_config() | {"group.id": f"bench-{uuid.uuid4()}", "enable.auto.commit": False})
     topic = settings.Topics.PRICE_UPDATES
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     ends = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions]
@@ -136,7 +135,7 @@ async def landings(args: argparse.Namespace, key: str) -> None:
         await asyncio.sleep(0.5)
     stop.set()
     client.cancel()
-    client_ages = [age_ms(f["data"].get("landed_at"), t) for t, f in frames if f["data"]["provider"] == BENCH]
+    client_ages = [age_ms(f.get("landed_at"), t) for t, f in frames if f["provider"] == BENCH]
     print(f"landings: {args.landings} of {args.offers} offers at {args.rate}/s; "
           f"Kafka got {len(kafka_ages)} events, the client {len(client_ages)} price updates (expected {expected})")
     print(summary("commit -> Kafka", [a for a in kafka_ages if a is not None], 100))
@@ -172,7 +171,7 @@ async def syncs(args: argparse.Namespace, key: str) -> None:
         await asyncio.wait_for(ready.wait(), 10)
         triggered = time.time()
         run_id = await asyncio.to_thread(airflow.trigger, dag_id)
-        while not (mine := [(t, f) for t, f in frames if offer_id in f["data"]["offer_id"]]) and not client.done():
+        while not (mine := [(t, f) for t, f in frames if offer_id in f["offer_id"]]) and not client.done():
             await asyncio.sleep(0.1)
         client.cancel()
         if not mine:
@@ -181,7 +180,7 @@ async def syncs(args: argparse.Namespace, key: str) -> None:
         received, frame = mine[0]
         results.append(received - triggered)
         print(f"sync {step}: trigger -> client {received - triggered:6.1f} s, commit -> client "
-              f"{age_ms(frame['data']['landed_at'], received):7.1f} ms  ({run_id})")  # fmt: skip
+              f"{age_ms(frame['landed_at'], received):7.1f} ms  ({run_id})")  # fmt: skip
         await asyncio.to_thread(airflow.wait, dag_id, run_id, 120)
     httpx.delete(f"{REPLAY_URL}/__replay__").raise_for_status()
     if results:

@@ -122,7 +122,7 @@ class Soak:
             self.live["sse_dropped"] += 1
 
     async def events(self) -> None:
-        producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+        producer = Producer(settings.kafka_config())
         while time.monotonic() < self.until:
             now = datetime.now(timezone.utc).isoformat()
             for _ in range(self.args.events):

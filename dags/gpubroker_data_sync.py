@@ -30,6 +30,12 @@ later (a quarantined batch) is named by its staging URL, never a local path. Air
 Great Expectations, pandas and the client libraries once, before they fork task processes
 (`gpubroker_provider.preload`). bench/sync.py times the run as a user sees it, from the REST trigger.
 Events go through a transactional outbox: if Kafka is down they wait and go out once it is back.
+
+**An owner's integration**: conf `{"integration": {"owner": <API key id>, "provider": "vastai"}}` syncs
+only that: the vendor's listing fetched with the owner's own key from Vault (an hour's cached copy
+while Vault is down; never the pipeline's key), landed as that owner's offers, which only that key
+sees, beside the public ones (`GET /api/v1/integrations/offers`). `gpubroker_integrations` does it
+daily for every integration.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from gpubroker.vendors import VENDORS
-from gpubroker_provider import sync
+from gpubroker_provider import integrations, sync
 from gpubroker_provider.assets import QUARANTINES
 from gpubroker_provider.operators import SyncProvidersOperator
 
@@ -67,17 +73,36 @@ from gpubroker_provider.operators import SyncProvidersOperator
             description="Id of a quarantined batch (gpubroker quarantine list) to land before its provider syncs; "
             "resets that provider's baseline.",
         ),
+        "integration": Param(
+            None,
+            type=["null", "object"],
+            properties={"owner": {"type": "integer", "minimum": 1},
+                        "provider": {"type": "string", "enum": sorted(s for s, v in VENDORS.items() if v.api_key_required)}},
+            required=["owner", "provider"],
+            additionalProperties=False,
+            description="Sync only this owner's integration (API key id, provider) with the owner's key from Vault; "
+            "its offers are seen by that key alone.",
+        ),  # fmt: skip
     },
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "execution_timeout": timedelta(minutes=10)},
 )
 def gpubroker_data_sync():
     @task
     def providers(params: dict | None = None) -> list[dict]:
+        if params.get("integration"):
+            return []  # only the owner's integration is synced (sync_integration)
         return sync.plan(list(params["providers"]), params.get("approve_quarantine"))
+
+    @task(pool="vendor_api")
+    def sync_integration(params: dict | None = None) -> dict:
+        if not (wanted := params.get("integration")):
+            raise AirflowSkipException("no integration in the conf")
+        return integrations.sync_integration(wanted["owner"], wanted["provider"])
 
     landed = SyncProvidersOperator.partial(
         task_id="sync_providers", pool="vendor_api", map_index_template="{{ task.providers | join(', ') }}"
     ).expand_kwargs(providers())
+    sync_integration()
 
     @task(trigger_rule="all_done")  # each landing already retired the old answers: warm the new ones
     def refresh_cache() -> dict[str, int]:

@@ -7,6 +7,8 @@ its own minute (spread by slug, so the hour's syncs do not all start at once). A
 task, the same `SyncProviderOperator` as the full sync's: fetch -> normalise -> gate -> land or
 quarantine. Its events leave as soon as the landing commits (the outbox relay, `gpubroker.relay`), so
 nothing waits for another vendor, and a vendor's failures and retries delay only its own next run.
+While the `vendor_api` pool is full, the waiting syncs take its slots in proportion to their vendors'
+weights (healthier, faster vendors first more often; `gpubroker_provider.priority`).
 
 To sync any vendor now, trigger **gpubroker_data_sync** (conf `{"providers": [...]}`): the one place
 for manual syncs of one, several or all vendors.
@@ -23,6 +25,9 @@ from gpubroker.vendors import VENDORS, Vendor
 from gpubroker_provider import sync
 from gpubroker_provider.assets import QUARANTINES
 from gpubroker_provider.operators import SyncProviderOperator
+from gpubroker_provider.priority import sync_weight_rule
+
+WEIGHT_RULE = sync_weight_rule()
 
 
 def vendor_sync(row: Vendor) -> None:
@@ -44,7 +49,7 @@ def vendor_sync(row: Vendor) -> None:
         },
     )
     def sync_vendor():
-        landed = SyncProviderOperator(task_id="sync_provider", provider=row.slug, pool="vendor_api")
+        landed = SyncProviderOperator(task_id="sync_provider", provider=row.slug, pool="vendor_api", weight_rule=WEIGHT_RULE)
 
         @task(trigger_rule="one_failed", outlets=[QUARANTINES])
         def announce_quarantine(dag_run=None) -> int:

@@ -21,9 +21,7 @@ Event ids derive from the input's (schema.derived_id); PostgreSQL rows are upser
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
-
-from common import arguments, kafka_sink, observations, sql_string, submit, table_environment, uuid_of
+from common import arguments, jdbc_sink, kafka_sink, observations, submit, table_environment, uuid_of
 from gpubroker import settings
 
 ANOMALY_COLUMNS = """event_id STRING,
@@ -128,25 +126,6 @@ CREATE TEMPORARY VIEW aggregated AS
 UNION ALL
 {aggregate("continent", "COALESCE(continent, '??')")}
 """
-
-
-def jdbc_sink(table: str, pg_table: str, columns: str, key: str, url: str) -> str:
-    """DDL of an upserting PostgreSQL sink (flushed every second and on every checkpoint)."""
-    parts = urlsplit(url)
-    jdbc = f"jdbc:postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}?stringtype=unspecified"
-    return f"""
-CREATE TEMPORARY TABLE {table} (
-    {columns},
-    PRIMARY KEY ({key}) NOT ENFORCED
-) WITH (
-    'connector' = 'jdbc',
-    'url' = {sql_string(jdbc)},
-    'table-name' = {sql_string(pg_table)},
-    'username' = {sql_string(unquote(parts.username or ""))},
-    'password' = {sql_string(unquote(parts.password or ""))},
-    'sink.buffer-flush.interval' = '1 s',
-    'sink.max-retries' = '5'
-)"""
 
 
 def main(argv: list[str] | None = None) -> None:

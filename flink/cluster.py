@@ -5,7 +5,7 @@ bin/jobmanager.sh, bin/taskmanager.sh, bin/flink, lib/*.jar): one JobManager and
 started by astro/local/stack.sh. Standard library only: stack.sh runs this file with any Python,
 tests and benchmarks import it to start clusters and jobs of their own.
 
-    python flink/cluster.py conf STATE_DIR [--rest-port 8081 --rpc-port 6123 --slots 4]
+    python flink/cluster.py conf STATE_DIR [--rest-port 8081 --rpc-port 6123 --slots 6]
         write STATE_DIR/conf (config.yaml: RocksDB state, checkpoints in STATE_DIR/checkpoints)
     python flink/cluster.py submit CONF_DIR JOB.py --name NAME [job arguments ...]
         submit a job (parallelism 2) unless a job of that name runs from the same code (else it is replaced)
@@ -29,6 +29,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SLOTS = 6  # per TaskManager: the stack's three jobs take 6 of the 12 (parallelism 2 each), tests and benches the rest
 FLINK_VENV = ROOT / ".venv-flink"
 ACTIVE = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "FAILING", "RECONCILING"}
 TOLERABLE_FAILED_CHECKPOINTS = 5  # consecutive failed checkpoints before the job restarts
@@ -93,7 +94,7 @@ def configuration(state: Path, rest_port: int, rpc_port: int, slots: int) -> dic
 QUIET_ENVIRONMENT = "logger.pyenv.name = org.apache.flink.client.python.PythonEnvUtils\nlogger.pyenv.level = WARN\n"
 
 
-def write_conf(state: Path, rest_port: int = 8081, rpc_port: int = 6123, slots: int = 4) -> Path:
+def write_conf(state: Path, rest_port: int = 8081, rpc_port: int = 6123, slots: int = SLOTS) -> Path:
     """STATE/conf: the distribution's config.yaml with ours applied by its own config tool, and a
     console-only log4j setup (the stack keeps each process's output in its log file)."""
     home, conf = flink_home(), state / "conf"
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     conf.add_argument("state", type=Path)
     conf.add_argument("--rest-port", type=int, default=8081)
     conf.add_argument("--rpc-port", type=int, default=6123)
-    conf.add_argument("--slots", type=int, default=4)
+    conf.add_argument("--slots", type=int, default=SLOTS)
     run = commands.add_parser("submit")
     run.add_argument("conf", type=Path)
     run.add_argument("job", type=Path)

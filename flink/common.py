@@ -16,13 +16,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "include"))  # gpubroker.settings: standard library only
 
-from pyflink.table import EnvironmentSettings, TableEnvironment  # noqa: E402
-
 from gpubroker import settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from pyflink.table import TableEnvironment
 
 FLINK_LIB = Path(os.environ.get("GPUBROKER_FLINK_LIB", ROOT / ".stack" / "flink" / "lib"))
 # detected_at: when the job emitted a result (processing time), ISO-8601 UTC like observed_at
@@ -56,6 +59,9 @@ def uuid_of(text_sql: str) -> str:
 
 
 def table_environment(args: argparse.Namespace, name: str) -> TableEnvironment:
+    # imported here: PyFlink lives in .venv-flink, and the tests read the jobs' SQL without it
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     config = env.get_config()
     jars = sorted(FLINK_LIB.glob("*.jar"))
@@ -73,18 +79,45 @@ def table_environment(args: argparse.Namespace, name: str) -> TableEnvironment:
     return env
 
 
+# the Kafka client inside the connector jar is shaded: its login modules live under this package
+SHADED_KAFKA = "org.apache.flink.kafka.shaded.org.apache.kafka"
+
+
 def kafka_options(args: argparse.Namespace, topic: str) -> str:
-    return f"""'connector' = 'kafka',
-    'topic' = {sql_string(topic)},
-    'properties.bootstrap.servers' = {sql_string(args.bootstrap)}"""
+    """A Kafka table's options: the topic, and the cluster as this process's principal
+    (`settings.kafka_config`, from the environment: the credentials never reach a command line)."""
+    config = settings.kafka_config() | {"bootstrap.servers": args.bootstrap}
+    options = {"connector": "kafka", "topic": topic, "properties.bootstrap.servers": config["bootstrap.servers"]}
+    if "sasl.username" in config:
+        login = f"{SHADED_KAFKA}.common.security.scram.ScramLoginModule required"
+        user, password = (config[k].replace("\\", "\\\\").replace('"', '\\"') for k in ("sasl.username", "sasl.password"))
+        options |= {"properties.security.protocol": config["security.protocol"],
+                    "properties.sasl.mechanism": config["sasl.mechanism"],
+                    "properties.sasl.jaas.config": f'{login} username="{user}" password="{password}";'}  # fmt: skip
+    return ",\n    ".join(f"{sql_string(key)} = {sql_string(value)}" for key, value in options.items())
+
+
+def kafka_source(args: argparse.Namespace, table: str, topic: str, columns: str) -> str:
+    """DDL of a JSON Kafka source (malformed messages are skipped), read from the group's committed
+    offsets (the earliest for a new group)."""
+    return f"""
+CREATE TEMPORARY TABLE {table} (
+    {columns}
+) WITH (
+    {kafka_options(args, topic)},
+    'properties.group.id' = {sql_string(args.group_id)},
+    'scan.startup.mode' = 'group-offsets',
+    'properties.auto.offset.reset' = 'earliest',
+    'format' = 'json',
+    'json.ignore-parse-errors' = 'true',
+    'json.timestamp-format.standard' = 'ISO-8601'
+)"""
 
 
 def observations(args: argparse.Namespace, time_columns: str) -> list[str]:
-    """DDL of `observations`: the `offer_observed` events (other messages on the topic, and malformed
-    ones, are skipped), read from the group's committed offsets (the earliest for a new group)."""
-    return [f"""
-CREATE TEMPORARY TABLE events (
-    `type` STRING,
+    """DDL of `observations`: the `offer_observed` events (other messages on the topic are skipped);
+    `time_columns` declare observed_at and landed_at as the job reads them, and any watermark."""
+    return [kafka_source(args, "events", args.source_topic, f"""`type` STRING,
     event_id STRING,
     provider STRING,
     offer_id STRING,
@@ -104,17 +137,8 @@ CREATE TEMPORARY TABLE events (
     interconnect STRING,
     pricing_type STRING,
     commitment_months INT,
-    landed_at STRING,
-    {time_columns}
-) WITH (
-    {kafka_options(args, args.source_topic)},
-    'properties.group.id' = {sql_string(args.group_id)},
-    'scan.startup.mode' = 'group-offsets',
-    'properties.auto.offset.reset' = 'earliest',
-    'format' = 'json',
-    'json.ignore-parse-errors' = 'true',
-    'json.timestamp-format.standard' = 'ISO-8601'
-)""", "CREATE TEMPORARY VIEW observations AS SELECT * FROM events WHERE `type` = 'offer_observed' AND price_per_hour > 0"]
+    {time_columns}"""),
+        "CREATE TEMPORARY VIEW observations AS SELECT * FROM events WHERE `type` = 'offer_observed' AND price_per_hour > 0"]
 
 
 def kafka_sink(args: argparse.Namespace, table: str, topic: str, columns: str) -> str:
@@ -133,6 +157,26 @@ CREATE TEMPORARY TABLE {table} (
     'sink.delivery-guarantee' = 'at-least-once',
     'properties.linger.ms' = '10',
     'properties.batch.size' = '262144'
+)"""
+
+
+def jdbc_sink(table: str, pg_table: str, columns: str, key: str, url: str) -> str:
+    """DDL of an upserting PostgreSQL sink (flushed every second and on every checkpoint); `url` is
+    settings.DATABASE_URL (from the environment, never the command line: it holds a password)."""
+    parts = urlsplit(url)
+    jdbc = f"jdbc:postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}?stringtype=unspecified"
+    return f"""
+CREATE TEMPORARY TABLE {table} (
+    {columns},
+    PRIMARY KEY ({key}) NOT ENFORCED
+) WITH (
+    'connector' = 'jdbc',
+    'url' = {sql_string(jdbc)},
+    'table-name' = {sql_string(pg_table)},
+    'username' = {sql_string(unquote(parts.username or ""))},
+    'password' = {sql_string(unquote(parts.password or ""))},
+    'sink.buffer-flush.interval' = '1 s',
+    'sink.max-retries' = '5'
 )"""
 
 

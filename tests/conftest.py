@@ -35,24 +35,33 @@ STATE = Path(os.environ.get("GPUBROKER_STATE") or ROOT / ".stack")
 
 def stack_secrets() -> dict[str, str]:
     """The local stack's generated credentials (`.stack/secrets.env`, mode 600, written by
-    astro/local/stack.sh): PostgreSQL role passwords, the database URLs, the webapp's secret key."""
+    astro/local/stack.sh): PostgreSQL role passwords, the database URLs, the webapp's secret key, the
+    Kafka principals' and Redis users' passwords, and the operator's (admin's) Kafka and Redis settings."""
     path = STATE / "secrets.env"
     lines = path.read_text().splitlines() if path.exists() else []
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
-def _connect_as_the_stack() -> None:
-    """Use the stack's database URL (its generated password) unless GPUBROKER_DATABASE_URL is given.
-    pytest-django read Django's settings before this file, so their connection settings are updated
-    too (in place, before any connection is opened)."""
-    url = stack_secrets().get("GPUBROKER_DATABASE_URL")
-    if "GPUBROKER_DATABASE_URL" in os.environ or not url:
-        return
-    from django.conf import settings as django_settings
+# The stack's settings the tests take from secrets.env (unless given in the environment), so that
+# they and every process they start connect as the stack's operator: its database role, and Kafka's
+# and Redis's admin (tests create topics, read every topic and empty Redis databases).
+AS_THE_OPERATOR = {"GPUBROKER_DATABASE_URL": "DATABASE_URL", "GPUBROKER_KAFKA_USER": "KAFKA_USER",
+                   "GPUBROKER_KAFKA_PASSWORD": "KAFKA_PASSWORD", "GPUBROKER_REDIS_URL": "REDIS_URL"}  # fmt: skip
 
-    os.environ["GPUBROKER_DATABASE_URL"] = settings.DATABASE_URL = url
-    parts = urlsplit(url)
-    django_settings.DATABASES["default"].update(USER=unquote(parts.username), PASSWORD=unquote(parts.password))
+
+def _connect_as_the_stack() -> None:
+    """Take AS_THE_OPERATOR's settings from secrets.env. pytest-django read Django's settings before
+    this file, so their connection settings are updated too (in place, before any connection is opened)."""
+    secrets = stack_secrets()
+    for name, attribute in AS_THE_OPERATOR.items():
+        if name not in os.environ and name in secrets:
+            os.environ[name] = secrets[name]
+            setattr(settings, attribute, secrets[name])
+            if name == "GPUBROKER_DATABASE_URL":
+                from django.conf import settings as django_settings
+
+                parts = urlsplit(secrets[name])
+                django_settings.DATABASES["default"].update(USER=unquote(parts.username), PASSWORD=unquote(parts.password))
 
 
 _connect_as_the_stack()
@@ -74,8 +83,7 @@ def stack_logs(*services: str, lines: int = 25) -> str:
 def kafka_tail(topic: str) -> Consumer:
     """A consumer positioned at the topic's current end: it sees every message produced from now on,
     whoever produces it and however soon (no group rebalance, no "latest" offset race)."""
-    consumer = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": f"test-{uuid.uuid4()}",
-                         "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(settings.kafka_config() | {"group.id": f"test-{uuid.uuid4()}", "enable.auto.commit": False})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     ends = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions]
     consumer.assign([TopicPartition(topic, p, end) for p, end in zip(partitions, ends)])
@@ -186,8 +194,8 @@ def stack_webhook_allowlist():
         conn.execute("DELETE FROM webhook_allowlist WHERE id = ANY(%s)", (added,))
 
 
-# A Redis database of the tests' own (GPUBROKER_TEST_REDIS_DB lets two test runs share one Redis).
-ISOLATED_REDIS = f"redis://127.0.0.1:6379/{os.environ.get('GPUBROKER_TEST_REDIS_DB', '15')}"
+# A Redis database of the tests' own, as the admin (GPUBROKER_TEST_REDIS_DB lets two test runs share one Redis).
+ISOLATED_REDIS = urlsplit(settings.REDIS_URL)._replace(path=f"/{os.environ.get('GPUBROKER_TEST_REDIS_DB', '15')}").geturl()
 
 
 @pytest.fixture

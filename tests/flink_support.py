@@ -33,10 +33,11 @@ PARTITIONS = 3
 
 @contextlib.contextmanager
 def topics(*names: str) -> Iterator[dict[str, str]]:
-    """Fresh topics (3 partitions, like the stack's) named `test.<name>.<uuid>`; deleted afterwards."""
-    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    """Fresh topics (3 partitions and the cluster's replication, like the stack's) named
+    `test.<name>.<uuid>`; deleted afterwards."""
+    admin = AdminClient(settings.kafka_config())
     made = {name: f"test.{name}.{uuid.uuid4().hex[:12]}" for name in names}
-    for future in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in made.values()]).values():
+    for future in admin.create_topics([NewTopic(t, PARTITIONS) for t in made.values()]).values():
         future.result(30)
     try:
         yield made
@@ -47,8 +48,8 @@ def topics(*names: str) -> Iterator[dict[str, str]]:
 
 
 def producer() -> Producer:
-    return Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "linger.ms": 20, "compression.type": "zstd",
-                     "queue.buffering.max.messages": 500_000})  # fmt: skip
+    return Producer(settings.kafka_config() | {"linger.ms": 20, "compression.type": "zstd",
+                                               "queue.buffering.max.messages": 500_000})  # fmt: skip
 
 
 def produce(topic: str, events: Iterable, kafka: Producer | None = None, partition: int | None = None) -> int:
@@ -68,8 +69,8 @@ def produce(topic: str, events: Iterable, kafka: Producer | None = None, partiti
 def read(topic: str, until, timeout: float, quiet: float = 3.0) -> list[tuple[str, dict]]:
     """(key, value) of every message on `topic` from the start, polled until `until(messages)` holds and
     the topic stayed quiet for `quiet` seconds (so a wrong extra message is seen too), or `timeout`."""
-    consumer = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": f"test-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(settings.kafka_config() | {"group.id": f"test-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                                                   "enable.auto.commit": False})  # fmt: skip
     consumer.subscribe([topic])
     messages: list[tuple[str, dict]] = []
     deadline, last = time.monotonic() + timeout, time.monotonic()

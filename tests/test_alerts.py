@@ -186,23 +186,22 @@ def topics():
     names = {kind: f"test.alerts.{kind}.{uuid.uuid4().hex[:8]}" for kind in ("changes", "anomalies", "webhooks")}
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
-    for future in admin.create_topics([NewTopic(t, 2, 1) for t in names.values()]).values():
+    admin = AdminClient(settings.kafka_config())
+    for future in admin.create_topics([NewTopic(t, 2) for t in names.values()]).values():
         future.result(30)
     yield names
     admin.delete_topics(list(names.values()))
 
 
 def produce(topic: str, events) -> None:
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    producer = Producer(settings.kafka_config())
     for event in events:
         producer.produce(topic, key=event.key, value=event.model_dump_json())
     assert producer.flush(10) == 0
 
 
 def read_all(topic: str, expect: int, timeout: float = 15) -> list[dict]:
-    consumer = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": f"test-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer = Consumer(settings.kafka_config() | {"group.id": f"test-{uuid.uuid4()}", "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     got, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline and len(got) <= expect:
@@ -316,7 +315,7 @@ def test_a_broken_event_is_dead_lettered_and_the_rest_still_match(transactional_
     key = make_key("pro")
     h100 = rule(key, gpu="H100")
     dead = kafka_tail(settings.Topics.DEAD_LETTER)
-    poison = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    poison = Producer(settings.kafka_config())
     poison.produce(topics["changes"], value=b'{"type": "price_change"}')
     poison.flush(10)
     produce(topics["changes"], [change("a")])
@@ -435,3 +434,18 @@ def test_a_deleted_rule_or_a_borrowed_secret_is_refused_at_delivery(transactiona
         webhooks.deliver(pg, gone, "whsec_" + base64.b64encode(b"x" * 32).decode())
     logged = pg.execute("SELECT webhook_id, delivered, error FROM webhook_delivery ORDER BY id").fetchall()
     assert [(w, d) for w, d, _ in logged] == [("msg_x1", False), ("msg_x2", False)]
+
+
+def test_a_significant_price_change_is_neither_matched_again_nor_dead_lettered(transactional_db, topics):
+    from gpubroker.schema import SignificantPriceChange
+
+    h100 = rule(make_key("pro"), gpu="H100")
+    dead = kafka_tail(settings.Topics.DEAD_LETTER)
+    moved = change("s", old="2.50", new="1.90")  # -24%: the change job sends a significant_price_change beside it
+    produce(topics["changes"], [moved, SignificantPriceChange(**moved.model_dump(exclude={"type", "event_id"}),
+                                                              event_id=str(uuid.uuid4()))])  # fmt: skip
+    run_matcher(topics, 6)
+    assert [(s["alert_rule_id"], s["payload"]["event"]["event_id"]) for s in read_all(topics["webhooks"], 1)] == [(h100, moved.event_id)]
+    letters = [m for m in dead.consume(100, timeout=5) if not m.error() and dict(m.headers())["source.topic"] == topics["changes"].encode()]
+    dead.close()
+    assert letters == []

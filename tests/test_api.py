@@ -287,6 +287,9 @@ def expected_ids(specs: list[dict], q: dict) -> list[str]:
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(specs=offer_specs, query=queries, per_page=st.integers(1, 7))
 async def test_filter_sort_and_paging_match_a_plain_python_model(api, isolated_redis, specs, query, per_page):
+    """**Feature: provider-api-gateway, Property 13: Filter Correctness** — for any catalogue and any
+    combination of filters, sort and page size, the pages together are exactly the offers a plain Python
+    model keeps, in its order, and `total` counts them."""
     from offers.models import Offer
 
     specs = [s | {"id": f"o{i:02d}"} for i, s in enumerate(specs)]
@@ -316,3 +319,24 @@ async def test_openapi_lists_every_status_the_api_returns(webapp):
     schema = (await webapp.get("/api/v1/openapi.json")).json()
     offers = schema["paths"]["/api/v1/offers"]["get"]["responses"]
     assert {"200", "400", "401", "422", "429", "503"} <= set(offers)
+
+
+async def test_items_carry_a_stable_id_their_currency_and_the_tags_the_vendor_stated(api, pg, isolated_redis):
+    """`id` is `provider:offer_id`, the same whichever sync landed the offer; prices are in USD; `tags` are
+    what the latest sync's listing stated (sorted, each once)."""
+    from gpubroker import store
+    from gpubroker.schema import Offer
+
+    def listed(price: str, at: datetime, tags: tuple[str, ...]) -> Offer:
+        return Offer(provider="runpod", offer_id="NVIDIA H100 80GB HBM3:secure", instance_type="1x H100 SXM",
+                     gpu_model="H100", gpu_vendor="NVIDIA", gpu_count=1, gpu_memory_gb=80, price_per_hour=price,
+                     region="global", tags=tags, observed_at=at)  # fmt: skip
+
+    seen = []
+    for price, at, tags in (("2.69", NOW, ("soc2", "secure-cloud", "soc2", "iso27001")), ("2.49", NOW + timedelta(hours=1), ())):
+        store.land(pg, "runpod", [listed(price, at, tags)], at)
+        await landed(isolated_redis)
+        [item] = (await api.get("/api/v1/offers", params={"provider": "runpod"})).json()["items"]
+        seen.append((item["id"], item["currency"], item["price_per_hour"], item["tags"]))
+    assert seen == [("runpod:NVIDIA H100 80GB HBM3:secure", "USD", 2.69, ["iso27001", "secure-cloud", "soc2"]),
+                    ("runpod:NVIDIA H100 80GB HBM3:secure", "USD", 2.49, [])]  # fmt: skip

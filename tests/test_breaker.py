@@ -1,5 +1,6 @@
 """Circuit breaker on the real Redis: a Hypothesis state machine against an independent reference
-model, the HALF_OPEN trial limit under concurrent processes, and the snapshot the webapp reads."""
+model (state, totals and the weight), the HALF_OPEN trial limit and the per-provider request limit
+under concurrent processes, and the snapshot the webapp reads."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from gpubroker.breaker import Breaker, CircuitOpen, State, snapshot_all
+from gpubroker.breaker import Breaker, CircuitOpen, State, TooManyCalls, snapshot_all
 from tests.conftest import ISOLATED_REDIS
 
 # The seed's rules, stated here and never imported from gpubroker.breaker:
@@ -21,10 +22,15 @@ FAILED_SHARE = 0.5  # ...when at least this share of them failed
 OPEN_FOR = 30  # seconds during which every call is refused
 MAX_TRIALS = 3  # trial calls in flight at once while half-open
 CLOSE_AFTER = 3  # successful trials that close it
-SLOW = 2.0  # slower than this (mean of recent successes) halves the weight
+# The gateway contract's weight rules (over the mean answer time of the vendor's recent requests):
+FACTORS = [(2.0, 0.5), (1.0, 0.75)]  # averaging above 2 s: x0.5; above 1 s: x0.75
+FLOOR = 0.1  # the least weight of a provider in rotation
+OUT_AFTER = 3  # failed calls in a row that take a provider out of rotation (weight 0)
+MAX_IN_FLIGHT = 50  # requests to one provider at once, in every process
 # ...and our design choices, from the module docstring:
-WINDOW = 20  # the newest calls judged while closed; also the successful latencies kept
+WINDOW = 20  # the newest calls judged while closed; also the answer times averaged
 LEASE = 600  # seconds after which a trial that never reported back frees its slot
+CALL_LEASE = 120  # ... and a request that never reported back
 
 
 class Reference:
@@ -38,7 +44,8 @@ class Reference:
         self.trial_successes = 0
         self.trials: dict[int, int] = {}  # trial call -> admitted at
         self.failures = self.successes = self.rejections = 0
-        self.recent: list[float] = []
+        self.in_a_row = 0  # failed calls since the last success
+        self.recent: list[float] = []  # the vendor's answer times, newest last
         self.next_call = 0
 
     def state(self) -> str:
@@ -63,9 +70,9 @@ class Reference:
         phase, number = call
         if ok:
             self.successes += 1
-            self.recent = (self.recent + [latency])[-WINDOW:]
         else:
             self.failures += 1
+        self.in_a_row = 0 if ok else self.in_a_row + 1
         if phase != self.phase:
             return
         if self.state() == "closed":
@@ -87,16 +94,20 @@ class Reference:
         if state == "open":
             self.opened_at = self.now
 
+    def answered(self, seconds: float) -> None:
+        self.recent = (self.recent + [seconds])[-WINDOW:]
+
     def weight(self) -> float:
-        if self.state() == "open":
+        if self.state() == "open" or self.in_a_row >= OUT_AFTER:
             return 0.0
         rate = self.window.count(True) / len(self.window) if self.window else 1.0
-        return rate / 2 if self.recent and sum(self.recent) / len(self.recent) > SLOW else rate
+        mean = sum(self.recent) / len(self.recent) if self.recent else 0.0
+        return max(FLOOR, rate * next((f for above, f in FACTORS if mean > above), 1.0))
 
 
 class BreakerMachine(RuleBasedStateMachine):
-    """Calls start, finish (in any order, several in flight) and time passes; the breaker in Redis
-    must agree with the reference after every step.
+    """Calls start, finish (in any order, several in flight), the vendor answers requests in chosen
+    times and time passes; the breaker in Redis must agree with the reference after every step.
 
     Time: the scripts read Redis TIME, which a test cannot set, so the breaker's `clock_offset`
     (0 in production) moves Redis time forward by the model's seconds. Waits are whole seconds and a
@@ -135,6 +146,13 @@ class BreakerMachine(RuleBasedStateMachine):
         self.model.finish(call, ok, latency)
         assert self.breaker.record(ticket, ok, latency).value == self.model.state()
 
+    @rule(seconds=st.sampled_from([0.3, 1.0, 1.5, 2.0, 2.5, 6.0]), answered=st.booleans())
+    def request(self, seconds, answered):
+        """One vendor request in a slot: answered in `seconds`, or not at all (no answer time)."""
+        self.breaker.called(self.breaker.call(), seconds if answered else None)
+        if answered:
+            self.model.answered(seconds)
+
     @rule(seconds=st.one_of(st.sampled_from([1, OPEN_FOR - 1, OPEN_FOR, LEASE - 1, LEASE]), st.integers(0, 45)))
     def wait(self, seconds):
         self.model.now += seconds
@@ -147,10 +165,14 @@ class BreakerMachine(RuleBasedStateMachine):
         assert (snap.failures_total, snap.successes_total, snap.rejections_total) == (
             self.model.failures, self.model.successes, self.model.rejections)  # fmt: skip
         assert snap.weight == pytest.approx(self.model.weight())
+        assert snap.healthy == (self.model.weight() > 0)
         assert snap.recent_latencies == tuple(self.model.recent)
 
 
 def test_breaker_follows_the_reference_model(isolated_redis):
+    """**Feature: provider-api-gateway, Property 4: Circuit Breaker State Machine** — for any sequence
+    of calls (overlapping, finishing in any order), outcomes, answer times and waits, the breaker in
+    Redis is in the reference's state, with its totals and weight (150 examples of up to 50 steps)."""
     run_state_machine_as_test(
         lambda: BreakerMachine(isolated_redis),
         settings=settings(max_examples=150, stateful_step_count=50, deadline=None),
@@ -211,14 +233,44 @@ def test_time_is_redis_time(isolated_redis):
     assert abs(breaker.snapshot().opened_at - (seconds + micros / 1e6)) < 1
 
 
-def test_slow_provider_gets_half_weight_and_open_weight_is_zero(isolated_redis):
-    slow, fast = Breaker("slow", isolated_redis), Breaker("fast", isolated_redis)
-    for _ in range(4):
-        slow.record(slow.admit(), True, 2.5)
-    fast.record(fast.admit(), True, 0.2)
-    fast.record(fast.admit(), False, 0.2)
-    assert (slow.weight(), fast.weight()) == (0.5, 0.5)  # slow: halved; fast: 1 of 2 succeeded
-    assert opened(isolated_redis).weight() == 0.0
+def answered(breaker: Breaker, *seconds: float) -> Breaker:
+    for s in seconds:
+        breaker.called(breaker.call(), s)
+    return breaker
+
+
+@pytest.mark.parametrize(("seconds", "weight"), [((0.4, 0.6), 1.0), ((0.8, 1.2), 1.0), ((1.0, 1.2), 0.75),
+                                                 ((1.9, 2.1), 0.75), ((2.0, 2.2), 0.5), ((6.0,), 0.5)])  # fmt: skip
+def test_answers_averaging_over_1_s_cost_a_quarter_of_the_weight_over_2_s_half(isolated_redis, seconds, weight):
+    breaker = answered(Breaker(f"test-{uuid.uuid4()}", isolated_redis), *seconds)
+    snap = breaker.snapshot()
+    assert (snap.weight, snap.avg_latency_ms) == (weight, round(1000 * sum(seconds) / len(seconds)))
+
+
+def test_the_average_moves_with_the_last_20_answers_and_unanswered_requests_do_not_count(isolated_redis):
+    breaker = answered(Breaker(f"test-{uuid.uuid4()}", isolated_redis), *[3.0] * WINDOW)
+    assert breaker.weight() == 0.5
+    breaker.called(breaker.call(), None)  # a timeout: the breaker's business, not an answer time
+    assert breaker.snapshot().avg_latency_ms == 3000
+    answered(breaker, *[0.2] * (WINDOW - 1))
+    assert (breaker.weight(), breaker.snapshot().avg_latency_ms) == (1.0, round((3.0 + 19 * 0.2) / 20 * 1000))
+
+
+def test_weight_is_the_success_rate_slowed_at_least_a_tenth_and_0_after_3_failures_in_a_row(isolated_redis):
+    breaker = Breaker(f"test-{uuid.uuid4()}", isolated_redis)
+    outcome = []
+    for ok in [False, False, False, True]:
+        breaker.record(breaker.admit(), ok)
+        snap = breaker.snapshot()
+        outcome.append((snap.state, snap.healthy, snap.weight))
+    assert outcome == [
+        (State.CLOSED, True, FLOOR),  # none of 1 succeeded: the floor
+        (State.CLOSED, True, FLOOR),
+        (State.CLOSED, False, 0.0),  # 3 in a row: out of rotation, though too few calls to open
+        (State.CLOSED, True, 0.25),  # 1 of 4 succeeded
+    ]
+    assert answered(breaker, 1.5).weight() == 0.25 * 0.75
+    assert (opened(isolated_redis).weight(), opened(isolated_redis).snapshot().healthy) == (0.0, False)
 
 
 def test_snapshot_all_reads_every_provider_with_totals_and_latency_histogram(isolated_redis):
@@ -233,7 +285,7 @@ def test_snapshot_all_reads_every_provider_with_totals_and_latency_histogram(iso
     assert (lam.latency_count, lam.latency_sum) == (3, pytest.approx(4.37))
     buckets = dict(lam.latency_buckets)
     assert (buckets[0.05], buckets[0.1], buckets[0.5], buckets[5.0], buckets[30.0]) == (0, 1, 2, 3, 3)  # cumulative
-    assert lam.recent_latencies == (0.07, 0.3) and lam.weight == pytest.approx(2 / 3)
+    assert lam.recent_latencies == () and lam.weight == pytest.approx(2 / 3)  # no answer time: those are requests'
     assert (snaps["vastai"].successes_total, snaps["vastai"].latency_count) == (1, 0)
     lambda_.reset()
     assert set(snapshot_all(isolated_redis)) == {"vastai"}
@@ -264,3 +316,34 @@ def test_half_open_admits_at_most_three_of_many_concurrent_processes(isolated_re
     breaker.clock_offset = OPEN_FOR
     snap = breaker.snapshot()
     assert (snap.state, snap.trials_in_flight, snap.rejections_total) == (State.HALF_OPEN, MAX_TRIALS, callers - MAX_TRIALS)
+
+
+def _take_a_request_slot(provider: str, start, results) -> None:
+    breaker = Breaker(provider, redis.Redis.from_url(ISOLATED_REDIS))
+    start.wait()
+    try:
+        results.put(breaker.call())
+    except TooManyCalls:
+        results.put(None)
+
+
+def test_at_most_50_requests_to_a_provider_are_in_flight_across_processes(isolated_redis):
+    provider, callers = f"test-{uuid.uuid4()}", MAX_IN_FLIGHT + 14
+    ctx = multiprocessing.get_context("fork")
+    start, results = ctx.Barrier(callers), ctx.Queue()
+    processes = [ctx.Process(target=_take_a_request_slot, args=(provider, start, results)) for _ in range(callers)]
+    for p in processes:
+        p.start()
+    tokens = [results.get(timeout=60) for _ in processes]
+    for p in processes:
+        p.join(10)
+    held = [t for t in tokens if t]
+    assert len(held) == MAX_IN_FLIGHT
+    breaker, other = Breaker(provider, isolated_redis), Breaker(f"test-{uuid.uuid4()}", isolated_redis)
+    with pytest.raises(TooManyCalls, match=f"{MAX_IN_FLIGHT} requests to test-.* are in flight"):
+        breaker.call()
+    other.called(other.call(), 0.1)  # another provider is not held up
+    breaker.called(held.pop(), 0.2)  # one answered: its slot is free again
+    breaker.called(breaker.call(), 0.2)
+    breaker.clock_offset = CALL_LEASE  # the 49 others never report back: their slots free after the lease
+    assert len({breaker.call() for _ in range(MAX_IN_FLIGHT)}) == MAX_IN_FLIGHT

@@ -21,7 +21,7 @@ import websockets
 from confluent_kafka import Producer
 
 from gpubroker import settings
-from gpubroker.schema import OfferObserved, PriceChange, derived_id
+from gpubroker.schema import OfferObserved, PriceChange, SignificantPriceChange, derived_id
 from gpubroker_provider.airflow_api import AirflowApi
 from tests.conftest import kafka_tail, recording
 
@@ -58,8 +58,8 @@ async def next_update(ws, offer_id: str, timeout: float) -> dict | None:
             message = json.loads(await asyncio.wait_for(ws.recv(), left))
         except TimeoutError:
             return None
-        if message["type"] == "price_update" and message["data"]["offer_id"] == offer_id:
-            return message["data"]
+        if message["type"] == "price_update" and message["offer_id"] == offer_id:
+            return message
     return None
 
 
@@ -132,7 +132,7 @@ def test_flink_forwards_a_change_once_and_drops_a_repeat_of_the_same_observation
         observed_at="2026-11-26T12:00:00Z",
     )  # fmt: skip
     consumer = kafka_tail(settings.Topics.PRICE_CHANGES)
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    producer = Producer(settings.kafka_config())
     for _ in range(2):  # the same observation twice, as a re-sent outbox row would be
         producer.produce(settings.Topics.PRICE_UPDATES, key=observed.key, value=observed.model_dump_json())
     producer.flush(10)
@@ -141,10 +141,14 @@ def test_flink_forwards_a_change_once_and_drops_a_repeat_of_the_same_observation
     while time.monotonic() < deadline:  # after the first change, listen 5 s more for a (wrong) second one
         message = consumer.poll(0.5)
         if message is not None and not message.error() and message.key() == observed.key.encode():
-            changes.append(PriceChange.model_validate_json(message.value()))
+            changes.append(json.loads(message.value()))
             deadline = min(deadline, time.monotonic() + 5)
     consumer.close()
-    assert len(changes) == 1
+    # one price_change, and beside it one significant_price_change (a change of 5% or more)
+    assert sorted(c["type"] for c in changes) == ["price_change", "significant_price_change"]
+    significant = SignificantPriceChange.model_validate(next(c for c in changes if c["type"] != "price_change"))
+    changes = [PriceChange.model_validate(c) for c in changes if c["type"] == "price_change"]
+    assert significant.event_id == derived_id(observed.event_id, "significant_price_change")
     assert (changes[0].old_price, changes[0].new_price, changes[0].direction) == (Decimal("2"), Decimal("1.6"), "down")
     assert changes[0].change_percent == pytest.approx(-20.0)
     assert changes[0].event_id == derived_id(observed.event_id, "price_change")

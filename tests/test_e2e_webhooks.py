@@ -66,7 +66,7 @@ def request_through_kafka(url: str, payload: dict | None = None) -> str:
     """A webhook request put on gpubroker.webhooks, as a producer would; its webhook id."""
     webhook_id = f"msg_{uuid.uuid4().hex[:20]}"
     request = {"webhook_id": webhook_id, "webhook_url": url, "event_type": "test", "payload": payload or {}}
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    producer = Producer(settings.kafka_config())
     producer.produce(settings.Topics.WEBHOOKS, key=webhook_id, value=json.dumps(request))
     producer.flush(10)
     return webhook_id

@@ -88,7 +88,7 @@ def price_change(offer_id: str, gpu: str = "H100") -> PriceChange:
 
 
 def send_changes(*changes: PriceChange) -> None:
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    producer = Producer(settings.kafka_config())
     for change in changes:
         producer.produce(settings.Topics.PRICE_CHANGES, change.model_dump_json().encode(),
                          key=f"{change.provider}:{change.offer_id}".encode())  # fmt: skip
@@ -148,12 +148,12 @@ class Client:
             with contextlib.suppress(asyncio.TimeoutError):
                 frame = await self.next(timeout=max(0.1, deadline - time.monotonic()))
                 if frame["type"] == "price_update":
-                    seen.append(frame["data"]["offer_id"])
+                    seen.append(frame["offer_id"])
         with contextlib.suppress(asyncio.TimeoutError):
             while True:
                 frame = await self.next(timeout=1.0)
                 if frame["type"] == "price_update":
-                    seen.append(frame["data"]["offer_id"])
+                    seen.append(frame["offer_id"])
         return seen
 
     async def closed_with(self, timeout: float = 15.0) -> int | None:

@@ -254,3 +254,22 @@ async def test_a_websocket_connect_counts_against_the_plan(webapp, header):
         else:
             assert code == 4429
     assert accepted == 10
+
+
+async def test_the_breaker_state_metric_is_0_closed_1_open_2_half_open_and_the_dashboard_says_so(api, isolated_redis):
+    """circuit_breaker_state in the gateway contract's encoding, for the breakers the pipeline keeps in Redis."""
+    from gpubroker.breaker import Breaker
+
+    for provider, opened_ago in (("lambda", 0), ("runpod", 31)):  # runpod opened 31 s ago: half-open by now
+        breaker = Breaker(provider, isolated_redis, clock_offset=-opened_ago)
+        for _ in range(10):
+            breaker.record(breaker.admit(), False)
+    healthy = Breaker("vastai", isolated_redis)
+    healthy.record(healthy.admit(), True)
+    text = (await api.get("/metrics")).text
+    states = dict(re.findall(r'^circuit_breaker_state\{provider="([a-z0-9]+)"\} (\S+)$', text, re.MULTILINE))
+    assert (states["vastai"], states["lambda"], states["runpod"]) == ("0.0", "1.0", "2.0")
+    dashboard = json.loads((ROOT / "astro" / "grafana" / "gpubroker.json").read_text())
+    [panel] = [p for p in dashboard["panels"] if p["targets"][0]["expr"] == "circuit_breaker_state"]
+    [mapping] = panel["fieldConfig"]["defaults"]["mappings"]
+    assert {value: shown["text"] for value, shown in mapping["options"].items()} == {"0": "closed", "1": "open", "2": "half-open"}

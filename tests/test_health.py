@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from gpubroker import health, settings
 from gpubroker.breaker import Breaker
@@ -55,3 +59,48 @@ def test_check_health_probes_over_http_and_feeds_the_breaker(pg_url, pg, isolate
     assert sorted(result["changed"]) == ["coreweave", "lambda", "vastai"]
     lambda_breaker = Breaker("lambda", isolated_redis).snapshot()
     assert (lambda_breaker.failures_total, lambda_breaker.successes_total) == (1, 0)  # the failed probe was recorded
+    vastai = Breaker("vastai", isolated_redis).snapshot()  # its probe's request was timed: the average the weight reads
+    assert len(vastai.recent_latencies) == 1 and vastai.avg_latency_ms == round(1000 * vastai.recent_latencies[0])
+    assert len(lambda_breaker.recent_latencies) == 4  # its 503s are answers too (the breaker counts the failure)
+
+
+# --- property: a round of health checks probes the providers at once --------------------------------
+PROBED = ["vastai", "lambda", "runpod", "lium", "primeintellect", "tensordock", "hyperbolic", "datacrunch"]
+
+
+@pytest.fixture
+def replay_connections(replay, pg_url, monkeypatch):
+    """Every vendor's Airflow connection pointing at the replay server; the syncs' database the test's."""
+    monkeypatch.setattr(settings, "DATABASE_URL", pg_url)
+    for line in exports(replay.base_url, "replay-key"):
+        name, _, value = line.removeprefix("export ").partition("=")
+        monkeypatch.setenv(name, value.strip("'"))
+    return replay
+
+
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(delays=st.dictionaries(st.sampled_from(PROBED), st.sampled_from([0.15, 0.25, 0.35]), min_size=2, max_size=5))
+def test_a_round_probes_every_provider_at_once_and_takes_the_slowest_not_the_sum(pg, isolated_redis, replay_connections,
+                                                                                monkeypatch, delays):  # fmt: skip
+    """**Feature: provider-api-gateway, Property 11: Parallel Provider Fetching** — for any providers and
+    any time each takes to answer, `check_health` probes them all at once: each waits on its own vendor and
+    every probe starts before the first one ends, so a round takes about the slowest probe, not the sum."""
+    replay_connections.reset()
+    for provider, seconds in delays.items():
+        replay_connections.faults(provider, {"delay": seconds})
+    spans, probe = {}, sync.probe
+
+    def timed(provider: str) -> dict:  # the real probe, its start and end noted
+        started = time.monotonic()
+        try:
+            return probe(provider)
+        finally:
+            spans[provider] = (started, time.monotonic())
+
+    monkeypatch.setattr(sync, "probe", timed)
+    statuses = sync.check_health(list(delays))["statuses"]
+    assert set(statuses) == set(delays) and "down" not in statuses.values(), statuses
+    assert all(end - start >= delays[p] for p, (start, end) in spans.items())  # each waited on its vendor
+    # all at once: the last to start started before the first to end ended, so the round lasts the
+    # slowest probe and the others' start-up, never two probes one after the other
+    assert max(start for start, _ in spans.values()) < min(end for _, end in spans.values()), (spans, delays)

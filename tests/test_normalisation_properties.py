@@ -198,6 +198,9 @@ MEMORY_MIB = {"RTX 4090": 24564, "H100 SXM": 81559, "A100 PCIE": 40960, "L40S": 
 @settings(max_examples=200, deadline=None)
 @given(rows=st.lists(vast_rows, max_size=30, unique_by=lambda r: r["id"]))
 def test_well_formed_vast_payloads_yield_complete_offers(rows):
+    """**Feature: provider-api-gateway, Property 12: Response Normalization** — for any well-formed vendor
+    response (Vast.ai rows over its documented field domains), every row becomes an offer of the one
+    schema with every required field, a positive price and memory consistent with the registry."""
     for row in rows:
         row["gpu_ram"] = MEMORY_MIB[row["gpu_name"]]
     batch = VastAiHook().parse([{"offers": rows}], NOW)

@@ -235,7 +235,7 @@ def test_feed_strings_with_quotes_and_markup_are_shown_as_text_never_parsed(site
               "observed_at": at}  # fmt: skip
     anomaly = {"provider": HOSTILE, "gpu": HOSTILE, "reason": HOSTILE, "price_per_gpu": 0.5, "old_price": 2, "observed_at": at}
     for kind, data in (("price_update", change), ("anomaly_alert", anomaly)):
-        isolated_redis.xadd(hub.STREAM, {"kind": kind, "event_id": kind, "channels": "price_updates", "data": json.dumps(data)})
+        isolated_redis.xadd(hub.STREAM, {"kind": kind, "event_id": kind, "channels": "price_updates", "body": json.dumps(data)})
     page.wait_for_function("document.querySelectorAll('#ticker li').length === 2")
     shot(page, "page-ticker-hostile-strings")
     assert page.locator("#ticker [data-injected], #ticker img").count() == 0
@@ -244,4 +244,31 @@ def test_feed_strings_with_quotes_and_markup_are_shown_as_text_never_parsed(site
     assert page.locator("#ticker b").evaluate_all("bs => bs.map(b => b.textContent)") == [HOSTILE, HOSTILE]
     texts = page.locator("#ticker li").all_text_contents()
     assert all(texts[i].count(HOSTILE) == n for i, n in ((0, 3), (1, 4))), texts  # anomaly: provider, gpu, reason
+    assert seen.errors == []
+
+
+def test_health_frames_update_the_provider_badges(site, browser, isolated_redis):
+    """health_update frames from the bridge: a health change sets the badge, a health score its title,
+    a quarantine shows `stale` and ticks (the frame's own kind is its `event_type`)."""
+    from feed import bridge
+    from gpubroker.schema import HealthScore, ProviderEvent, health_score_id
+    from tests.test_feed import record
+
+    page, seen = Watched.page(browser)
+    page.goto(f"{site}/")
+    page.wait_for_selector("body[data-feed=live]")
+    end = NOW.replace(second=0, microsecond=0)
+    bridge.Bridge(client=isolated_redis).handle([record(e) for e in (
+        ProviderEvent(type="health_update", provider="lambda", status="down", reason="timeout", timestamp=NOW),
+        HealthScore(event_id=health_score_id("lambda", end), provider="lambda", score=0.25, calls=4, failures=3, latency_ms=None,
+                    last_landed_at=None, window_start=end - timedelta(minutes=15), window_end=end, detected_at=end),
+        ProviderEvent(type="quarantine", provider="lambda", status="stale", reason="half the rows vanished", timestamp=NOW),
+    )])  # fmt: skip
+    badges = page.locator("#provider-lambda [data-badges]")
+    page.wait_for_function("document.querySelectorAll('#ticker li').length === 1")
+    assert badges.locator("[data-health]").text_content() == "down"
+    assert badges.locator("[data-health]").get_attribute("data-health") == "down"
+    assert badges.locator("[data-health]").get_attribute("title") == "health score 0.25 (the last 15 minutes)"
+    assert badges.locator("[data-stale]").is_visible() and badges.locator("[data-stale]").get_attribute("title") == "half the rows vanished"
+    assert "lambda: latest batch quarantined" in page.locator("#ticker li").text_content()
     assert seen.errors == []

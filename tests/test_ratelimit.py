@@ -60,6 +60,9 @@ steps = st.lists(
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=steps)
 async def test_redis_sliding_window_matches_the_model(redis_url, steps):
+    """**Feature: provider-api-gateway, Property 8: Sliding Window Rate Limiting** — for any sequence of
+    requests and waits, the Redis window admits exactly what a 60 s sliding window admits (no reset on
+    minute boundaries), with the same remaining count and retry time."""
     client = aioredis.Redis.from_url(redis_url)
     limiter, model, run, t = Limiter(client), SlidingWindowModel(), uuid.uuid4().hex, 0.0
     try:

@@ -43,11 +43,16 @@ def cache(l1, now, rand=NEVER_EARLY) -> TwoTierCache:
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(in_l2=st.booleans(), in_l1=st.booleans(), version=st.integers(1, 5), stale_version=st.booleans())
-async def test_lookup_order_is_l2_then_l1_then_origin(l1, in_l2, in_l1, version, stale_version):
-    now, key, origin = [1000.0], f"/k/{uuid.uuid4().hex}", Origin()
+@given(in_l2=st.booleans(), in_l1=st.booleans(), version=st.integers(0, 2**31),
+       other_version=st.none() | st.integers(0, 2**31), path=st.text(st.characters(exclude_categories=("Cs",)), max_size=30))
+async def test_lookup_order_is_l2_then_l1_then_origin(l1, in_l2, in_l1, version, other_version, path):
+    """**Feature: provider-api-gateway, Property 1: Cache Lookup Order and Fallback** — for any state of the
+    two tiers, any key and any data version (the stored entry's, or another), a lookup answers from L2,
+    else L1 (Redis), else falls back to the origin, computing only then; whatever answered is in L2 next."""
+    now, key, origin = [1000.0], f"/k/{uuid.uuid4().hex}/{path}", Origin()
     writer = cache(l1, now)
-    stored_version = version - 1 if stale_version else version
+    stored_version = version if other_version is None else other_version
+    stale_version = stored_version != version
     if in_l1 or in_l2:
         await writer.get(key, stored_version, origin)  # fills L2 (of `writer`) and L1
     reader = writer if in_l2 else cache(l1, now)  # a fresh process has an empty L2
@@ -69,6 +74,8 @@ async def test_lookup_order_is_l2_then_l1_then_origin(l1, in_l2, in_l1, version,
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ttl=st.integers(1, 300), later=st.floats(0, 400))
 async def test_entries_expire_at_their_ttl_and_l2_keeps_them_at_most_30_s(l1, ttl, later):
+    """**Feature: provider-api-gateway, Property 2: Cache TTL Expiration** — for any TTL and any later time,
+    an entry is served until its TTL and never after (L2 keeps it at most 30 s of that)."""
     now, key, origin = [5000.0], f"/ttl/{uuid.uuid4().hex}", Origin(ttl=ttl)
     c = cache(l1, now)
     await c.get(key, 1, origin)
@@ -85,6 +92,8 @@ async def test_entries_expire_at_their_ttl_and_l2_keeps_them_at_most_30_s(l1, tt
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(2, 150), before_expiry=st.floats(0, 2), seed=st.integers(0, 2**32))
 async def test_concurrent_requests_near_expiry_recompute_at_most_once(l1, n, before_expiry, seed):
+    """**Feature: provider-api-gateway, Property 3: Cache Stampede Prevention** — for any number of
+    concurrent requests (two processes) at any moment near expiry, the origin computes at most once."""
     rng = random.Random(seed)
     now, key = [10_000.0], f"/stampede/{uuid.uuid4().hex}"
     origin = Origin(ttl=60, seconds=0.02)

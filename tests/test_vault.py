@@ -413,9 +413,12 @@ values = st.text(max_size=40).map(lambda s: "gpb-prop-" + s)
 operations = st.lists(st.tuples(st.sampled_from(["store", "rotate"]), values), min_size=1, max_size=14)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
 def test_read_returns_last_write_and_versions_count_writes(vault_session, ops):
+    """**Feature: provider-api-gateway, Property 18: Vault Credential Retrieval** — for any sequence of
+    stores and rotations, a read (through a fresh hook too) returns the last write, and Vault counts one
+    version per write (keeping the newest 10); a rotation or read of nothing stored is CredentialNotFound."""
     hook, uid = make_hook(), user()
     writes, last = 0, None
     for op, value in ops:
@@ -439,6 +442,46 @@ def test_read_returns_last_write_and_versions_count_writes(vault_session, ops):
     # Like Vault, the KV-v2 mount keeps the newest 10 versions (max_versions default).
     assert len(meta["versions"]) == min(writes, 10)
     assert max(int(v) for v in meta["versions"]) == writes
+
+
+steps = st.lists(st.tuples(st.sampled_from(["write", "read", "seal", "unseal"]), st.floats(0, 80 * MINUTE)),
+                 min_size=1, max_size=12)  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=steps)
+def test_a_read_is_vaults_latest_or_a_cached_copy_under_an_hour_old_or_a_clear_error(vault_session, steps):
+    """**Feature: provider-api-gateway, Property 18: Vault Credential Retrieval** — with Vault serving, a
+    read returns the latest write; with Vault sealed, the copy Vault last confirmed (read or written)
+    while it is younger than an hour, else VaultUnavailable naming the path."""
+    server, clock, uid = vault_session.server, Clock(), user()
+    hook = make_hook(clock)
+    latest, confirmed_at = None, None
+    try:
+        for n, (step, elapsed) in enumerate(steps):
+            clock.advance(elapsed)
+            if step in ("seal", "unseal"):
+                server.sealed = step == "seal"
+            elif step == "write" and not server.sealed:
+                latest = {"api_key": f"gpb-retrieval-{n}"}
+                hook.store(uid, "vastai", latest)
+                confirmed_at = clock.now
+            elif step == "write":
+                with pytest.raises(VaultUnavailable):
+                    hook.store(uid, "vastai", {"api_key": f"gpb-retrieval-{n}"})
+            elif not server.sealed and latest is not None:
+                assert hook.read(uid, "vastai") == latest
+                confirmed_at = clock.now
+            elif not server.sealed:
+                with pytest.raises(CredentialNotFound):
+                    hook.read(uid, "vastai")
+            elif confirmed_at is not None and clock.now - confirmed_at < hook.max_stale:
+                assert hook.read(uid, "vastai") == latest
+            else:
+                with pytest.raises(VaultUnavailable, match=f"gpubroker/users/{uid}/providers/vastai"):
+                    hook.read(uid, "vastai")
+    finally:
+        server.sealed = False
 
 
 # --- vendor API keys through Airflow's VaultBackend ------------------------------------------------

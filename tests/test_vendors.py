@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import date, datetime, timezone
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpubroker import gpus
@@ -170,3 +171,35 @@ def test_retry_after_is_a_finite_non_negative_wait_or_none(value):
         return
     wait = _retry_after(response)
     assert wait is None or (math.isfinite(wait) and wait >= 0)
+
+
+# --- property: a request ends within its time budget --------------------------------------------
+LATE_SECONDS = 3.0  # a vendor far slower than any timeout below: a timeout not applied shows at once
+BACKOFF = (0.5, 1.0)  # seconds waited after a first and a second failed attempt (exponential, from 0.5 s)
+OVERHEAD = 1.0  # seconds a loaded machine may add to a request besides its timeouts and waits
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(timeout=st.integers(5, 30).map(lambda hundredths: hundredths / 100),
+       late=st.lists(st.booleans(), min_size=1, max_size=3))
+def test_each_late_attempt_is_cut_at_the_timeout_and_the_request_ends_within_its_budget(replay, isolated_redis,
+                                                                                       timeout, late):  # fmt: skip
+    """**Feature: provider-api-gateway, Property 20: Request Timeout** — for any timeout and number of
+    attempts, with the vendor answering each attempt at once or far too late: every late attempt is cut at
+    the timeout, and the request answers from the first attempt in time or, when all ran late, ends in a
+    VendorError naming the timeout — in timeout x late attempts + the backoff between them."""
+    replay.reset()
+    attempts = len(late)
+    cut = next((n for n, is_late in enumerate(late) if not is_late), attempts)  # late attempts before one in time
+    replay.faults("vastai", *[{"delay": LATE_SECONDS}] * cut)
+    budget = cut * timeout + sum(BACKOFF[: min(cut, attempts - 1)])
+    vendor = hook(replay, "vastai", timeout=timeout, max_attempts=attempts)
+    started = time.monotonic()
+    if cut == attempts:
+        with pytest.raises(VendorError, match=rf"^vastai: POST /api/v0/bundles/ timed out after {timeout:g} s "
+                                              rf"\(after {attempts} attempts\)$"):  # fmt: skip
+            vendor.fetch_raw()
+    else:
+        assert vendor.fetch_raw()[0]["offers"]  # the listing, from the first attempt in time
+    took = time.monotonic() - started
+    assert budget <= took < budget + OVERHEAD, (took, budget)

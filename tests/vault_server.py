@@ -23,6 +23,11 @@ Not implemented (nothing here calls them): soft delete/undelete/destroy of singl
 custom metadata, other auth methods and engines, leases, namespaces, policies (one token is
 either valid or not).
 
+The local stack runs it as its Vault (`python -m tests.vault_server`, service `vault` in
+astro/local/stack.sh, token GPUBROKER_VAULT_TOKEN from .stack/secrets.env): the same test double, so
+integrations and the pipeline's vendor keys are kept in a KV-v2 store on `make up` too. It keeps
+secrets in memory only: the stack stores the pipeline's keys again at each `up`.
+
 Failure switches for tests: `sealed = True` answers every call 503 `{"errors": ["Vault is sealed"]}`
 as a sealed Vault does; stopping the server (`serve()` context manager) gives connection errors.
 `requests` records every (method, path) served, so tests can see which endpoints the hook used.
@@ -113,6 +118,7 @@ class KvV2TestServer:
         self.max_versions = max_versions
         self.sealed = False
         self.requests: list[tuple[str, str]] = []
+        self.keep_requests = 100_000
         self._keys: dict[tuple[str, str], _Key] = {}
         self._lock = threading.Lock()
         self.app = Starlette(
@@ -295,6 +301,7 @@ class _Gate:
             return await self.app(scope, receive, send)
         server, path = self.server, scope["path"]
         server.requests.append((scope["method"], path))
+        del server.requests[: -server.keep_requests]  # a long-running double (the stack's) stays bounded
         response: Response | None = None
         if server.sealed:
             if path == "/v1/sys/health":
@@ -337,3 +344,21 @@ def serve(server: KvV2TestServer, host: str = "127.0.0.1") -> Iterator[str]:
     finally:
         uv.should_exit = True
         thread.join(5)
+
+
+def main() -> None:
+    """The stack's Vault: `python -m tests.vault_server --port 8200`, the one token read from the
+    environment (GPUBROKER_VAULT_TOKEN: never on a command line)."""
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8200)
+    args = parser.parse_args()
+    server = KvV2TestServer(tokens={os.environ["GPUBROKER_VAULT_TOKEN"]}, mounts=("secret", "kv"))
+    server.keep_requests = 1000
+    uvicorn.run(server.app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="off")
+
+
+if __name__ == "__main__":
+    main()

@@ -19,7 +19,7 @@ case ${1:-} in
     /app/.venv-flink/bin/python flink/cluster.py conf /app/.stack/flink >/dev/null
     bash "$(flink_bin)/jobmanager.sh" start-foreground &
     until overview | grep -q '"taskmanagers":2'; do sleep 2; done
-    for job in price_changes:gpubroker-price-changes analytics:gpubroker-analytics; do
+    for job in price_changes:gpubroker-price-changes analytics:gpubroker-analytics health_scores:gpubroker-health-scores; do
       /app/.venv-flink/bin/python flink/cluster.py submit "$FLINK_CONF_DIR" "flink/${job%%:*}.py" --name "${job#*:}"
     done
     wait ;;

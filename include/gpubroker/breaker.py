@@ -1,4 +1,4 @@
-"""Per-provider circuit breakers and health weights, shared through Redis.
+"""Per-provider circuit breakers, health weights and call limits, shared through Redis.
 
 Every Airflow worker and the webapp see the same breaker for a provider, so one vendor's outage
 stops calls to it everywhere and never slows the others.
@@ -19,11 +19,22 @@ script, never a worker's clock. Keys, per provider: the hash `gpubroker:circuit:
 (state, opened_at, window, epoch, totals, latencies) and the sorted set `...:trials` (trial calls
 in flight, scored by admission time); the set `gpubroker:circuits` names every provider with a breaker.
 
+Weight (the gateway contract's rules, `provider_weight`): 0 while the provider is unhealthy (its
+breaker OPEN, or its last 3 calls failed in a row), else the window's success rate x0.75 when its
+vendor requests average above 1 s, x0.5 above 2 s, never below 0.1. `avg_latency` is that average:
+the mean time the vendor took to answer its last 20 HTTP requests (`Breaker.request`, around each
+request a sync or probe makes; a timeout or a refused connection is no answer, the breaker counts
+it as a failed call). The weight orders the syncs (`gpubroker_provider.priority`).
+
+Call limit: at most 50 of a provider's vendor requests are in flight at once, across every process
+and machine (`Breaker.request`: the sorted set `...:calls`, scored by admission time; a request
+that never reports back frees its slot after 120 s). One more is refused with `TooManyCalls`. With
+Redis unreachable a request goes ahead uncounted (the CLI's; a sync's breaker needs Redis anyway).
+
 Read side: `snapshot_all(client)` returns a `Snapshot` per provider in one round trip (a read-only
-script): state, monotonic failures/successes/rejections totals, weight (0..1: 0 while OPEN, else the
-window's success rate, halved when the recent successful calls average above 2 s), opened_at (Unix
-seconds, Redis clock) and latency figures (a cumulative histogram over every timed call, in seconds,
-and the last 20 successful latencies) for `provider_request_latency_seconds`.
+script): state, monotonic failures/successes/rejections totals, consecutive failures, weight,
+avg_latency, opened_at (Unix seconds, Redis clock) and latency figures (a cumulative histogram over
+every timed call, in seconds) for `provider_request_latency_seconds`.
 
 Why not a library: pybreaker (the kept one with Redis storage) trips on N consecutive failures and
 closes on one success; it has no failure-rate window, no success count and no trial limit in
@@ -33,30 +44,38 @@ per-process only.
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import redis
 
 from gpubroker import settings
 
-__all__ = ["Breaker", "CircuitOpen", "Snapshot", "State", "Ticket", "snapshot_all"]
+__all__ = ["Breaker", "CircuitOpen", "Snapshot", "State", "Ticket", "TooManyCalls", "provider_weight", "snapshot_all"]
 
-WINDOW = 20  # calls judged while CLOSED (the newest); also how many successful latencies are kept
+WINDOW = 20  # calls judged while CLOSED (the newest); also how many request latencies are averaged
 MIN_CALLS = 10
 FAILURE_RATE = 0.5
 OPEN_SECONDS = 30.0
 TRIALS = 3  # concurrent trial calls admitted while HALF_OPEN
 HALF_OPEN_SUCCESSES = 3
 TRIAL_LEASE_SECONDS = 600.0  # a trial that never reports back frees its slot after this
-SLOW_SECONDS = 2.0  # a provider whose recent successful calls average above this gets half weight
+SLOW_SECONDS = 2.0  # a provider whose requests average above this gets half weight
+LATENCY_FACTORS = ((SLOW_SECONDS, 0.5), (1.0, 0.75))  # (average above, weight factor), the slowest first
+WEIGHT_FLOOR = 0.1  # the least weight of a healthy provider
+UNHEALTHY_AFTER = 3  # failed calls in a row that take a provider out of rotation (weight 0)
+MAX_CALLS = 50  # vendor requests of one provider in flight at once, everywhere
+CALL_LEASE_SECONDS = 120.0  # a request that never reports back frees its slot after this
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # seconds, histogram upper bounds
 
 PREFIX = "gpubroker:circuit:"
 REGISTRY = "gpubroker:circuits"
+log = logging.getLogger(__name__)
 
 
 class State(StrEnum):
@@ -67,6 +86,10 @@ class State(StrEnum):
 
 class CircuitOpen(RuntimeError):
     """The provider's breaker refused the call (OPEN, or HALF_OPEN with every trial slot taken)."""
+
+
+class TooManyCalls(RuntimeError):
+    """MAX_CALLS requests to the provider are in flight already (in any process)."""
 
 
 # --- the scripts: every rule lives here, once -------------------------------------------------
@@ -124,17 +147,13 @@ local t = clock(ARGV[1])
 local ok, latency = ARGV[3] == '1', tonumber(ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[2])
 redis.call('HINCRBY', key, ok and 'successes_total' or 'failures_total', 1)
+if ok then redis.call('HSET', key, 'consecutive_failures', 0)
+else redis.call('HINCRBY', key, 'consecutive_failures', 1) end
 if latency then
   redis.call('HINCRBY', key, 'latency_count', 1)
   redis.call('HINCRBYFLOAT', key, 'latency_sum', latency)
   for _, bound in ipairs(BUCKETS) do
     if latency <= tonumber(bound) then redis.call('HINCRBY', key, 'latency_le:' .. bound, 1) end
-  end
-  if ok then
-    local recent = {}
-    for value in string.gmatch(redis.call('HGET', key, 'recent') or '', '%S+') do table.insert(recent, value) end
-    table.insert(recent, ARGV[4])
-    redis.call('HSET', key, 'recent', table.concat(recent, ' ', math.max(1, #recent - WINDOW + 1)))
   end
 end
 
@@ -164,6 +183,31 @@ return state
 """
 )
 
+# KEYS: calls, hash; ARGV: offset -> a token for the request, or '' when MAX_CALLS are in flight
+_CALL = (
+    _PRELUDE
+    + f"""
+local t = clock(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - {CALL_LEASE_SECONDS})
+if redis.call('ZCARD', KEYS[1]) >= {MAX_CALLS} then return '' end
+local token = tostring(redis.call('HINCRBY', KEYS[2], 'call_seq', 1))
+redis.call('ZADD', KEYS[1], t, token)
+return token
+"""
+)
+
+# KEYS: calls, hash, registry; ARGV: provider, token, seconds the vendor took to answer or '' (no answer)
+_CALLED = f"""
+redis.call('ZREM', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then
+  local recent = {{}}
+  for value in string.gmatch(redis.call('HGET', KEYS[2], 'recent') or '', '%S+') do table.insert(recent, value) end
+  table.insert(recent, ARGV[3])
+  redis.call('HSET', KEYS[2], 'recent', table.concat(recent, ' ', math.max(1, #recent - {WINDOW} + 1)))
+  redis.call('SADD', KEYS[3], ARGV[1])
+end
+"""
+
 # KEYS: registry; ARGV: offset, providers... (none: every registered provider)
 # -> {now, {provider, state, trials in flight, hash field, value, ...}, ...}
 _READ = (
@@ -187,6 +231,15 @@ return out
 
 
 # --- the read side ---------------------------------------------------------------------------
+def provider_weight(success_rate: float, avg_latency: float | None, healthy: bool) -> float:
+    """The weight (0..1) of a provider: 0 while unhealthy, else its success rate times the factor of
+    its average request latency (seconds; None: no request timed yet), never below WEIGHT_FLOOR."""
+    if not healthy:
+        return 0.0
+    factor = next((f for above, f in LATENCY_FACTORS if avg_latency is not None and avg_latency > above), 1.0)
+    return max(WEIGHT_FLOOR, success_rate * factor)
+
+
 def _text(value: bytes | str | int) -> str:
     """A script's reply item as text, whether or not the client decodes responses."""
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -201,13 +254,28 @@ class Snapshot:
     failures_total: int = 0
     successes_total: int = 0
     rejections_total: int = 0
-    weight: float = 1.0
+    consecutive_failures: int = 0  # failed calls since the last successful one
+    weight: float = 1.0  # provider_weight
     opened_at: float | None = None  # Unix seconds (Redis clock) when the breaker last opened
     trials_in_flight: int = 0
     latency_count: int = 0  # timed calls (successful or not)
     latency_sum: float = 0.0  # seconds
     latency_buckets: tuple[tuple[float, int], ...] = tuple((b, 0) for b in LATENCY_BUCKETS)  # (le, calls)
-    recent_latencies: tuple[float, ...] = ()  # the last successful calls, seconds, newest last
+    recent_latencies: tuple[float, ...] = ()  # how long the vendor took to answer its last requests, s, newest last
+
+    @property
+    def healthy(self) -> bool:
+        """In rotation: the breaker is not OPEN and the last UNHEALTHY_AFTER calls did not all fail."""
+        return self.state is not State.OPEN and self.consecutive_failures < UNHEALTHY_AFTER
+
+    @property
+    def avg_latency(self) -> float | None:
+        """The moving average of the vendor's answer times (the last WINDOW requests), seconds."""
+        return sum(self.recent_latencies) / len(self.recent_latencies) if self.recent_latencies else None
+
+    @property
+    def avg_latency_ms(self) -> int | None:
+        return None if self.avg_latency is None else round(self.avg_latency * 1000)
 
     @classmethod
     def parse(cls, entry: list) -> Snapshot:
@@ -217,14 +285,13 @@ class Snapshot:
         window = fields.get("window", "")
         recent = tuple(float(v) for v in fields.get("recent", "").split())
         rate = window.count("1") / len(window) if window else 1.0
-        slow = bool(recent) and sum(recent) / len(recent) > SLOW_SECONDS
-        return cls(
+        snapshot = cls(
             provider=provider,
             state=state,
             failures_total=int(fields.get("failures_total", 0)),
             successes_total=int(fields.get("successes_total", 0)),
             rejections_total=int(fields.get("rejections_total", 0)),
-            weight=0.0 if state is State.OPEN else rate / 2 if slow else rate,
+            consecutive_failures=int(fields.get("consecutive_failures", 0)),
             opened_at=float(fields["opened_at"]) if "opened_at" in fields else None,
             trials_in_flight=int(trials),
             latency_count=int(fields.get("latency_count", 0)),
@@ -232,6 +299,7 @@ class Snapshot:
             latency_buckets=tuple((b, int(fields.get(f"latency_le:{b:g}", 0))) for b in LATENCY_BUCKETS),
             recent_latencies=recent,
         )
+        return replace(snapshot, weight=provider_weight(rate, snapshot.avg_latency, snapshot.healthy))
 
 
 def _read(client: redis.Redis, providers: Iterable[str] = (), clock_offset: float = 0.0) -> dict[str, Snapshot]:
@@ -265,11 +333,14 @@ class Breaker:
 
     def __init__(self, provider: str, client: redis.Redis | None = None, clock_offset: float = 0.0):
         self.provider = provider
-        self.redis = client or redis.Redis.from_url(settings.REDIS_URL)
+        self.redis = client or _client(settings.REDIS_URL)
         self.clock_offset = clock_offset
         self.keys = [PREFIX + provider, f"{PREFIX}{provider}:trials", REGISTRY]
+        self.calls = f"{PREFIX}{provider}:calls"
         self._admit = self.redis.register_script(_ADMIT)
         self._record = self.redis.register_script(_RECORD)
+        self._call = self.redis.register_script(_CALL)
+        self._called = self.redis.register_script(_CALLED)
 
     def snapshot(self) -> Snapshot:
         return _read(self.redis, [self.provider], self.clock_offset)[self.provider]
@@ -298,7 +369,7 @@ class Breaker:
         return State(_text(self._record(keys=self.keys, args=args)))
 
     def reset(self) -> None:
-        self.redis.delete(*self.keys[:2])
+        self.redis.delete(*self.keys[:2], self.calls)
         self.redis.srem(REGISTRY, self.provider)
 
     @contextmanager
@@ -312,3 +383,42 @@ class Breaker:
             self.record(ticket, False, time.monotonic() - started)
             raise
         self.record(ticket, True, time.monotonic() - started)
+
+    def call(self) -> str:
+        """Take one of the provider's MAX_CALLS request slots (its token); TooManyCalls when none is free."""
+        token = _text(self._call(keys=[self.calls, self.keys[0]], args=[self.clock_offset]))
+        if not token:
+            raise TooManyCalls(f"{MAX_CALLS} requests to {self.provider} are in flight already; try again shortly")
+        return token
+
+    def called(self, token: str, answered_in: float | None) -> None:
+        """Free a request's slot; `answered_in`: seconds the vendor took to answer (None: it did not)."""
+        args = [self.provider, token, "" if answered_in is None else repr(answered_in)]
+        self._called(keys=[self.calls, self.keys[0], REGISTRY], args=args)
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """One HTTP request to the vendor, in a slot (`call`); when the block ends normally (the vendor
+        answered, whatever it said) the time it took joins the latencies the weight averages. Redis
+        unreachable: the request goes ahead uncounted (a sync or probe cannot get here without Redis:
+        its breaker admitted it; the CLI can)."""
+        try:
+            token = self.call()
+        except redis.RedisError as error:
+            log.warning("%s: request not counted, Redis unreachable: %s", self.provider, error)
+            token = None
+        if token is None:
+            yield
+            return
+        started, answered_in = time.monotonic(), None
+        try:
+            yield
+            answered_in = time.monotonic() - started
+        finally:
+            self.called(token, answered_in)
+
+
+@functools.cache
+def _client(url: str) -> redis.Redis:
+    """One client (connection pool) per process and Redis URL: a request costs two round trips, no connection."""
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)

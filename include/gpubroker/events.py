@@ -13,13 +13,13 @@ from gpubroker import settings
 
 log = logging.getLogger(__name__)
 PUBLISH_BATCH = 5000
-FLUSH_SECONDS = 15.0
+FLUSH_SECONDS = 30.0  # how long a send may take: well above a failover among three brokers (about 10 s)
 
 
 def producer() -> Producer:
     return Producer(
-        {
-            "bootstrap.servers": settings.KAFKA_BOOTSTRAP,
+        settings.kafka_config()
+        | {
             "enable.idempotence": True,  # acks=all, no duplicates from producer retries
             "linger.ms": 5,
             "message.timeout.ms": int(FLUSH_SECONDS * 1000),
@@ -29,10 +29,11 @@ def producer() -> Producer:
 
 
 def ensure_topics(partitions: int = 3, timeout: float = 30.0) -> list[str]:
-    """Create any missing GPUBroker topic; returns the ones created."""
-    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    """Create any missing GPUBroker topic, with the cluster's replication (`default.replication.factor`:
+    3 on three brokers); returns the ones created."""
+    admin = AdminClient(settings.kafka_config())
     existing = admin.list_topics(timeout=timeout).topics
-    missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in settings.Topics.ALL if t not in existing]
+    missing = [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in settings.Topics.ALL if t not in existing]
     for topic, future in admin.create_topics(missing).items() if missing else ():
         try:
             future.result(timeout)

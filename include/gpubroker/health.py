@@ -1,18 +1,22 @@
 """Provider health: classify a probe, keep the current status in Redis and the history in PostgreSQL,
-and announce a `health_update` on `gpubroker.provider-events` only when a provider's status changes."""
+and announce a `health_update` on `gpubroker.provider-events` only when a provider's status changes.
+Every probe and every sync's fetch also leaves a `provider_call` on `gpubroker.provider-calls` (through
+the outbox), the input of the stream's health scores (flink/health_scores.py)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
 
 import psycopg
 import redis
 
 from gpubroker import settings, store
 from gpubroker.breaker import SLOW_SECONDS
-from gpubroker.schema import ProviderEvent
+from gpubroker.schema import ProviderCall, ProviderEvent
 
 CURRENT = "gpubroker:health"  # Redis hash: provider -> JSON {status, latency_ms, weight, checked_at, error}
 # Redis string: JSON {status, latency_ms, checked_at, error} of the Vault the syncs read vendor keys from;
@@ -47,12 +51,28 @@ def record(conn: psycopg.Connection, probes: Sequence[dict], at: datetime, clien
              for p in probes],  # fmt: skip
         )
         store.queue_events(cur, settings.Topics.PROVIDER_EVENTS, events)
+        store.queue_events(cur, settings.Topics.PROVIDER_CALLS,
+                           [ProviderCall.of(p["provider"], "probe", p["ok"], p["latency"], at) for p in probes])  # fmt: skip
     client.hset(CURRENT, mapping={
         p["provider"]: json.dumps({"status": current[p["provider"]], "latency_ms": round(p["latency"] * 1000),
                                    "weight": p["weight"], "checked_at": at.isoformat(), "error": p["error"]})
         for p in probes
     })  # fmt: skip
     return [p["provider"] for p in changed]
+
+
+@contextmanager
+def sync_call(provider: str) -> Iterator[None]:
+    """Time a sync's fetch from the provider and queue its outcome (`provider_call`, kind "sync"):
+    ok when the block ends normally; an exception is recorded as a failure and raised on."""
+    started, ok = time.monotonic(), False
+    try:
+        yield
+        ok = True
+    finally:
+        call = ProviderCall.of(provider, "sync", ok, time.monotonic() - started, datetime.now(timezone.utc))
+        with store.connect() as conn, conn.transaction(), conn.cursor() as cur:
+            store.queue_events(cur, settings.Topics.PROVIDER_CALLS, [call])
 
 
 def record_vault(status: dict, client: redis.Redis | None = None) -> None:

@@ -1,7 +1,8 @@
 """The one offer schema every vendor is normalised to, and the events derived from it.
 
-Events: `OfferObserved` (store -> stream), `PriceChange`, `AvailabilityChange`, `Anomaly`,
-`PriceAggregate` (stream -> clients), `ProviderEvent`. flink/README.md gives who owns which.
+Events: `OfferObserved` and `ProviderCall` (pipeline -> stream), `PriceChange`,
+`SignificantPriceChange`, `AvailabilityChange`, `Anomaly`, `PriceAggregate`, `HealthScore` (stream ->
+clients), `ProviderEvent`. flink/README.md gives who owns which.
 """
 
 from __future__ import annotations
@@ -71,6 +72,20 @@ class PricingType(StrEnum):
     RESERVED = "reserved"
 
 
+class Tag(StrEnum):
+    """What a vendor states about an offer beyond its hardware and price: the compliance its data centre
+    is certified for, and the tier of cloud that runs it. Only where the vendor's listing says so (the
+    hooks' docstrings name the field), never inferred; an offer without tags stated none."""
+
+    SOC2 = "soc2"  # SOC 2 attested
+    HIPAA = "hipaa"  # HIPAA eligible
+    ISO27001 = "iso27001"  # ISO/IEC 27001 certified
+    GDPR = "gdpr"  # GDPR compliant
+    SECURE_CLOUD = "secure-cloud"  # the vendor's vetted data-centre tier (e.g. RunPod Secure Cloud)
+    COMMUNITY_CLOUD = "community-cloud"  # hosts run by the vendor's community (e.g. RunPod Community Cloud)
+    VERIFIED = "verified"  # a marketplace host the vendor has verified (Vast.ai)
+
+
 class Offer(BaseModel):
     """One rentable GPU configuration at one vendor, in one region, at one moment.
 
@@ -108,6 +123,7 @@ class Offer(BaseModel):
     cloud: str | None = Field(default=None, min_length=1, max_length=64)
     # fields the vendor did not state, filled in from the GPU registry (e.g. gpu_memory_gb from the model)
     inferred: tuple[str, ...] = ()
+    tags: tuple[Tag, ...] = ()  # what the vendor states about the offer (`Tag`), sorted, each once
     observed_at: UtcDatetime
 
     @model_validator(mode="after")
@@ -123,8 +139,19 @@ class Offer(BaseModel):
             raise ValueError(f"inferred names fields an offer does not have: {sorted(unknown)}")
         return tuple(sorted(set(value)))
 
+    @field_validator("tags")
+    @classmethod
+    def _sorted_once(cls, value: tuple[Tag, ...]) -> tuple[Tag, ...]:
+        return tuple(sorted(set(value)))
+
 
 OFFER_FIELDS: tuple[str, ...] = tuple(Offer.model_fields)
+
+
+def offer_key(provider: str, offer_id: str) -> str:
+    """An offer's identity, stable across syncs: `provider:offer_id` (a slug holds no colon). The API's
+    `id` of the offer and the Kafka key of every event about it."""
+    return f"{provider}:{offer_id}"
 
 
 def event_uuid(name: str) -> str:
@@ -150,7 +177,7 @@ class _Event(BaseModel):
     @property
     def key(self) -> str:
         """Kafka message key: the offer's identity across providers."""
-        return f"{self.provider}:{self.offer_id}"
+        return offer_key(self.provider, self.offer_id)
 
 
 class OfferObserved(_Event):
@@ -230,6 +257,13 @@ class PriceChange(_Event):
     observed_at: UtcDatetime
     landed_at: UtcDatetime | None = None  # the input's: when its landing committed
     detected_at: UtcDatetime
+
+
+class SignificantPriceChange(PriceChange):
+    """`significant_price_change` (topic `gpubroker.price-changes`): sent beside a `price_change` whose
+    price moved by 5% or more (|change_percent| >= 5), with the same fields and an id of its own."""
+
+    type: Literal["significant_price_change"] = "significant_price_change"
 
 
 class AvailabilityChange(_Event):
@@ -316,6 +350,65 @@ class ProviderEvent(BaseModel):
     reason: str = ""
     details: dict = Field(default_factory=dict)
     timestamp: UtcDatetime
+
+    @property
+    def key(self) -> str:
+        return self.provider
+
+
+class ProviderCall(BaseModel):
+    """`provider_call` (topic `gpubroker.provider-calls`, keyed by provider): the outcome of one call
+    to a provider, a health-check probe or a sync's fetch (`kind`). `latency_ms` is the call's wall
+    time (a sync's: its whole fetch, every page); `at` is event time: the health-check round's time for
+    a probe, the end of the fetch for a sync. The health score job reads these (flink/README.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["provider_call"] = "provider_call"
+    event_id: str
+    provider: str
+    kind: Literal["probe", "sync"]
+    ok: bool
+    latency_ms: int = Field(ge=0)
+    at: UtcDatetime
+
+    @classmethod
+    def of(cls, provider: str, kind: Literal["probe", "sync"], ok: bool, seconds: float, at: datetime) -> ProviderCall:
+        """The event of one call, its id derived from provider, kind and time (a re-sent row keeps it)."""
+        event_id = event_uuid(f"{provider}:{kind}@{at.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S.%fZ}")
+        return cls(event_id=event_id, provider=provider, kind=kind, ok=ok, latency_ms=round(seconds * 1000), at=at)
+
+    @property
+    def key(self) -> str:
+        return self.provider
+
+
+def health_score_id(provider: str, window_end: datetime) -> str:
+    """`event_id` of a provider's health score for the window ending at `window_end` (a whole minute;
+    flink/health_scores.py computes the same), so a replayed window repeats its id."""
+    return event_uuid(f"{provider}@{window_end.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}:health_score")
+
+
+class HealthScore(BaseModel):
+    """`health_score` (topic `gpubroker.health-scores`, table `provider_health_scores`, keyed by
+    provider): how well a provider served over the trailing window [window_start, window_end) of event
+    time, 0 (no call succeeded) to 1 (flink/health_scores.py gives the formula). `calls` and `failures`
+    count its probes and sync fetches; `latency_ms` is the mean of its successful probes (None: none);
+    `last_landed_at` is its newest landing the job has seen (None: none yet)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["health_score"] = "health_score"
+    event_id: str
+    provider: str
+    score: float = Field(ge=0, le=1)
+    calls: int = Field(ge=1)
+    failures: int = Field(ge=0)
+    latency_ms: int | None
+    last_landed_at: UtcDatetime | None
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    detected_at: UtcDatetime
 
     @property
     def key(self) -> str:

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from gpubroker import gpus, regions
-from gpubroker.schema import Availability, FormFactor, Interconnect, PricingType
+from gpubroker.schema import Availability, FormFactor, Interconnect, PricingType, offer_key
 
 MAX_PER_PAGE = 500
 MAX_RESULTS = 10_000  # the deepest row paging reaches: page x per_page beyond it is refused
@@ -138,6 +138,7 @@ class Search:
     params: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     providers: list[str] | None = None  # the providers the answer is restricted to (None: all)
+    with_owned: bool = False  # the source holds an owner's own offers too (rows carry `owner`)
 
     def _matching(self, columns: str) -> str:
         where = f" WHERE {' AND '.join(self.where)}" if self.where else ""
@@ -147,7 +148,8 @@ class Search:
     def sql(self) -> str:
         """One page of matching offers, each with the count of all matches (`total`)."""
         page = " LIMIT %(limit)s OFFSET %(offset)s"
-        return self._matching(f"{', '.join(_OFFER_COLUMNS)}, count(*) OVER () AS total") + f" ORDER BY {self.order}" + page
+        columns = ", ".join((*_OFFER_COLUMNS, "owner") if self.with_owned else _OFFER_COLUMNS)
+        return self._matching(f"{columns}, count(*) OVER () AS total") + f" ORDER BY {self.order}" + page
 
     @property
     def count_sql(self) -> str:
@@ -159,10 +161,16 @@ _OFFER_COLUMNS = (
     "provider", "offer_id", "instance_type", "gpu_model", "gpu_form_factor", "gpu_vendor", "gpu_count",
     "gpu_memory_gb", "vcpus", "ram_gb", "disk_gb", "price_per_hour", "spot_price", "region", "country",
     "continent", "availability", "available_count", "cpu_arch", "interconnect", "pricing_type", "commitment_months", "cloud",
-    "inferred", "observed_at", "first_seen", "last_seen",
+    "inferred", "tags", "observed_at", "first_seen", "last_seen",
 )  # fmt: skip
 _PRICED = ("price_per_hour", "spot_price", "observed_at")
 _NOW = "SELECT * FROM offers"
+# The public offers and one owner's own (`owned_offers`, landed with the owner's vendor credentials):
+# `owner` is NULL for a public offer. No other owner's row can enter: the owner is a parameter.
+_NOW_WITH_OWNED = (
+    f"SELECT {', '.join(_OFFER_COLUMNS)}, NULL::bigint AS owner FROM offers"
+    f" UNION ALL SELECT {', '.join(_OFFER_COLUMNS)}, owner_id AS owner FROM owned_offers WHERE owner_id = %(owner)s"
+)
 _AT = (
     "SELECT " + ", ".join(f"p.{c}" if c in _PRICED else f"o.{c}" for c in _OFFER_COLUMNS)
     + " FROM offers o JOIN LATERAL (SELECT h.price_per_hour, h.spot_price, h.observed_at FROM price_history h"
@@ -171,8 +179,12 @@ _AT = (
 )  # fmt: skip
 
 
-def build(query: OfferQuery, known_providers: Collection[str]) -> Search:
-    """The SQL for `query`; BadQuery for names GPUBroker does not know and for paging past the end."""
+def build(query: OfferQuery, known_providers: Collection[str], owner: int | None = None) -> Search:
+    """The SQL for `query`; BadQuery for names GPUBroker does not know and for paging past the end.
+
+    Public offers only, unless `owner` (an API key's id) is given: then that key's own offers too
+    (each row's `owner` says which are), never another key's. With `at` the answer is public only:
+    owned offers keep no price history."""
     if query.page * query.per_page > MAX_RESULTS:
         raise BadQuery(f"page {query.page} x per_page {query.per_page} passes the last reachable result "
                        f"({MAX_RESULTS}); narrow the filters instead of paging deeper")  # fmt: skip
@@ -237,14 +249,22 @@ def build(query: OfferQuery, known_providers: Collection[str]) -> Search:
     descending = query.sort.value.startswith("-")
     order = f"{_SORT_SQL[query.sort.value.lstrip('-')]} {'DESC' if descending else 'ASC'} NULLS LAST, provider, offer_id"
     params |= {"limit": query.per_page, "offset": (query.page - 1) * query.per_page}
-    source = _AT if query.at is not None else _NOW
-    return Search(source, where, order, params, warnings, providers)
+    if owner is not None and query.at is None:  # the owner's offers after the public one of the same id
+        params["owner"] = owner
+        return Search(_NOW_WITH_OWNED, where, order + ", owner NULLS FIRST", params, warnings, providers, with_owned=True)
+    return Search(_AT if query.at is not None else _NOW, where, order, params, warnings, providers)
+
+
+CURRENCY = "USD"  # of every price: vendors' prices are normalised to US dollars
 
 
 def item(row: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """One offer as the API shows it: JSON numbers for prices, plus price per GPU and data age."""
+    """One offer as the API shows it: its stable `id` (`schema.offer_key`) and `currency`, JSON numbers
+    for prices, plus price per GPU and data age."""
     now = now or datetime.now(timezone.utc)
-    out = {c: row[c] for c in _OFFER_COLUMNS}
+    out = {"id": offer_key(row["provider"], row["offer_id"]), "currency": CURRENCY} | {c: row[c] for c in _OFFER_COLUMNS}
+    if "owner" in row:  # a search with an owner: say which offers are the owner's own
+        out["owned"] = row["owner"] is not None
     for price in ("price_per_hour", "spot_price"):
         if out[price] is not None:
             out[price] = float(out[price])

@@ -13,6 +13,9 @@ no offer it has in common with it: offers move only forward in `observed_at`, an
 history row and no event. Retention: `price_history` keeps one row per price change (not per
 observation) for good — it is the product's history, small next to the offers it describes; the
 outbox's published rows are deleted after `settings.OUTBOX_RETENTION_DAYS` (events.prune_published).
+
+An owner's batch (landed with an API key's own vendor credentials, `land_owned`) goes to
+`owned_offers` instead, keyed by owner too: no price history, no events, no provider status.
 """
 
 from __future__ import annotations
@@ -249,6 +252,43 @@ def landing(conn: psycopg.Connection, provider: str) -> Iterator[Landing]:
 
 _FOREIGN = "SELECT count(*) FILTER (WHERE provider IS DISTINCT FROM %s) FROM offers_stage"
 _OFFER_ID = OFFER_FIELDS.index("offer_id")
+
+
+# --- offers of one owner (an API key's provider integration) --------------------------------------
+_UPSERT_OWNED = f"""
+WITH landed AS (
+    INSERT INTO owned_offers (owner_id, {_COLUMNS}, first_seen, last_seen)
+    SELECT %(owner)s, {_COLUMNS}, observed_at, observed_at FROM offers_stage
+    ON CONFLICT (owner_id, provider, offer_id) DO UPDATE SET {_UPDATES}, last_seen = EXCLUDED.last_seen,
+        previous_price = owned_offers.price_per_hour, previous_availability = owned_offers.availability
+    WHERE owned_offers.observed_at <= EXCLUDED.observed_at
+    RETURNING price_per_hour, previous_price
+)
+SELECT count(*), count(*) FILTER (WHERE previous_price IS NULL), count(*) FILTER (WHERE previous_price <> price_per_hour)
+FROM landed
+"""
+_VANISH_OWNED = """
+UPDATE owned_offers SET availability = 'unavailable', available_count = 0,
+    previous_price = price_per_hour, previous_availability = availability
+WHERE owner_id = %(owner)s AND provider = %(provider)s AND last_seen < %(at)s AND availability <> 'unavailable'
+"""
+
+
+def land_owned(conn: psycopg.Connection, owner: int, provider: str, offers: Iterable[Offer], observed_at: datetime) -> LandResult:
+    """Upsert one owner's batch of one provider into `owned_offers` in one transaction; the owner's
+    offers of that provider the batch no longer lists become unavailable. Only that owner's rows are
+    touched; no price history and no events (both are public)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE offers_stage ON COMMIT DROP AS SELECT {_COLUMNS} FROM offers WITH NO DATA")
+        with cur.copy(f"COPY offers_stage ({_COLUMNS}) FROM STDIN") as copy:
+            for offer in offers:
+                copy.write_row(row(offer))
+        if cur.execute(_FOREIGN, (provider,)).fetchone()[0]:
+            raise ValueError(f"batch for {provider!r} holds offers of another provider")
+        batch = {"owner": owner, "provider": provider, "at": observed_at}
+        landed, new, changed = cur.execute(_UPSERT_OWNED, batch).fetchone()
+        vanished = cur.execute(_VANISH_OWNED, batch).rowcount
+    return LandResult(offers=landed, new=new, changed=changed, vanished=vanished)
 
 
 def _provider_status(cur, provider: str, stale: bool, reason: str, good_rows=None, good_at=None) -> None:

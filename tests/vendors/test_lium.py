@@ -169,3 +169,14 @@ def test_the_public_node_feed_is_read_row_by_row(replay):
         "B200", 180.0, "spot", "24.8000", "NL")
     pro = offers["e4f9a5b6-ad5f-40d0-be9c-a5b6317c8da8"]
     assert (pro.gpu_model, pro.gpu_count, pro.gpu_memory_gb, str(pro.price_per_hour)) == ("RTXPRO6000", 1, 96.0, "1.0500")
+
+
+@pytest.mark.parametrize("listing", ["variant-machine-name.json", "variant-public-nodes.json"])
+def test_secure_tier_executors_are_tagged_secure_cloud_and_no_others(replay, listing):
+    replay.put("lium", "executors-1.json", recording("lium", listing))
+    body = recording("lium", listing)
+    tiers = {str(row.get("id") or row.get("node_id")): row.get("tier") for row in (body["nodes"] if isinstance(body, dict) else body)}
+    offers = by_id(hook(replay).fetch_batch())
+    assert {o.offer_id: o.tags for o in offers.values()} == {
+        offer_id: ("secure-cloud",) if tiers[offer_id] == "secure" else () for offer_id in offers}
+    assert {tiers[o] for o in offers} >= {"secure", "spot"}  # both tiers are in the listing

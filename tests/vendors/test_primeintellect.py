@@ -100,3 +100,13 @@ def test_a_broken_offer_is_dropped_with_its_reason_and_the_rest_land(replay, mut
     whole, broken = with_one_item_broken(replay, hook, "primeintellect", FIRST, lambda body: mutate(body["items"][0]))
     assert broken.dropped == {reason: 1}
     assert lost(whole, broken) == {H100}
+
+
+def test_each_offer_is_tagged_with_the_tier_its_security_names(replay):
+    _, by_id = offers(replay)
+    assert by_id["runpod/NVIDIA GeForce RTX 4090@CA-MTL-1/community"].tags == ("community-cloud",)
+    assert by_id[H100].tags == by_id["datacrunch/1H100.80S.30V@FIN-01/spot"].tags == ("secure-cloud",)
+    item = recording("primeintellect", FIRST)["items"][0] | {"security": "something else"}
+    replay.put("primeintellect", FIRST, recording("primeintellect", FIRST) | {"items": [item], "totalCount": 1})
+    _, by_id = offers(replay)
+    assert by_id[H100].tags == ()  # a tier it does not know is no tag

@@ -167,3 +167,15 @@ def test_a_gpu_the_registry_does_not_know_is_counted_not_guessed(replay):
     whole, renamed = with_one_item_broken(replay, hook, "runpod", "gpu-types.json", rename)
     assert renamed.unknown_gpus == {"RTX A1000": 1} and not renamed.dropped
     assert lost(whole, renamed) == {"NVIDIA RTX A2000:secure", "NVIDIA RTX A2000:community"}
+
+
+def test_offers_are_tagged_with_their_cloud_and_secure_cloud_with_the_certifications_runpod_lists(replay):
+    by_id = offers(hook(replay).fetch_batch())  # the recording states no certifications
+    assert by_id["NVIDIA H100 80GB HBM3:secure"].tags == ("secure-cloud",)
+    assert by_id["NVIDIA RTX A2000:community"].tags == ("community-cloud",)
+    replay.put("runpod", "gpu-types.json", recording("runpod", "variant-savings-plans.json"))
+    by_id = offers(hook(replay).fetch_batch())  # H100: compliance ["SOC2", "ISO27001"]; the others null
+    assert by_id["NVIDIA H100 80GB HBM3:secure"].tags == ("iso27001", "secure-cloud", "soc2")
+    assert by_id["NVIDIA H100 80GB HBM3:secure@reserved-3mo"].tags == ("iso27001", "secure-cloud", "soc2")
+    assert by_id["NVIDIA GeForce RTX 4090:secure"].tags == ("secure-cloud",)
+    assert by_id["NVIDIA GeForce RTX 4090:community"].tags == ("community-cloud",)  # certifications are Secure Cloud's

@@ -121,3 +121,20 @@ def test_the_clis_raw_output_is_the_same_rows_as_a_bare_array(replay):
     by_id = {o.offer_id: o for o in hook(replay).fetch_batch().offers}
     assert set(by_id) == {"24430001", "24430002", "24430003"}
     assert (by_id["24430002"].gpu_form_factor, str(by_id["24430002"].price_per_hour)) == ("SXM", "17.9000")
+
+
+def test_offers_of_hosts_vast_verified_are_tagged_verified_and_only_those(replay):
+    body = copy.deepcopy(recording("vastai", "bundles.json"))
+    body["offers"][0]["verification"] = "unverified"
+    body["offers"][1]["verification"] = "deverified"
+    replay.put("vastai", "bundles.json", body)
+    tags = {o.offer_id: o.tags for o in hook(replay).fetch_batch().offers}
+    stated = {str(r["id"]): r["verification"] for r in body["offers"]}
+    assert tags == {offer_id: ("verified",) if stated[offer_id] == "verified" else () for offer_id in tags}
+    assert set(stated.values()) == {"verified", "unverified", "deverified"}
+    subset = copy.deepcopy(recording("vastai", "variant-subset-fields.json"))  # `verified` true, no `verification`
+    subset["offers"][0]["verified"] = False
+    replay.put("vastai", "bundles.json", subset)
+    tags = {o.offer_id: o.tags for o in hook(replay).fetch_batch().offers}
+    unverified = str(subset["offers"][0]["id"])
+    assert tags[unverified] == () and {t for o, t in tags.items() if o != unverified} == {("verified",)}

@@ -40,10 +40,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from pydantic import Field, TypeAdapter, ValidationError
 
 from gpubroker import settings, webhooks
-from gpubroker.schema import Anomaly, Availability, AvailabilityChange, PriceChange
+from gpubroker.schema import Anomaly, Availability, AvailabilityChange, PriceChange, SignificantPriceChange
 
 log = logging.getLogger(__name__)
-GROUP_ID = "gpubroker-alert-matcher"
+GROUP_ID = settings.Groups.ALERT_MATCHER
 TOPICS = (settings.Topics.PRICE_CHANGES, settings.Topics.ANOMALIES)
 CHANNEL = "alert_rules"  # alerts.api announces every change on it
 RELOAD_SECONDS = 60.0
@@ -51,7 +51,7 @@ BATCH = 500
 FLUSH_SECONDS = 15.0
 OPEN = (Availability.AVAILABLE, Availability.LIMITED)
 
-Event = Annotated[PriceChange | AvailabilityChange | Anomaly, Field(discriminator="type")]
+Event = Annotated[PriceChange | SignificantPriceChange | AvailabilityChange | Anomaly, Field(discriminator="type")]
 EVENT = TypeAdapter(Event)
 BECOMES_AVAILABLE = "becomes_available"
 
@@ -268,7 +268,9 @@ def parse(matcher: Matcher, messages: Sequence[Message]) -> list[PriceChange | A
     events = []
     for message in messages:
         try:
-            events.append(EVENT.validate_json(message.value()))
+            event = EVENT.validate_json(message.value())
+            if not isinstance(event, SignificantPriceChange):  # rules see its price_change, sent beside it
+                events.append(event)
         except ValidationError as broken:
             matcher.dead_letter(message, f"not a change, availability or anomaly event: {broken.errors()[0]['msg']}")
     if len(events) < len(messages):
@@ -278,14 +280,14 @@ def parse(matcher: Matcher, messages: Sequence[Message]) -> list[PriceChange | A
 
 def consumer(group_id: str = GROUP_ID, start: str = "latest") -> Consumer:
     """`start`: where a new consumer group begins (`earliest` for a fresh topic)."""
-    return Consumer({
-        "bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": group_id, "enable.auto.commit": False,
+    return Consumer(settings.kafka_config() | {
+        "group.id": group_id, "enable.auto.commit": False,
         "auto.offset.reset": start, "enable.partition.eof": False,
     })  # fmt: skip
 
 
 def producer() -> Producer:
-    return Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "enable.idempotence": True, "linger.ms": 5})
+    return Producer(settings.kafka_config() | {"enable.idempotence": True, "linger.ms": 5})
 
 
 def run(conninfo: str, stop_after: float | None = None, *, group_id: str = GROUP_ID, topics: Sequence[str] = TOPICS,

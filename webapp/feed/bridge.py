@@ -1,7 +1,7 @@
 """Kafka -> the live feed: every client-facing event lands once in the Redis stream `gpubroker:feed`.
 
-Reads gpubroker.price-changes, gpubroker.anomalies and gpubroker.provider-events (consumer group
-`gpubroker-feed-bridge`). Each batch becomes one Lua call that appends the events not seen before
+Reads gpubroker.price-changes, gpubroker.anomalies, gpubroker.provider-events and
+gpubroker.health-scores (`protocol.TOPICS`; consumer group `gpubroker-feed-bridge`). Each batch becomes one Lua call that appends the events not seen before
 (by event_id, remembered `SEEN_SECONDS`) to the stream; only then are the Kafka offsets committed.
 At-least-once into an idempotent append: a crash, a Kafka outage or a Redis outage loses nothing
 and repeats nothing (a Flink replay re-emits the same event ids). While Redis is down the batch is
@@ -30,20 +30,20 @@ from feed.hub import STREAM, STREAM_LENGTH
 from gpubroker import settings
 
 log = logging.getLogger(__name__)
-GROUP_ID = "gpubroker-feed-bridge"
+GROUP_ID = settings.Groups.FEED_BRIDGE
 SEEN_SECONDS = 24 * 3600
 BATCH = 500
 ATTEMPTS = 3
 REDIS_DOWN = (RedisConnectionError, RedisTimeout, ConnectionError, OSError)
 
 # KEYS[1]: the stream. ARGV: max length, seconds an event id is remembered, then per event:
-# event_id, kind, channels (joined by \x1f), data. Returns how many were new (and appended).
+# event_id, kind, channels (joined by \x1f), body (protocol.FeedEvent). Returns how many were new (and appended).
 APPEND = """
 local added = 0
 for i = 3, #ARGV, 4 do
   if redis.call('SET', 'gpubroker:feed:seen:' .. ARGV[i], 1, 'NX', 'EX', ARGV[2]) then
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-               'kind', ARGV[i + 1], 'event_id', ARGV[i], 'channels', ARGV[i + 2], 'data', ARGV[i + 3])
+               'kind', ARGV[i + 1], 'event_id', ARGV[i], 'channels', ARGV[i + 2], 'body', ARGV[i + 3])
     added = added + 1
   end
 end
@@ -52,8 +52,8 @@ return added
 
 
 def consumer() -> Consumer:
-    return Consumer({
-        "bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": GROUP_ID, "enable.auto.commit": False,
+    return Consumer(settings.kafka_config() | {
+        "group.id": GROUP_ID, "enable.auto.commit": False,
         "auto.offset.reset": "latest", "enable.partition.eof": False,
     })  # fmt: skip
 
@@ -62,7 +62,7 @@ class Bridge:
     def __init__(self, client: redis.Redis | None = None, producer: Producer | None = None):
         self.redis = client or redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
         self.append_script = self.redis.register_script(APPEND)
-        self.producer = producer or Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "enable.idempotence": True})
+        self.producer = producer or Producer(settings.kafka_config() | {"enable.idempotence": True})
 
     def handle(self, messages: Sequence[Message]) -> int:
         """Append a batch's events to the feed (dead-lettering poison); returns how many were new."""
@@ -92,7 +92,7 @@ class Bridge:
     def _append(self, events: Sequence[protocol.FeedEvent]) -> int:
         args: list = [STREAM_LENGTH, SEEN_SECONDS]
         for event in events:
-            args += [event.event_id, event.kind, "\x1f".join(event.channels), event.data]
+            args += [event.event_id, event.kind, "\x1f".join(event.channels), event.body]
         return int(self.append_script(keys=[STREAM], args=args))
 
     def _append_alone(self, message: Message, event: protocol.FeedEvent) -> int:

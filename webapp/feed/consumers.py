@@ -4,9 +4,10 @@ The protocol is in feed/protocol.py. Each connection is a hub subscriber (feed/h
 sender task that drains its queue to the socket. A session (subscriptions and the last event sent)
 is kept in Redis for `SESSION_SECONDS`, so a client that reconnects — after a network blip, a
 webapp worker restart or a Redis outage — sends `resume` and gets its subscriptions back plus every
-event it missed that is still in the feed's buffer. Bad frames get an `error` frame; the socket
-stays open. Browsers, which cannot set headers on a WebSocket, send their API key as the
-subprotocol `bearer.<key>` next to `gpubroker` (the gateway reads it; we accept `gpubroker`).
+event it missed that is still in the feed's buffer. Bad frames get an `error` frame, and so does a
+request the database cannot answer (any error it raises: gpubroker_web.responses.refusal, as for the
+REST API); the socket stays open. Browsers, which cannot set headers on a WebSocket, send their API
+key as the subprotocol `bearer.<key>` next to `gpubroker` (the gateway reads it; we accept `gpubroker`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ import contextlib
 import uuid
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from feed import protocol
 from feed.hub import Interrupted, Subscriber, hub
 from gateway import metrics, runtime
-from gpubroker import search
-from gpubroker_web import db
+from gpubroker_web import responses
 from gpubroker_web.responses import render
 from offers import providers, queries
 
@@ -33,6 +33,12 @@ SESSION_PREFIX = "gpubroker:feed:session:"
 
 
 class FeedConsumer(AsyncWebsocketConsumer):
+    async def dispatch(self, message: dict) -> None:
+        # Channels' own dispatch first closes stale Django database connections, a hop to a thread
+        # for every message (the connect, each client frame, the disconnect). This consumer never uses
+        # the ORM (its queries go through gpubroker_web.db, an async pool), so it goes straight on.
+        await getattr(self, get_handler_name(message))(message)
+
     async def connect(self) -> None:
         self.session_id = uuid.uuid4().hex
         self.subscriber = Subscriber()
@@ -80,8 +86,11 @@ class FeedConsumer(AsyncWebsocketConsumer):
             message = protocol.parse(text_data)
         except protocol.ProtocolError as bad:
             return await self._reply(protocol.error(bad.code, str(bad)))
-        handler = getattr(self, f"on_{message.type}")
-        await handler(message)
+        try:
+            await getattr(self, f"on_{message.type}")(message)
+        except responses.REFUSED as failure:
+            answer = responses.refusal(failure)
+            await self._reply(protocol.error("unavailable" if answer.status == 503 else "bad_query", answer.detail))
 
     async def on_subscribe(self, message: protocol.Subscribe) -> None:
         regions = await self.hub.known_regions()
@@ -94,40 +103,31 @@ class FeedConsumer(AsyncWebsocketConsumer):
                                                     f"at most {protocol.MAX_SUBSCRIPTIONS} subscriptions per connection"))  # fmt: skip
         self.hub.subscribe(self.subscriber, wanted)
         await self._save_session()
-        await self._reply({"type": "subscribed", "channels": wanted, "subscriptions": sorted(self.subscriber.channels)})
+        await self._reply({"type": "subscribed", **_named(wanted), "subscriptions": sorted(self.subscriber.channels)})
 
     async def on_unsubscribe(self, message: protocol.Subscribe) -> None:
         regions = await self.hub.known_regions()
-        dropped = []
+        asked = []
         for channel in message.channels:
             with contextlib.suppress(protocol.BadChannel):
                 channel = protocol.canonical(channel, regions)
-            if channel in self.subscriber.channels:
-                dropped.append(channel)
+            asked.append(channel)
+        dropped = [channel for channel in asked if channel in self.subscriber.channels]
         self.hub.unsubscribe(self.subscriber, dropped)
         await self._save_session()
-        await self._reply({"type": "unsubscribed", "channels": dropped, "subscriptions": sorted(self.subscriber.channels)})
+        await self._reply({"type": "unsubscribed", **_named(asked, dropped), "subscriptions": sorted(self.subscriber.channels)})
 
     async def on_ping(self, message: protocol.Ping) -> None:
-        await self._reply({"type": "pong", "timestamp": protocol.now(), "echo": message.timestamp})
+        now = protocol.now()
+        await self._reply({"type": "pong", "timestamp": now if message.timestamp is None else message.timestamp,
+                           "server_time": now})  # fmt: skip
 
     async def on_get_offers(self, message: protocol.GetOffers) -> None:
-        try:
-            query = search.OfferQuery.model_validate({**message.filters, "page": message.page, "per_page": message.per_page})
-            result = await queries.offer_page(query)
-        except ValidationError as invalid:
-            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
-            return await self._reply(protocol.error("invalid_message", f"get_offers: {detail}"))
-        except (search.BadQuery, queries.NoData, db.DatabaseUnavailable) as refused:
-            return await self._reply(protocol.error("bad_query", str(refused)))
-        await self._reply({"type": "offers_list", **result})
+        filters = message.filters.model_dump(mode="json", exclude_none=True)
+        await self._reply({"type": "offers_list", **await queries.offer_page(message.filters), "filters": filters})
 
     async def on_get_providers(self, message: protocol.GetProviders) -> None:
-        try:
-            items = await providers.statuses()
-        except db.DatabaseUnavailable as refused:
-            return await self._reply(protocol.error("unavailable", str(refused)))
-        await self._reply({"type": "providers_list", "items": items, "timestamp": protocol.now()})
+        await self._reply({"type": "providers_list", "providers": await providers.statuses(), "timestamp": protocol.now()})
 
     async def on_resume(self, message: protocol.Resume) -> None:
         saved = await self._load_session(message.session_id)
@@ -180,9 +180,9 @@ class FeedConsumer(AsyncWebsocketConsumer):
 
     async def _send_frames(self) -> None:
         try:
-            while True:
+            while True:  # the hot path: straight to the ASGI server, not through Channels' send()
                 _, frame = await self.subscriber.next_frame()
-                await self.send(text_data=frame)
+                await self.base_send({"type": "websocket.send", "text": frame})
         except Interrupted as stop:
             if stop.code == 1012:
                 await self.send(text_data=orjson.dumps(protocol.error("feed_unavailable", stop.reason)).decode())
@@ -203,3 +203,8 @@ class FeedConsumer(AsyncWebsocketConsumer):
         except (RedisError, OSError):
             return None
         return orjson.loads(raw) if raw else None
+
+
+def _named(asked: list[str], channels: list[str] | None = None) -> dict:
+    """`channels` (those subscribed or dropped), and `channel` when one was asked (the contract's reply)."""
+    return ({"channel": asked[0]} if len(asked) == 1 else {}) | {"channels": asked if channels is None else channels}

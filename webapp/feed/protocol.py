@@ -1,26 +1,39 @@
 """The live feed's protocol (WebSocket `/ws/providers/` and SSE `/api/v1/stream`).
 
 Channels a client subscribes to:
-  price_updates       every price change and price anomaly
+  price_updates       every price change (and significant change) and price anomaly
   provider:<slug>     everything about one provider (its prices, availability, anomalies, health)
   gpu:<model>         one GPU model, any alias (`gpu:RTX 4090` is `gpu:RTX4090`)
   region:<region>     one vendor region, as offers name it (case-insensitive)
-  health_status       provider health changes
+  health_status       provider health changes and health scores
   availability        offers appearing, vanishing or changing availability
 
 Client -> server, JSON text frames:
-  {"type": "subscribe" | "unsubscribe", "channels": [...]}
+  {"type": "subscribe" | "unsubscribe", "channel": ...} or {..., "channels": [...]}
   {"type": "ping", "timestamp": ...}                       -> pong
-  {"type": "get_offers", "filters": {...}, "page", "per_page"} -> offers_list (the REST search)
+  {"type": "get_offers", "filters": {..., "page", "per_page"}} -> offers_list (the REST search; `page`
+                                                              and `per_page` may also sit beside `filters`)
   {"type": "get_providers"}                                -> providers_list
   {"type": "resume", "session_id": ..., "last_event_id": ...} -> resumed, then what was missed
 
-Server -> client: connection_established {session_id, available_subscriptions, message,
-timestamp}, subscribed, unsubscribed, pong, offers_list, providers_list, resumed, heartbeat, error
-{code, message}; and the events, each `{"type", "id", "data"}` where `id` is the event's position
-in the feed (send it back as `last_event_id` / SSE `Last-Event-ID` to resume):
-  price_update (PriceChange), availability_update (AvailabilityChange), anomaly_alert (Anomaly),
-  health_update (ProviderEvent: health changes and quarantines).
+Server -> client, every frame flat (its fields at top level, no wrapper):
+  connection_established {session_id, available_subscriptions, subscriptions, message, timestamp}
+  subscribed / unsubscribed {channel (when one was asked), channels, subscriptions}
+  pong {timestamp: the client's (the server's time when it sent none), server_time}
+  offers_list {total, items, filters (as read, page and per_page included), page, per_page, has_next, ...}
+  providers_list {providers: [{name, healthy, weight, avg_latency_ms, slug, ...}], timestamp}
+  resumed, heartbeat, error {code, message, timestamp}
+and the events, `{"type", "id", <the event's fields>}`, where `id` is the event's position in the
+feed (send it back as `last_event_id` / SSE `Last-Event-ID` to resume) and `event_type` the event's
+own type on Kafka:
+  price_update (PriceChange: provider, offer_id, old_price, new_price, change_percent, timestamp),
+  significant_price_change (SignificantPriceChange, the same fields: beside a price_update of 5% or more),
+  availability_update (AvailabilityChange: provider, offer_id, availability, timestamp),
+  anomaly_alert (Anomaly), health_update (provider, healthy, reason, timestamp: a ProviderEvent, a
+  health change or a quarantine, healthy while its status is healthy or degraded; or a HealthScore,
+  `event_type` "health_score", every minute, healthy while its score is above 0: some call succeeded).
+`timestamp` is when the stream detected the event (`detected_at`), a ProviderEvent's own `timestamp`.
+SSE (`/api/v1/stream`) carries the same frames as its `data:` lines.
 
 Error codes (the socket stays open after each): invalid_json, invalid_message (names the field,
 e.g. `get_offers: filters.region: ...`), unknown_type, binary_frame, frame_too_large, bad_channel,
@@ -39,10 +52,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from gpubroker import gpus, search, settings
-from gpubroker.schema import Anomaly, AvailabilityChange, PriceChange, ProviderEvent
+from gpubroker.schema import (Anomaly, AvailabilityChange, HealthScore, PriceChange, ProviderEvent,
+                              SignificantPriceChange)  # fmt: skip
 from gpubroker.vendors import VENDORS
 
 PRICE_UPDATES, HEALTH, AVAILABILITY = "price_updates", "health_status", "availability"
@@ -185,16 +200,16 @@ def error(code: str, message: str) -> dict:
 # --- events ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FeedEvent:
-    """One event as the feed carries it: its client type, the channels it reaches, its data (JSON)."""
+    """One event as the feed carries it: its client type, the channels it reaches, its frame's body."""
 
     kind: str
     event_id: str
     channels: tuple[str, ...]
-    data: str  # the event as JSON text: serialised once, sent as is to every subscriber
+    body: str  # the frame's other fields, a JSON object: serialised once, sent as is to every subscriber
 
     def frame(self, position: str) -> str:
-        """The client frame, built by concatenation: `data` is already JSON."""
-        return f'{{"type":"{self.kind}","id":"{position}","data":{self.data}}}'
+        """The client frame, built by concatenation: `body` is already a JSON object, never empty."""
+        return f'{{"type":"{self.kind}","id":"{position}",{self.body[1:]}'
 
 
 class PoisonMessage(ValueError):
@@ -202,9 +217,11 @@ class PoisonMessage(ValueError):
 
 
 _TOPICS = {
-    settings.Topics.PRICE_CHANGES: {"price_change": PriceChange, "availability_change": AvailabilityChange},
+    settings.Topics.PRICE_CHANGES: {"price_change": PriceChange, "significant_price_change": SignificantPriceChange,
+                                    "availability_change": AvailabilityChange},
     settings.Topics.ANOMALIES: {"anomaly": Anomaly},
     settings.Topics.PROVIDER_EVENTS: {"health_update": ProviderEvent, "quarantine": ProviderEvent},
+    settings.Topics.HEALTH_SCORES: {"health_score": HealthScore},
 }
 TOPICS = tuple(_TOPICS)
 
@@ -221,15 +238,51 @@ def from_kafka(topic: str, value: bytes | None) -> FeedEvent | None:
         event = model.model_validate(raw)
     except (ValueError, KeyError) as broken:
         raise PoisonMessage(f"{topic}: {str(broken)[:300]}") from None
-    data = event.model_dump_json()
+    body = body_of(event)
+    if isinstance(event, SignificantPriceChange):
+        return FeedEvent("significant_price_change", event.event_id, _offer_channels(event, PRICE_UPDATES), body)
     if isinstance(event, PriceChange):
-        return FeedEvent("price_update", event.event_id, _offer_channels(event, PRICE_UPDATES), data)
+        return FeedEvent("price_update", event.event_id, _offer_channels(event, PRICE_UPDATES), body)
     if isinstance(event, AvailabilityChange):
-        return FeedEvent("availability_update", event.event_id, _offer_channels(event, AVAILABILITY), data)
+        return FeedEvent("availability_update", event.event_id, _offer_channels(event, AVAILABILITY), body)
     if isinstance(event, Anomaly):
-        return FeedEvent("anomaly_alert", event.event_id, _offer_channels(event, PRICE_UPDATES), data)
-    return FeedEvent("health_update", event.event_id, (HEALTH, f"provider:{event.provider}"), data)
+        return FeedEvent("anomaly_alert", event.event_id, _offer_channels(event, PRICE_UPDATES), body)
+    return FeedEvent("health_update", event.event_id, (HEALTH, f"provider:{event.provider}"), body)  # health, scores
 
 
 def _offer_channels(event: PriceChange | AvailabilityChange | Anomaly, everything: str) -> tuple[str, ...]:
     return (everything, f"provider:{event.provider}", f"gpu:{event.gpu}", f"region:{event.region}")
+
+
+HEALTHY_STATUSES = frozenset({"healthy", "degraded"})  # a ProviderEvent's statuses in which the provider serves
+Event = PriceChange | AvailabilityChange | Anomaly | ProviderEvent | HealthScore
+
+
+def body_of(event: Event) -> str:
+    """An event's frame body: its fields beside the contract's (`timestamp`; for health, `healthy` and
+    `reason`), its own `type` as `event_type` (the frame's `type` is the client's name for it)."""
+    fields = event.model_dump(mode="json")
+    fields["event_type"] = fields.pop("type")
+    if isinstance(event, ProviderEvent):
+        fields["healthy"] = event.status in HEALTHY_STATUSES
+    elif isinstance(event, HealthScore):
+        fields |= {"healthy": event.score > 0, "timestamp": fields["detected_at"],
+                   "reason": f"health score {event.score}: {event.failures} of {event.calls} calls failed"}  # fmt: skip
+    else:
+        fields["timestamp"] = fields["detected_at"]
+    return orjson.dumps(fields).decode()
+
+
+_MODELS = {kind: model for models in _TOPICS.values() for kind, model in models.items()}
+
+
+def body_of_data(data: str) -> str:
+    """The frame body of an event as the feed's stream kept it before frames were flat (its `data`)."""
+    raw = json.loads(data)
+    return body_of(_MODELS[raw["type"]].model_validate(raw))
+
+
+def event_of(frame: dict, model: type[Event]) -> Event:
+    """The event an event frame carries, as `model` (the fields the model has, `event_type` its type)."""
+    fields = {name: frame[name] for name in model.model_fields if name in frame}
+    return model.model_validate(fields | {"type": frame["event_type"]})

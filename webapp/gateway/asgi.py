@@ -8,8 +8,10 @@ of slots, with none: gateway.ratelimit). Only cache misses and non-cacheable req
 
 - `/healthz` (liveness: constant JSON, no I/O), `/readyz` (PostgreSQL and Redis reachable),
   `/metrics` (Prometheus; the providers' state it reads is kept a few seconds) are answered here.
-- `/api/v1/...`, `/ws/...`: the client is identified (API key, or the free tier by IP), counted against
-  its plan's sliding window (429 + Retry-After when over), and every answer carries RateLimit headers.
+- `/api/v1/...`, `/graphql` (HTTP and WebSocket), `/ws/...`: the client is identified (API key, or the
+  free tier by IP), counted against its plan's sliding window (429 + Retry-After when over), and every
+  answer carries RateLimit headers. (Each further root field of a GraphQL operation counts too:
+  webapp/graphql_api/limits.py.)
 - `/` (the offers page) counts like an API request, with an HTML 429 when over, unless its first view
   (no query string) is served from the cache, which keeps it `PAGE_SECONDS`. `/dq/` is served from
   the cache, kept `DQ_SECONDS`: neither page is a way around the plans.
@@ -45,6 +47,7 @@ HTML = [(b"content-type", b"text/html; charset=utf-8")]
 CACHEABLE = re.compile(r"^/api/v1/(offers|gpus|providers|anomalies|analytics)(/[^/]+)*/?$")
 NOT_LIMITED = ("/api/v1/openapi.json", "/api/v1/docs")  # static documentation
 STREAM = "/api/v1/stream"  # server-sent events (feed/sse.py)
+GRAPHQL = "/graphql"  # queries over HTTP (webapp/graphql_api); its WebSocket side is one of the sockets below
 # Cached answers go out gzipped to clients that accept it (browsers, curl --compressed, requests, httpx):
 # an offers page travels ~10x smaller, compressed once per cache entry (Entry.gzipped). Only cached
 # answers: they are public and the same for everyone, so compression cannot leak a secret (BREACH).
@@ -194,7 +197,7 @@ class Gateway:
                 await self.readyz(answered)
             elif path == "/metrics":
                 await metrics.serve(answered)
-            elif path.startswith("/api/v1/") and path not in NOT_LIMITED:
+            elif path.startswith("/api/v1/") and path not in NOT_LIMITED or path == GRAPHQL:
                 await self.api(scope, receive, answered)
             elif path == PAGE:
                 await self.page(scope, receive, answered)

@@ -23,6 +23,12 @@ def keyed(request: HttpRequest, things: str) -> Client:
     return client
 
 
+def caller(request: HttpRequest) -> Client | None:
+    """The caller the gateway admitted (a key's, or the free tier's by address); None outside the gateway.
+    Anything that carries the ASGI scope will do (a Channels consumer too)."""
+    return _state(request).get("client")
+
+
 def data_version(request: HttpRequest) -> int | None:
     """The data version the gateway read for this request (None outside the gateway, e.g. in a test client)."""
     return _state(request).get("data_version")

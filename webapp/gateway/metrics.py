@@ -111,6 +111,19 @@ def flush() -> None:
         _child(CACHE, tier, result).inc(n)
 
 
+def websocket_connections() -> int:
+    """Open WebSocket connections over every worker (the gauge they share, summed over live workers)."""
+    if not MULTIPROCESS:
+        from prometheus_client import REGISTRY
+
+        return int(REGISTRY.get_sample_value(WEBSOCKETS._name) or 0)
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return int(sum(s.value for m in registry.collect() if m.name == WEBSOCKETS._name for s in m.samples))
+
+
 async def serve(send) -> None:
     from gateway import providers_metrics  # provider state: read at scrape time
 

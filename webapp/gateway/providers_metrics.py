@@ -1,6 +1,7 @@
 """Provider metrics, read at scrape time from the state the pipeline keeps (the seed's names).
 
-circuit_breaker_state (0 closed, 1 half-open, 2 open), circuit_breaker_{failures,successes,rejections}_total,
+circuit_breaker_state (the gateway contract's encoding: 0 closed, 1 open, 2 half-open),
+circuit_breaker_{failures,successes,rejections}_total,
 provider_request_latency_seconds (histogram of calls made through the breaker), provider_weight,
 provider_health (1 healthy, 0.5 degraded, 0 down), gpubroker_data_age_seconds (since the last landing).
 
@@ -24,7 +25,7 @@ from offers import providers
 
 STATE_SECONDS = 5.0
 
-STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+STATE_VALUE = {"closed": 0, "open": 1, "half_open": 2}  # the contract's encoding
 HEALTH_VALUE = {"healthy": 1.0, "degraded": 0.5, "down": 0.0}
 
 
@@ -36,7 +37,7 @@ class ProviderCollector:
 
     def collect(self):
         labels = ["provider"]
-        state = GaugeMetricFamily("circuit_breaker_state", "0 closed, 1 half-open, 2 open", labels=labels)
+        state = GaugeMetricFamily("circuit_breaker_state", "0 closed, 1 open, 2 half-open", labels=labels)
         failures = CounterMetricFamily("circuit_breaker_failures", "Calls that failed", labels=labels)
         successes = CounterMetricFamily("circuit_breaker_successes", "Calls that succeeded", labels=labels)
         rejections = CounterMetricFamily("circuit_breaker_rejections", "Calls refused by an open breaker",

@@ -15,8 +15,10 @@ from ninja.errors import HttpError, ValidationError
 
 from gpubroker_web import db, responses
 from gpubroker_web.responses import json_response
+from admin_api.api import router as admin_router
 from alerts.api import router as alerts_router
 from analytics.api import router as analytics_router
+from integrations.api import router as integrations_router
 from offers.api import router as offers_router
 
 api = NinjaAPI(
@@ -29,6 +31,8 @@ api = NinjaAPI(
 api.add_router("/", offers_router)
 api.add_router("/", analytics_router)
 api.add_router("/", alerts_router)
+api.add_router("/", integrations_router)
+api.add_router("/", admin_router)
 
 
 def _parameter(loc: tuple) -> str:

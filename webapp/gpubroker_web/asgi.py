@@ -21,6 +21,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from gateway.asgi import Gateway  # noqa: E402
 from feed.routing import websocket_urlpatterns  # noqa: E402
+from graphql_api.consumers import websocket_urlpatterns as graphql_websockets  # noqa: E402
 from gpubroker_web import db  # noqa: E402
 
 db.bound_django_queries()  # the ORM routes' queries end within the request path's statement timeout
@@ -31,7 +32,7 @@ application = Gateway(
             "http": http_application,
             # No Origin check: the feed is public data and uses no cookies, so there is no session to
             # hijack, and non-browser clients (which send no Origin) are first-class users.
-            "websocket": URLRouter(websocket_urlpatterns),
+            "websocket": URLRouter([*websocket_urlpatterns, *graphql_websockets]),
         }
     )
 )

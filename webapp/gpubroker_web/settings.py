@@ -31,6 +31,9 @@ INSTALLED_APPS = [
     "feed",
     "analytics",
     "alerts",
+    "integrations",
+    "admin_api",
+    "graphql_api",
     "web",
 ]
 MIDDLEWARE = [
@@ -40,7 +43,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "gpubroker_web.urls"
 ASGI_APPLICATION = "gpubroker_web.asgi.application"
 TEMPLATES = [
-    {"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True, "OPTIONS": {}},
+    {"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True,
+     "OPTIONS": {"context_processors": ["django.template.context_processors.request"]}},  # base.html's nav: request.path
 ]
 
 

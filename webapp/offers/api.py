@@ -22,7 +22,7 @@ from gpubroker.vendors import VENDORS
 from gateway.callers import data_version
 from gpubroker_web import db
 from gpubroker_web.responses import PRICING_TTL, STATIC_TTL, json_response
-from offers import providers, queries, schemas
+from offers import health, providers, queries, schemas
 
 router = Router(tags=["offers"])
 Provider = StrEnum("Provider", {slug: slug for slug in sorted(VENDORS)})
@@ -79,6 +79,14 @@ async def cheapest(request: HttpRequest, gpu: str):
     for row in rows:  # cheapest first: the first offer of each region is its cheapest
         regions.setdefault(row["region"], search.item(row, now))
     return json_response({"gpu": model, "regions": regions, "generated_at": now}, max_age=PRICING_TTL)
+
+
+@router.get("/health", response={200: schemas.GatewayHealth, **schemas.ERRORS}, summary="The gateway's health")
+async def gateway_health(request: HttpRequest):
+    """PostgreSQL, Redis, Kafka, Flink's jobs, Airflow, open WebSockets, each provider (health, weight,
+    latency, breaker, score) and Vault, probed at most every 5 s and never waited on past 0.5 s
+    (`/readyz` stays what orchestrators use). 200 whatever the status: the body says what is down."""
+    return json_response(await health.report(), max_age=int(health.PROBE_SECONDS))
 
 
 @router.get("/providers", response={200: schemas.ProviderList, **schemas.ERRORS}, summary="Every provider's status")

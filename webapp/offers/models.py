@@ -5,12 +5,16 @@ Columns mirror `gpubroker.schema.Offer` field for field (a test keeps the two in
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models import Value
 
+from gateway.models import ApiKey
 from gateway.plans import Plan
-from gpubroker.schema import Availability, Interconnect, PricingType
+from gpubroker.schema import Availability, Interconnect, PricingType, Tag
 
 
-class Offer(models.Model):
+class OfferColumns(models.Model):
+    """The columns of an offer (`gpubroker.schema.Offer`), public or owned."""
+
     provider = models.CharField(max_length=32)
     offer_id = models.CharField(max_length=200)
     instance_type = models.CharField(max_length=200)
@@ -36,6 +40,9 @@ class Offer(models.Model):
     commitment_months = models.SmallIntegerField(null=True)
     cloud = models.CharField(max_length=64, null=True)
     inferred = ArrayField(models.CharField(max_length=32), default=list, blank=True)
+    # a database default too: a writer that predates the column (a running sync during a deploy) still inserts
+    tags = ArrayField(models.CharField(max_length=32, choices=[(t.value, t.value) for t in Tag]), default=list,
+                      db_default=Value([]), blank=True)  # fmt: skip
     observed_at = models.DateTimeField()
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
@@ -43,6 +50,13 @@ class Offer(models.Model):
     # upsert keeps them so that it reads old values through its conflict, never through a lookup
     previous_price = models.DecimalField(max_digits=12, decimal_places=4, null=True)
     previous_availability = models.CharField(max_length=16, null=True)
+
+    class Meta:
+        abstract = True
+
+
+class Offer(OfferColumns):
+    """A public offer: every client sees it."""
 
     class Meta:
         db_table = "offers"
@@ -54,6 +68,19 @@ class Offer(models.Model):
             models.Index(fields=["price_per_hour"], name="offers_price_idx"),
             models.Index(fields=["pricing_type", "gpu_model"], name="offers_pricing_gpu_idx"),
         ]
+
+
+class OwnedOffer(OfferColumns):
+    """An offer landed with an API key's own vendor credentials (a provider integration): only that
+    key's searches see it (`gpubroker.search.build(owner=...)`), beside the public offers. Kept apart
+    from `offers` so that no reader of the public catalogue (the search, the stream, analytics, alerts,
+    the feed) can show it by forgetting a filter. No price history, no events: those are public."""
+
+    owner = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="owned_offers")
+
+    class Meta:
+        db_table = "owned_offers"
+        constraints = [models.UniqueConstraint(fields=["owner", "provider", "offer_id"], name="owned_offers_key")]
 
 
 class PriceHistory(models.Model):

@@ -63,13 +63,17 @@ async def vault() -> dict | None:
 
 
 async def statuses() -> list[dict[str, Any]]:
-    """One dict per provider of the vendor table, in slug order (see `schemas.ProviderOut`)."""
+    """One dict per provider of the vendor table, in slug order (see `schemas.ProviderOut`; and `healthy`:
+    in rotation, its breaker not open and its last 3 calls not all failed)."""
     return (await statuses_and_breakers())[0]
 
 
-async def statuses_and_breakers() -> tuple[list[dict[str, Any]], dict[str, breaker.Snapshot]]:
+async def statuses_and_breakers(landings: bool = True) -> tuple[list[dict[str, Any]], dict[str, breaker.Snapshot]]:
+    """`statuses`, and the breakers they were read from; `landings=False`: Redis's state alone (what
+    PostgreSQL holds — landings, offer counts, quarantines — left empty, e.g. while it is away)."""
     rows, (checks, breakers) = await asyncio.gather(
-        db.fetch(_STATUS_SQL, {"providers": sorted(VENDORS)}), asyncio.to_thread(_redis_state)
+        db.fetch(_STATUS_SQL, {"providers": sorted(VENDORS)}) if landings else _nothing_landed(),
+        asyncio.to_thread(_redis_state),
     )
     now, out = datetime.now(timezone.utc), []
     for row in rows:
@@ -83,12 +87,21 @@ async def statuses_and_breakers() -> tuple[list[dict[str, Any]], dict[str, break
             "as_of": as_of, "cadence_seconds": vendor.cadence, "next_sync_at": vendor.next_sync_after(now),
             "health": check.get("status"), "latency_ms": check.get("latency_ms"),
             "checked_at": datetime.fromisoformat(check["checked_at"]) if "checked_at" in check else None,
+            "healthy": snapshot.healthy if snapshot else check.get("status") != "down",  # no breaker yet: in rotation
             "breaker_state": snapshot.state.value if snapshot else breaker.State.CLOSED.value,
+            "weight": snapshot.weight if snapshot else 1.0,
+            "avg_latency_ms": snapshot.avg_latency_ms if snapshot else None,
             "last_good_sync": row["last_good_at"], "offer_count": row["offer_count"], "stale": stale,
             "stale_reason": stale_reason,
             "last_quarantine_reason": row["quarantine_reason"], "last_quarantine_at": row["quarantine_at"],
         })  # fmt: skip
     return out, breakers
+
+
+async def _nothing_landed() -> list[dict[str, Any]]:
+    empty = {"last_good_at": None, "stale": False, "stale_reason": None, "offer_count": 0, "observed_at": None,
+             "quarantine_reason": None, "quarantine_at": None}  # fmt: skip
+    return [{"provider": slug, **empty} for slug in sorted(VENDORS)]
 
 
 def _staleness(row: dict[str, Any], as_of: date | None, now: datetime) -> tuple[bool, str | None]:

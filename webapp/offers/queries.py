@@ -16,9 +16,10 @@ class NoData(RuntimeError):
     """Nothing has landed yet: there is no offer to search (the API answers 503 with Retry-After)."""
 
 
-async def offer_page(query: search.OfferQuery, data_version: int | None = None) -> dict[str, Any]:
-    """One page of offers for `query` (see `schemas.OfferPage`); BadQuery, NoData, DatabaseUnavailable."""
-    found = search.build(query, VENDORS)
+async def offer_page(query: search.OfferQuery, data_version: int | None = None, owner: int | None = None) -> dict[str, Any]:
+    """One page of offers for `query` (see `schemas.OfferPage`), the public ones and `owner`'s own
+    (an API key's id; each item then says whether it is `owned`); BadQuery, NoData, DatabaseUnavailable."""
+    found = search.build(query, VENDORS, owner)
     rows, statuses = await asyncio.gather(db.fetch(found.sql, found.params), providers.statuses())
     total = rows[0]["total"] if rows else (await db.fetch_one(found.count_sql, found.params))["total"]
     if total == 0 and await db.fetch_one("SELECT 1 AS any FROM offers LIMIT 1") is None:
@@ -39,3 +40,22 @@ async def offer_terms(provider: str, offer_id: str) -> dict[str, Any] | None:
         "SELECT pricing_type, commitment_months, interconnect FROM offers WHERE provider = %s AND offer_id = %s",
         (provider, offer_id),
     )
+
+
+HISTORY_LIMIT = 10_000  # prices one answer carries at most
+
+
+async def offer_history(provider: str, offer_id: str, since: datetime | None, until: datetime | None) -> dict[str, Any] | None:
+    """Every price one offer had from `since` to `until` (inclusive), oldest first, with its terms as
+    last seen (see `schemas.OfferHistory`); None: no such offer."""
+    terms = await offer_terms(provider, offer_id)
+    if terms is None:
+        return None
+    rows = await db.fetch(
+        "SELECT price_per_hour, spot_price, observed_at FROM price_history WHERE provider = %(p)s AND offer_id = %(o)s"
+        " AND (%(since)s::timestamptz IS NULL OR observed_at >= %(since)s)"
+        " AND (%(until)s::timestamptz IS NULL OR observed_at <= %(until)s) ORDER BY observed_at LIMIT %(limit)s",
+        {"p": provider, "o": offer_id, "since": since, "until": until, "limit": HISTORY_LIMIT},
+    )  # fmt: skip
+    return {"provider": provider, "offer_id": offer_id, **terms, "since": since, "until": until, "items": rows,
+            "generated_at": datetime.now(timezone.utc)}  # fmt: skip

@@ -33,6 +33,9 @@ ERRORS = {400: Error, 401: Error, 422: Invalid, 429: RateLimited, 503: Error}
 
 
 class OfferOut(Schema):
+    id: str = Field(description="the offer's id, stable across syncs: `provider:offer_id` (the key of its events on "
+                    "the feed and Kafka too)")
+    currency: str = Field(description='"USD": every price is normalised to US dollars')
     provider: str
     offer_id: str
     instance_type: str
@@ -58,6 +61,8 @@ class OfferOut(Schema):
     commitment_months: int | None = Field(description="the term a reserved price commits to; null otherwise")
     cloud: str | None = Field(description="the cloud that runs the offer, when the provider resells several clouds")
     inferred: list[str] = Field(description="fields filled in from the GPU registry, not stated by the vendor")
+    tags: list[str] = Field(description="what the vendor states about the offer, where it does: compliance (soc2, hipaa, "
+                            "iso27001, gdpr) and cloud tier (secure-cloud, community-cloud, verified)")
     observed_at: datetime = Field(description="when the vendor's listing was read")
     data_age_seconds: int = Field(description="seconds between observed_at and generated_at")
     first_seen: datetime
@@ -114,6 +119,11 @@ class ProviderOut(Schema):
     latency_ms: int | None = Field(description="latency of the latest health check")
     checked_at: datetime | None
     breaker_state: str = Field(description="closed, half_open or open")
+    healthy: bool = Field(description="in rotation: breaker not open and its last 3 calls did not all fail")
+    weight: float = Field(description="0..1, orders its syncs: 0 while unhealthy (breaker open, or 3 failed calls in a "
+                          "row), else its success rate, x0.75 when avg_latency_ms > 1000, x0.5 > 2000, at least 0.1")
+    avg_latency_ms: int | None = Field(description="how long it took to answer its last 20 requests, on average "
+                                       "(null: none timed yet)")
     last_good_sync: datetime | None = Field(description="when a batch of it last passed the data-quality gate")
     offer_count: int = Field(description="offers currently listed (not unavailable)")
     stale: bool = Field(description="true: its latest batch was quarantined and older data is served, or its price "
@@ -130,6 +140,33 @@ class VaultOut(Schema):
     latency_ms: int | None
     checked_at: datetime
     error: str | None
+
+
+class ProviderHealthOut(Schema):
+    provider: str
+    healthy: bool = Field(description="in rotation: breaker not open and its last 3 calls did not all fail")
+    weight: float = Field(description="0 (unhealthy) to 1: success rate, x0.75 above 1 s average latency, x0.5 above 2 s; floor 0.1")
+    avg_latency_ms: int | None = Field(description="mean answer time of its last 20 requests")
+    last_check: datetime | None = Field(description="the latest health check")
+    circuit_state: str = Field(description="closed, open or half_open")
+    failure_count: int
+    success_count: int
+    score: float | None = Field(description="the stream's health score (0-1) of the last window (Flink HealthScorer); null before one")
+
+
+class GatewayHealth(Schema):
+    """The contract's gateway health: every service the answers depend on, probed at most every 5 s."""
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    timestamp: datetime
+    postgres_connected: bool
+    redis_connected: bool
+    kafka_connected: bool
+    flink_jobs_running: int
+    airflow_healthy: bool
+    websocket_connections: int = Field(description="open sockets over every webapp worker")
+    providers: list[ProviderHealthOut]
+    vault: VaultOut | None
 
 
 class ProviderList(Schema):

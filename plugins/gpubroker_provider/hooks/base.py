@@ -4,7 +4,8 @@ A vendor module declares how it authenticates (`auth_headers`, or `auth_params`)
 listing (`fetch_pages`, following the vendor's pagination with `self.request`) and how the raw pages
 map to offers (`normalise`, mostly a declarative field mapping through `self.offer(...)`).
 HTTP concerns — 5 s timeout, retries with exponential backoff, 429/503 + Retry-After, clear
-errors that never carry the key — live here, once.
+errors that never carry the key, at most 50 requests in flight per vendor (`Breaker.request`) —
+live here, once.
 
 Parsing is item by item, here, once: `items(pages)` checks each page's envelope and yields the
 listing's items; `item_offers(item, ...)` maps ONE item to its offers. An item that cannot be parsed
@@ -40,6 +41,7 @@ from airflow.sdk.log import mask_secret
 from pydantic import ValidationError
 
 from gpubroker import gpus, regions
+from gpubroker.breaker import Breaker, TooManyCalls
 from gpubroker.schema import Availability, Offer
 from gpubroker.vendors import Vendor
 
@@ -356,7 +358,10 @@ class VendorHook(BaseHook, ABC):
     def _request_once(self, client: httpx.Client, method: str, path: str, *,
                       decode: Callable[[httpx.Response], Any] | None = None, **kwargs: Any) -> Any:  # fmt: skip
         try:
-            response = client.request(method, path, **kwargs)
+            with Breaker(self.vendor.slug).request():  # at most 50 in flight per vendor; its answer time kept
+                response = client.request(method, path, **kwargs)
+        except TooManyCalls as busy:
+            raise _Retryable(f"{method} {path} not sent: {busy}") from None
         except httpx.TimeoutException:
             raise _Retryable(f"{method} {path} timed out after {self.timeout:g} s") from None
         except httpx.TransportError as error:

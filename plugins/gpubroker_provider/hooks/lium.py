@@ -16,7 +16,8 @@ Units, per executor:
 - `specs.cpu.count`: CPU cores; `specs.ram.total` and `specs.hard_disk.total`: KiB (inferred: the
   validator's machine-spec script reports kilobytes); each may be absent;
 - `location`: `{"country", "country_code", "region", "city", ...}` from IP geolocation;
-- `tier` (newer): "spot" executors are reclaimable: spot offers; "secure" (or none): on demand.
+- `tier` (newer): "spot" executors are reclaimable: spot offers; "secure" (or none): on demand, and
+  "secure" ones are tagged secure-cloud.
 The public node feed (GET /api/public/v1/nodes, `{"nodes": [...]}`) is read too: flat rows with
 `gpu_model`, `gpu_count`, `available_gpu_count`, `price_per_node_hour` (whole node), `gpu_memory_gb`,
 `ram_gb`, `cpu_count`, `country_code`, `tier`.
@@ -39,7 +40,7 @@ from typing import Any, ClassVar
 import httpx
 
 from gpubroker import gpus
-from gpubroker.schema import Availability, Offer, PricingType
+from gpubroker.schema import Availability, Offer, PricingType, Tag
 from gpubroker.vendors import VENDORS
 from gpubroker_provider.hooks.base import (Batch, Variant, VendorHook, is_number, number, number_or_none, skip, text,
                                             times)
@@ -110,7 +111,7 @@ class LiumHook(VendorHook):
         details = (specs.get("gpu") or {}).get("details") or [{}]
         region, country = _region(executor.get("location"))
         name = executor.get("machine_name") or details[0]["name"]
-        spot = str(executor.get("tier") or "").lower() == "spot"
+        tier = str(executor.get("tier") or "").lower()
         return self.offer(
             match,
             observed_at,
@@ -124,7 +125,7 @@ class LiumHook(VendorHook):
             ram_gb=_maybe_gb((specs.get("ram") or {}).get("total"), KIB_PER_GB),
             disk_gb=_maybe_gb((specs.get("hard_disk") or {}).get("total"), KIB_PER_GB),
             price_per_hour=_price(executor, count),
-            pricing_type=PricingType.SPOT if spot else PricingType.ON_DEMAND,
+            **_tier(tier),
             **_whole_host(executor.get("is_whole_host_free", True)),
         )
 
@@ -148,7 +149,7 @@ class LiumHook(VendorHook):
             vcpus=_maybe(int, node.get("cpu_count")),
             ram_gb=number_or_none(node, "ram_gb"),
             price_per_hour=_price(node, count, whole="price_per_node_hour"),
-            pricing_type=PricingType.SPOT if str(node.get("tier") or "").lower() == "spot" else PricingType.ON_DEMAND,
+            **_tier(str(node.get("tier") or "").lower()),
             **_whole_host(free >= count),
         )
 
@@ -184,6 +185,12 @@ def _price(row: dict[str, Any], count: int, whole: str = "price_per_hour") -> De
     if row.get("price_per_gpu") is not None:
         return times(number(row, "price_per_gpu"), count)
     raise ValueError(f"no price ({whole}, price_per_gpu)")
+
+
+def _tier(tier: str) -> dict[str, Any]:
+    """What a `tier` says: "spot" a spot offer; "secure" an on-demand one tagged secure-cloud."""
+    return {"pricing_type": PricingType.SPOT if tier == "spot" else PricingType.ON_DEMAND,
+            "tags": (Tag.SECURE_CLOUD,) if tier == "secure" else ()}  # fmt: skip
 
 
 def _whole_host(free: bool) -> dict[str, Any]:

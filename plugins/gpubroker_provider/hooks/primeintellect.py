@@ -18,7 +18,8 @@ Per item (field names from the CLI's `GPUAvailability` model):
     must be "USD";
   `vcpu.defaultCount`, `memory.defaultCount` (GB), `disk.defaultCount` (GB): the default configuration;
   `stockStatus` — "High"/"Medium"/"Available": AVAILABLE, "Low": LIMITED, "Unavailable": UNAVAILABLE;
-  `isSpot` — a spot (interruptible) offer; `security` — "secure_cloud" / "community_cloud";
+  `isSpot` — a spot (interruptible) offer; `security` — "secure_cloud" / "community_cloud": the
+    offer's tag (secure-cloud, community-cloud);
   `interconnectType` — "InfiniBand", "RoCE", "NVLink" where stated; else an SXM board of several GPUs
     is NVLink; `dataCenter` ("us-east-1") — the region (else the country); `country` — ISO code.
 Offers: offer_id `<provider>/<cloudId>@<dataCenter>`, with "/community" and "/spot" where they apply.
@@ -38,7 +39,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from gpubroker.schema import Availability, Interconnect, Offer, PricingType
+from gpubroker.schema import Availability, Interconnect, Offer, PricingType, Tag
 from gpubroker.vendors import VENDORS
 from gpubroker_provider.hooks.base import Batch, VendorHook, is_number, number, number_or_none, skip, text
 
@@ -47,6 +48,7 @@ MAX_PAGES = 50
 MEMORY_IN_TYPE = re.compile(r"_(\d+)GB$")  # "H100_80GB"
 STOCK = {"high": Availability.AVAILABLE, "medium": Availability.AVAILABLE, "available": Availability.AVAILABLE,
          "low": Availability.LIMITED, "unavailable": Availability.UNAVAILABLE}  # fmt: skip
+TIERS = {"secure_cloud": Tag.SECURE_CLOUD, "community_cloud": Tag.COMMUNITY_CLOUD}  # `security` -> the offer's tag
 FABRICS = (("infiniband", Interconnect.INFINIBAND), ("roce", Interconnect.ROCE), ("nvlink", Interconnect.NVLINK))
 
 
@@ -99,6 +101,7 @@ class PrimeIntellectHook(VendorHook):
             pricing_type=PricingType.SPOT if spot else PricingType.ON_DEMAND,
             interconnect=_interconnect(item, socket, count),
             cloud=provider,
+            tags=[tag for security, tag in TIERS.items() if item.get("security") == security],
         )
 
 

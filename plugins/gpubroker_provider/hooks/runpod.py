@@ -17,7 +17,9 @@ Fields used, per GPU type (`id` is RunPod's stable GPU id, e.g. "NVIDIA H100 80G
   `oneMonthPrice` / `threeMonthPrice` / `sixMonthPrice` — USD per GPU per hour under a Secure Cloud
     savings plan of 1, 3 or 6 months (0/null: none): reserved offers `<id>:secure@reserved-<n>mo`.
 Offers: one per GPU type and cloud ("secure", "community"), each for ONE GPU, so the per-GPU price
-is the whole offer's price. offer_id `<id>:<cloud>`. Region: the query names no data centre, so
+is the whole offer's price. offer_id `<id>:<cloud>`. Tags: the cloud (secure-cloud, community-cloud),
+and on Secure Cloud offers the certifications `lowestPrice.compliance` lists (the per-data-centre
+query: "SOC2", "ISO27001", ...; those the tag vocabulary lacks are left out). Region: the query names no data centre, so
 region is "global" and country unknown. Inferred: availability from `stockStatus` (shared by both
 clouds): High/Medium -> available, Low -> limited, null -> unavailable. Skipped: the placeholder
 type RunPod lists with id "unknown" (not a GPU), and types priced in neither cloud (listed, not sold);
@@ -45,7 +47,7 @@ from typing import Any
 import httpx
 
 from gpubroker import gpus
-from gpubroker.schema import Availability, Offer, PricingType
+from gpubroker.schema import Availability, Offer, PricingType, Tag
 from gpubroker.vendors import VENDORS
 from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, number_or_none, skip
 
@@ -140,7 +142,14 @@ class RunPodHook(VendorHook):
             price_per_hour=price,
             spot_price=spot if spot and spot <= price else None,
             availability=STOCK[stock] if lowest else Availability.UNKNOWN,
+            tags=_tags(cloud, lowest),
         ) | terms)
+
+
+def _tags(cloud: str, lowest: dict[str, Any]) -> tuple[Tag, ...]:
+    """The cloud's tier, and the certifications RunPod lists for its Secure Cloud data centres."""
+    stated = {str(c).lower() for c in lowest.get("compliance") or ()} if cloud == "secure" else set()
+    return (Tag(f"{cloud}-cloud"), *(tag for tag in Tag if tag.value in stated))
 
 
 def _sold(row: dict[str, Any], cloud: str) -> bool:

@@ -4,7 +4,8 @@ Endpoint: POST {base}/api/v0/bundles/ with a search query body; auth `Authorizat
 No cursor pagination: one call returns up to `limit` offers ordered by price, as `{"offers": [...]}`.
 Units: `gpu_ram` and `cpu_ram` in MiB; `disk_space` in GB; `dph_total` USD/hour for the whole offer
 (GPUs + its share of CPU, RAM and disk); `min_bid` USD/hour for an interruptible rental.
-`cpu_ram` is the whole machine's; an offer gets its `gpu_frac` share of it.
+`cpu_ram` is the whole machine's; an offer gets its `gpu_frac` share of it. A host Vast.ai has
+verified (`verification` "verified", or in layouts without it `verified` true) tags the offer verified.
 
 Layouts accepted (one offer per item; each item parsed on its own):
 - the bundles answer above, every field present;
@@ -27,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from gpubroker.schema import Availability, Offer
+from gpubroker.schema import Availability, Offer, Tag
 from gpubroker_provider.hooks.base import Batch, Variant, VendorHook, number, number_or_none, skip
 from gpubroker.vendors import VENDORS
 
@@ -92,6 +93,7 @@ def offer_fields(row: dict[str, Any]) -> dict[str, Any]:
         "availability": Availability.AVAILABLE if available else Availability.UNAVAILABLE,
         "available_count": 1 if available else 0,
         "cpu_arch": _ARCH.get(row.get("cpu_arch") or "", row.get("cpu_arch")),
+        "tags": (Tag.VERIFIED,) if _verified(row) else (),
     }
 
 
@@ -111,6 +113,12 @@ def _per_gpu_memory_gb(row: dict[str, Any]) -> float | None:
     if row.get("gpu_total_ram") is not None:
         return round(row["gpu_total_ram"] / row["num_gpus"] / MIB_PER_GB, 1)
     return None
+
+
+def _verified(row: dict[str, Any]) -> bool:
+    """Vast.ai verified the host: `verification` says so ("verified", not "unverified"/"deverified"),
+    else (the subset layout) the boolean `verified`."""
+    return row["verification"] == "verified" if "verification" in row else row.get("verified") is True
 
 
 def _maybe(convert, value):

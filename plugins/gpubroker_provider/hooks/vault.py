@@ -37,6 +37,9 @@ per-process cache) and gone after `max_stale`; its times are wall-clock. `vault_
 Vault's unauthenticated `GET /v1/sys/health`; the health-check DAG keeps the answer in Redis
 (`gpubroker.health.VAULT`), where the webapp's provider status reads it.
 
+**Integrations** (an API key's own vendor keys, `gpubroker_provider.integrations`) are kept at user
+`{key id}` and read through `owner_api_key`: Vault or the shared cache only, never a connection.
+
 Testing: no Vault server can be installed on our development/CI machines, so this hook is tested
 over real HTTP with hvac against a KV-v2-compatible test server (tests/vault_server.py), not a
 real Vault. That server implements only the token-auth and KV-v2 calls this hook makes.
@@ -494,6 +497,30 @@ def vendor_api_key(provider: str, user_id: str | None = None, vault_conn_id: str
     if not credential.data.get("api_key"):
         log.warning("%s: the Vault credential has no api_key; using the Airflow connection", provider)
         return VendorKey()
+    return VendorKey(credential.data["api_key"], "vault" if credential.cached_age is None else "vault-cache")
+
+
+class VaultNotConfigured(VaultUnavailable):
+    """No Airflow connection names the Vault server."""
+
+
+def vault_hook(vault_conn_id: str | None = None) -> CredentialsVaultHook:
+    """The hook the syncs and the integrations read keys with: the shared cache, wall-clock time.
+    VaultNotConfigured (naming the connection) when no Vault connection is configured."""
+    conn_id = vault_conn_id or settings.VAULT_CONN_ID
+    try:
+        return CredentialsVaultHook(conn_id, clock=time.time, cache=shared_cache())
+    except AirflowNotFoundException:
+        raise VaultNotConfigured(f"Vault is not configured: no Airflow connection {conn_id!r}") from None
+
+
+def owner_api_key(owner: int | str, provider: str, vault_conn_id: str | None = None) -> VendorKey:
+    """An API key owner's own vendor key (their provider integration): from Vault, or from the shared
+    cache while Vault is unreachable (up to `max_stale` old). Never the pipeline's key nor the vendor's
+    Airflow connection: a CredentialsVaultError (CredentialNotFound, VaultUnavailable, ...) instead."""
+    credential = vault_hook(vault_conn_id).fetch(owner, provider)
+    if not credential.data.get("api_key"):
+        raise CredentialNotFound(f"the credential of owner {owner} for {provider} has no api_key")
     return VendorKey(credential.data["api_key"], "vault" if credential.cached_age is None else "vault-cache")
 
 

@@ -37,9 +37,11 @@ export function follow({ url, channels, onEvent, onState, onGap }) {
             onGap();
           } else if (message.code === "events_lost") onGap();
           break;
-        default:
-          if (message.id) lastId = message.id;
-          if (message.data) onEvent(message);
+        default: // an event: its fields at top level beside `type` and `id`, its position in the feed
+          if (message.id) {
+            lastId = message.id;
+            onEvent(message);
+          }
       }
     };
     socket.onclose = (event) => {

@@ -145,14 +145,16 @@ const handlers = {
   },
   health_update(event) {
     for (const badges of $$(`[data-provider="${CSS.escape(event.provider)}"] [data-badges]`)) {
-      if (event.type === "quarantine") {
+      if (event.event_type === "quarantine") {
         Object.assign($("[data-stale]", badges), { hidden: false, title: event.reason || "latest batch quarantined" });
+      } else if (event.event_type === "health_score") {
+        $("[data-health]", badges).title = `health score ${event.score} (the last 15 minutes)`;
       } else {
         Object.assign($("[data-health]", badges), { textContent: event.status });
         $("[data-health]", badges).dataset.health = event.status;
       }
     }
-    if (event.type === "quarantine") tick("anomaly", when(event.timestamp), " ", bold(event.provider), ": latest batch quarantined");
+    if (event.event_type === "quarantine") tick("anomaly", when(event.timestamp), " ", bold(event.provider), ": latest batch quarantined");
   },
 };
 
@@ -160,7 +162,7 @@ const feedState = $("#feed-state");
 const feed = follow({
   url: config.ws,
   channels: ["price_updates", "health_status", "availability"],
-  onEvent: ({ type, data }) => handlers[type]?.(data),
+  onEvent: (event) => handlers[event.type]?.(event),
   onState: (state, seconds) => {
     feedState.textContent = { connecting: "Live feed: connecting…", live: "Live feed: on", reconnecting: `Live feed: reconnecting in ${seconds} s` }[state];
     document.body.dataset.feed = state;

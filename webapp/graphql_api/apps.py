@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class GraphqlApiConfig(AppConfig):
+    name = "graphql_api"
