@@ -48,7 +48,7 @@ def sync_runs(api: AirflowApi, since: datetime) -> int:
     """Scheduled sync runs that started since `since` (any state)."""
     total = 0
     for slug in VENDORS:
-        runs = api._call("GET", f"/api/v2/dags/gpubroker_sync_{slug}/dagRuns",
+        runs = api._call("GET", f"/dags/gpubroker_sync_{slug}/dagRuns",
                          params={"run_after_gte": since.isoformat(), "run_type": "scheduled", "limit": 100})  # fmt: skip
         total += runs["total_entries"]
     return total
